@@ -1,0 +1,32 @@
+# Two entry points (README): `make report` and `make test`. Both set up the venv first;
+# set-up is skipped when pyproject.toml and requirements.lock have not changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: setup run report test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+report: run
+	$(BIN)/snakemake --cores $(CORES) --report results/report.zip
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_synthetic.py
+
+clean:
+	rm -rf results logs .snakemake

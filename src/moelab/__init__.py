@@ -1,0 +1,1 @@
+"""moelab: reproducible evidence about MoE routing."""

@@ -1,0 +1,49 @@
+"""Which source files a moelab module depends on, so rules can list them as inputs and an edit to
+one stage's code reruns that stage (and its dependents) only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _module_path(name: str) -> Path | None:
+    parts = name.split(".")[1:]
+    if not parts:
+        return PACKAGE_ROOT / "__init__.py"
+    rel = Path(*parts)
+    for cand in (PACKAGE_ROOT / rel.with_suffix(".py"), PACKAGE_ROOT / rel / "__init__.py"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def module_files(*modules: str) -> list[Path]:
+    """The files of ``modules`` (dotted names under moelab) and every moelab module they import,
+    transitively, plus the package ``__init__`` files on the way; sorted."""
+    seen: set[Path] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if path is None:
+            raise ValueError(f"no moelab module named {name!r}")
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            init = _module_path(".".join(parts[:i]))
+            if init is not None and init.name == "__init__.py":
+                seen.add(init)
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("moelab"):
+                todo.append(node.module)
+                for alias in node.names:  # "from moelab.synthetic import loads" names a module
+                    if _module_path(f"{node.module}.{alias.name}") is not None:
+                        todo.append(f"{node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                todo.extend(a.name for a in node.names if a.name.startswith("moelab"))
+    return sorted(seen)

@@ -1,0 +1,2 @@
+"""Synthetic routing traces in the trace format: power-law sampler, loads, assignment, drift,
+scenarios."""

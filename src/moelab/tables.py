@@ -1,0 +1,45 @@
+"""Summary tables for the report: small polars frames rendered as self-contained HTML."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import polars as pl
+
+SUMMARY_COLUMNS = ["load_cv", "max_mean", "gini", "top20_share", "top20_expected", "entropy_norm",
+                   "alpha_mle", "zero_experts", "saturated_experts"]
+
+
+def load_summary(layers: pl.DataFrame) -> pl.DataFrame:
+    """Per trace: the mean over layers of the main load statistics (device columns too)."""
+    dev = [c for c in layers.columns if c.startswith("dev") and c.endswith("_max_mean_iter")]
+    cols = [c for c in SUMMARY_COLUMNS + dev if c in layers.columns]
+    return (layers.group_by("trace", "source_kind", "num_experts", "top_k", maintain_order=True)
+            .agg(pl.col(c).mean() for c in cols)
+            .sort("num_experts", "trace"))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def to_html(frame: pl.DataFrame, title: str, provenance: str) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "\n".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
+                     for row in frame.iter_rows())
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+        "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}"
+        "td:first-child{text-align:left}</style></head><body>"
+        f"<h3>{html.escape(title)}</h3><p>{html.escape(provenance)}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
+    )
+
+
+def write_html(frame: pl.DataFrame, path: str | Path, title: str, provenance: str) -> None:
+    Path(path).write_text(to_html(frame, title, provenance))

@@ -1,0 +1,161 @@
+rule sample_powerlaw:
+    input:
+        code=library_sources("plots", "synthetic.powerlaw"),
+    output:
+        samples="results/powerlaw/samples.parquet",
+        curves="results/powerlaw/curves.parquet",
+        ranks="results/powerlaw/ranks.parquet",
+        sweep="results/powerlaw/top20_sweep.parquet",
+    params:
+        alphas=powerlaw_alphas(),
+        n=config["figures"]["powerlaw_samples"],
+        draws=config["figures"]["top20_draws"],
+        reference_tokens=config["reference_tokens"],
+        sweep=config["figures"]["reference_tokens_sweep"],
+        num_experts=sorted({s["num_experts"] for s in config["synthetic"]["shapes"]}),
+        seed=config["seed"],
+    log:
+        "logs/figures/sample_powerlaw.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/sample_powerlaw.py"
+
+
+rule plot_powerlaw_comparison:
+    input:
+        samples="results/powerlaw/samples.parquet",
+        curves="results/powerlaw/curves.parquet",
+        ranks="results/powerlaw/ranks.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/powerlaw_comparison.svg",
+            caption="../report/powerlaw_comparison.rst",
+            category="Synthetic workloads",
+            subcategory="Power-law sampler",
+            labels={"figure": "power-law comparison"},
+        ),
+        png="results/figures/powerlaw_comparison.png",
+        html="results/figures/powerlaw_comparison.html",
+    params:
+        reference_tokens=config["reference_tokens"],
+    log:
+        "logs/figures/powerlaw_comparison.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_powerlaw_comparison.py"
+
+
+rule plot_top20_share:
+    input:
+        table="results/tables/load_stats.parquet",
+        sweep="results/powerlaw/top20_sweep.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/top20_share.svg",
+            caption="../report/top20_share.rst",
+            category="Synthetic workloads",
+            subcategory="Power-law sampler",
+            labels={"figure": "top-20% share"},
+        ),
+        png="results/figures/top20_share.png",
+        html="results/figures/top20_share.html",
+    log:
+        "logs/figures/top20_share.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_top20_share.py"
+
+
+rule plot_expert_loads:
+    input:
+        experts=traces_of_shape,
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/expert_loads-{shape}.svg",
+            caption="../report/expert_loads.rst",
+            category="Synthetic workloads",
+            subcategory="Expert loads",
+            labels={"figure": "expert loads", "shape": "{shape}"},
+        ),
+        png="results/figures/expert_loads-{shape}.png",
+        html="results/figures/expert_loads-{shape}.html",
+    log:
+        "logs/figures/expert_loads-{shape}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_expert_loads.py"
+
+
+rule plot_device_loads:
+    input:
+        devices=device_tables_of_shape,
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/device_loads-{shape}.svg",
+            caption="../report/device_loads.rst",
+            category="Synthetic workloads",
+            subcategory="Per-device loads",
+            labels={"figure": "device loads", "shape": "{shape}"},
+        ),
+        png="results/figures/device_loads-{shape}.png",
+        html="results/figures/device_loads-{shape}.html",
+    log:
+        "logs/figures/device_loads-{shape}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_device_loads.py"
+
+
+rule plot_drift_timeline:
+    input:
+        timeline="results/stats/{trace}/timeline.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/drift_timeline-{trace}.svg",
+            caption="../report/drift_timeline.rst",
+            category="Synthetic workloads",
+            subcategory="Drift",
+            labels={"figure": "load over iterations", "trace": "{trace}"},
+        ),
+        png="results/figures/drift_timeline-{trace}.png",
+        html="results/figures/drift_timeline-{trace}.html",
+    log:
+        "logs/figures/drift_timeline-{trace}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_drift_timeline.py"

@@ -1,0 +1,50 @@
+rule compute_load_stats:
+    input:
+        trace="results/synthetic/{trace}/trace.parquet",
+        code=library_sources("stats", "hotness", "traces"),
+    output:
+        layers="results/stats/{trace}/layers.parquet",
+        experts="results/stats/{trace}/experts.parquet",
+        devices="results/stats/{trace}/devices.parquet",
+        timeline="results/stats/{trace}/timeline.parquet",
+    params:
+        ep_sizes=config["ep_sizes"],
+        timeline_window=config["figures"]["timeline_window"],
+        top20_draws=config["figures"]["top20_draws"],
+        seed=config["seed"],
+    log:
+        "logs/stats/{trace}.log",
+    benchmark:
+        "results/bench/stats/{trace}.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/compute_load_stats.py"
+
+
+rule collect_load_stats:
+    input:
+        layers=expand("results/stats/{trace}/layers.parquet", trace=TRACES),
+        code=library_sources("tables"),
+    output:
+        table="results/tables/load_stats.parquet",
+        html=report(
+            "results/tables/load_stats.html",
+            caption="../report/load_stats.rst",
+            category="Load statistics",
+            labels={"table": "per-layer load statistics"},
+        ),
+    log:
+        "logs/stats/collect.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/collect_load_stats.py"

@@ -1,0 +1,16 @@
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import tables
+
+frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.layers], how="diagonal_relaxed")
+frame = frame.sort("trace", "layer")
+frame.write_parquet(snakemake.output.table)
+tables.write_html(tables.load_summary(frame), snakemake.output.html,
+                  title="Load statistics per trace (mean over layers)",
+                  provenance="Synthetic traces generated on CPU by moelab.synthetic; one row per trace, "
+                             "statistics averaged over its MoE layers (per-layer values: load_stats.parquet).")
+log.info("%d layer rows from %d traces", frame.height, len(snakemake.input.layers))

@@ -1,0 +1,23 @@
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import hotness, stats
+from moelab.traces import read_trace
+
+trace = read_trace(snakemake.input.trace)
+m, p = trace.meta, snakemake.params
+hot = hotness.from_trace(trace)
+log.info("%s: hotness %s", m.source_id, hot.shape)
+ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.num_experts,
+         "top_k": m.top_k, "domain": m.domains[0]}
+expect = stats.top20_expectation(m.config, p.seed, p.top20_draws)
+layers = stats.layer_table(hot, m.concurrency, m.top_k, p.ep_sizes).with_columns(
+    **{k: pl.lit(v) for k, v in {**ident, **expect}.items()})
+layers.write_parquet(snakemake.output.layers)
+for frame, path in ((stats.expert_table(hot), snakemake.output.experts),
+                    (stats.device_table(hot, p.ep_sizes), snakemake.output.devices),
+                    (stats.timeline_table(hot, p.timeline_window), snakemake.output.timeline)):
+    frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(path)

@@ -1,0 +1,14 @@
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import plots
+
+o = snakemake.output
+frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.devices])
+kind = ", ".join(sorted(frame["source_kind"].unique().to_list()))
+chart = plots.device_loads(frame, source=f"{kind} traces ({snakemake.wildcards.shape}), generated on CPU; "
+                                         "modelled placement: contiguous experts, no replication")
+plots.save(chart, o.svg, o.png, o.html)
