@@ -48,18 +48,20 @@ def powerlaw_comparison(samples: pl.DataFrame, curves: pl.DataFrame, ranks: pl.D
     """The reference's six panels: per-alpha histograms with the PDF, log overlay, CDFs, ranks."""
     color = alt.Color("alpha:N", title="alpha")
     xmax = float(curves["x"].max())
-    bins = np.linspace(1.0, xmax, 41)
     hist_rows = []
     for a in samples["alpha"].unique(maintain_order=True).to_list():
         x = samples.filter(pl.col("alpha") == a)["x"].to_numpy()
+        # log-spaced bins for heavy tails, else the whole histogram is one bar at x = 1
+        bins = np.linspace(1.0, xmax, 41) if a == 0 else np.geomspace(1.0, xmax, 41)
         dens, edges = np.histogram(x, bins=bins, density=True)
         hist_rows.append(pl.DataFrame({"alpha": np.full(dens.size, a), "lo": edges[:-1], "hi": edges[1:],
                                        "density": dens}))
     hist = pl.concat(hist_rows)
     panels = []
     for a in hist["alpha"].unique(maintain_order=True).to_list():
+        scale = alt.Scale(type="linear") if a == 0 else alt.Scale(type="log")
         h = alt.Chart(hist.filter(pl.col("alpha") == a)).mark_rect(opacity=0.6).encode(
-            x=alt.X("lo:Q", title="x"), x2="hi", y=alt.Y("density:Q", title="density"))
+            x=alt.X("lo:Q", title="x", scale=scale), x2="hi", y=alt.Y("density:Q", title="density", scale=scale))
         c = alt.Chart(curves.filter(pl.col("alpha") == a)).mark_line(color="black").encode(x="x:Q", y="pdf:Q")
         panels.append((h + c).properties(title=f"alpha = {a:g}: samples vs PDF", width=220, height=160))
     overlay = alt.Chart(curves).mark_line().encode(
@@ -79,8 +81,9 @@ def powerlaw_comparison(samples: pl.DataFrame, curves: pl.DataFrame, ranks: pl.D
 
 
 def expert_loads(experts: pl.DataFrame, source: str) -> alt.Chart:
-    """Rank-ordered expert load share per scenario (all layers, log-log), one panel per scenario."""
-    base = alt.Chart(experts).mark_line(point=alt.OverlayMarkDef(size=8)).encode(
+    """Rank-ordered expert load share per scenario (all layers, log-log), one panel per scenario.
+    Experts with no load cannot sit on a log axis and are left out (load_stats counts them)."""
+    base = alt.Chart(experts.filter(pl.col("share") > 0)).mark_line(point=alt.OverlayMarkDef(size=8)).encode(
         x=alt.X("rank:Q", scale=alt.Scale(type="log"), title="expert rank"),
         y=alt.Y("share:Q", scale=alt.Scale(type="log", domainMin=1e-5), title="load share"),
         color=alt.Color("layer:N"), detail="layer:N",
@@ -127,7 +130,7 @@ def top20_share(realised: pl.DataFrame, sweep: pl.DataFrame, source: str) -> alt
     right = alt.Chart(sweep).mark_line(point=True).encode(
         x=alt.X("reference_tokens:Q", scale=alt.Scale(type="log")),
         y=alt.Y("top20_expected:Q", title="expected top-20% share", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("alpha:N"), strokeDash=alt.StrokeDash("num_experts:N", title="experts"),
+        color=alt.Color("alpha:N", title="alpha"), strokeDash=alt.StrokeDash("num_experts:N", title="experts"),
     ).properties(title="Sampler expectation vs reference_tokens", width=300, height=220)
-    return alt.hconcat(left, right).properties(
+    return alt.hconcat(left, right).resolve_scale(color="independent", strokeDash="independent").properties(
         title=alt.TitleParams("Top-20% expert share: realised vs expected", subtitle=source, anchor="start"))

@@ -255,12 +255,14 @@ def validate_table(table: pa.Table, meta: TraceMeta, path: str | Path = "<trace>
         got = table.schema.field(f.name).type
         if f.name in ("domain", "split"):
             ok = pa.types.is_dictionary(got) and got.value_type in (pa.string(), pa.large_string())
+        elif f.name in ("experts", "weights"):
+            ok = pa.types.is_fixed_size_list(got) and got.value_type == f.type.value_type
+            if ok and got.list_size != meta.top_k:
+                raise TraceError(f"{path}: column {f.name} has k={got.list_size}, "
+                                 f"metadata says top_k={meta.top_k}")
         else:
             ok = got == f.type
         if not ok:
-            if f.name in ("experts", "weights") and pa.types.is_fixed_size_list(got):
-                raise TraceError(f"{path}: column {f.name} has k={got.list_size}, "
-                                 f"metadata says top_k={meta.top_k}")
             raise TraceError(f"{path}: column {f.name} has type {got}, expected {f.type}")
     n, L, k, E = table.num_rows, meta.n_moe_layers, meta.top_k, meta.num_experts
     if n == 0:

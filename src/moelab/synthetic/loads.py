@@ -24,7 +24,8 @@ def cap_profile(p: np.ndarray, top_k: int) -> np.ndarray:
     pinned = np.zeros(p.shape, dtype=bool)
     for _ in range(E + 1):
         free_mass = np.where(pinned, 0.0, p).sum(axis=-1, keepdims=True)
-        c = (top_k - pinned.sum(axis=-1, keepdims=True)) / free_mass
+        need = top_k - pinned.sum(axis=-1, keepdims=True)
+        c = np.divide(need, free_mass, out=np.zeros_like(free_mass), where=free_mass > 0)
         new = pinned | (c * p >= 1.0)
         if (new == pinned).all():
             break
