@@ -1,21 +1,13 @@
-import json
-import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# Scripts import moelab from this checkout, also under --sdm conda where it is not installed.
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p
-)
+# The workflow itself imports moelab from this checkout (scripts do the same: _moelab_path.py).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 import moelab.config as mconfig
 from moelab.deps import module_files
-
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -39,8 +31,9 @@ wildcard_constraints:
 def library_sources(*modules):
     """Package files a rule's script imports (and what they import): rule inputs."""
     root = Path(workflow.basedir)
-    return [
-        str(p.relative_to(root)) for p in module_files(*(f"moelab.{m}" for m in modules))
+    files = module_files("moelab.jobs", *(f"moelab.{m}" for m in modules))
+    return [str(p.relative_to(root)) for p in files] + [
+        "workflow/scripts/_moelab_path.py"
     ]
 
 
@@ -52,7 +45,7 @@ def traces_of_shape(wildcards):
     return [
         f"results/stats/{t}/experts.parquet"
         for t in TRACES
-        if t.endswith("-" + wildcards.shape)
+        if t.endswith(f"-{wildcards.shape}")
     ]
 
 
@@ -60,7 +53,7 @@ def device_tables_of_shape(wildcards):
     return [
         f"results/stats/{t}/devices.parquet"
         for t in TRACES
-        if t.endswith("-" + wildcards.shape)
+        if t.endswith(f"-{wildcards.shape}")
     ]
 
 

@@ -6,6 +6,14 @@ rule sample_powerlaw:
         curves="results/powerlaw/curves.parquet",
         ranks="results/powerlaw/ranks.parquet",
         sweep="results/powerlaw/top20_sweep.parquet",
+    log:
+        "logs/figures/sample_powerlaw.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         alphas=powerlaw_alphas(),
         n=config["figures"]["powerlaw_samples"],
@@ -14,14 +22,6 @@ rule sample_powerlaw:
         sweep=config["figures"]["reference_tokens_sweep"],
         num_experts=sorted({s["num_experts"] for s in config["synthetic"]["shapes"]}),
         seed=config["seed"],
-    log:
-        "logs/figures/sample_powerlaw.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../../envs/core.yaml"
     script:
         "../scripts/sample_powerlaw.py"
 
@@ -42,16 +42,16 @@ rule plot_powerlaw_comparison:
         ),
         png="results/figures/powerlaw_comparison.png",
         html="results/figures/powerlaw_comparison.html",
-    params:
-        reference_tokens=config["reference_tokens"],
     log:
         "logs/figures/powerlaw_comparison.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        reference_tokens=config["reference_tokens"],
     script:
         "../scripts/plot_powerlaw_comparison.py"
 
@@ -73,12 +73,12 @@ rule plot_top20_share:
         html="results/figures/top20_share.html",
     log:
         "logs/figures/top20_share.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/plot_top20_share.py"
 
@@ -99,12 +99,12 @@ rule plot_expert_loads:
         html="results/figures/expert_loads-{shape}.html",
     log:
         "logs/figures/expert_loads-{shape}.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/plot_expert_loads.py"
 
@@ -125,12 +125,12 @@ rule plot_device_loads:
         html="results/figures/device_loads-{shape}.html",
     log:
         "logs/figures/device_loads-{shape}.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/plot_device_loads.py"
 
@@ -151,11 +151,11 @@ rule plot_drift_timeline:
         html="results/figures/drift_timeline-{trace}.html",
     log:
         "logs/figures/drift_timeline-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/plots.yaml"
     script:
         "../scripts/plot_drift_timeline.py"

@@ -7,21 +7,21 @@ rule compute_load_stats:
         experts="results/stats/{trace}/experts.parquet",
         devices="results/stats/{trace}/devices.parquet",
         timeline="results/stats/{trace}/timeline.parquet",
+    log:
+        "logs/stats/{trace}.log",
+    benchmark:
+        "results/bench/stats/{trace}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         ep_sizes=config["ep_sizes"],
         timeline_window=config["figures"]["timeline_window"],
         top20_draws=config["figures"]["top20_draws"],
         seed=config["seed"],
-    log:
-        "logs/stats/{trace}.log",
-    benchmark:
-        "results/bench/stats/{trace}.tsv"
-    threads: config["threads"]
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/core.yaml"
     script:
         "../scripts/compute_load_stats.py"
 
@@ -40,11 +40,11 @@ rule collect_load_stats:
         ),
     log:
         "logs/stats/collect.log",
+    conda:
+        "../../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/core.yaml"
     script:
         "../scripts/collect_load_stats.py"

@@ -1,3 +1,4 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
 from moelab.jobs import start
 
 log = start(snakemake)

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, copy_project, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_lint_is_clean():
+    res = snakemake(ROOT, "--lint")
+    assert "Congratulations" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_snakefmt_is_clean():
+    res = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "."], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_default_config_dry_run():
+    res = snakemake(ROOT, "-n", "--quiet", "rules")
+    assert "generate_synthetic_trace" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["synthetic"]["scenarios"].append({"kind": "powerlaw", "alpha": -1}), "alpha=-1 must be >= 0"),
+    (lambda c: c["synthetic"]["shapes"].append({"num_experts": 4, "top_k": 8}), "top_k=8 exceeds num_experts=4"),
+    (lambda c: c.update(ep_sizes=[3]), "not divisible by EP size 3"),
+    (lambda c: c["synthetic"]["scenarios"].append({"kind": "zipf"}), "kind"),
+    (lambda c: c.pop("concurrency"), "concurrency"),
+    (lambda c: c["synthetic"]["scenarios"].append({"kind": "imbalanced", "imbalance_factor": 9}),
+     "imbalance_factor=9"),
+    (lambda c: c["synthetic"]["scenarios"].append({"kind": "powerlaw", "alpha": 1, "drift": "nope"}),
+     "drift='nope' is not defined"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, edit, message):
+    d = copy_project(tmp_path / "p")
+    cfg = yaml.safe_load((d / "config/test.yaml").read_text())
+    edit(cfg)
+    (d / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(d, "--cores", "1", check=False)
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
+    assert not (d / "results").exists(), "a job ran despite the bad config"
+
+
+def test_two_fresh_copies_give_identical_bytes(two_runs):
+    a, b = two_runs
+    files = lambda d: sorted(p.relative_to(d) for p in (d / "results").rglob("*")  # noqa: E731
+                             if p.is_file() and "bench" not in p.relative_to(d / "results").parts[:1])
+    fa, fb = files(a), files(b)
+    assert fa == fb
+    assert any(str(f).endswith("trace.parquet") for f in fa) and any(str(f).endswith(".png") for f in fa)
+    differ = [str(f) for f in fa if (a / f).read_bytes() != (b / f).read_bytes()]
+    assert not differ, f"outputs differ between the two copies: {differ}"
+
+
+def test_no_op_rerun_runs_nothing_quickly(two_runs):
+    t0 = time.perf_counter()
+    res = snakemake(two_runs[0], "--cores", "2", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in res.stdout + res.stderr
+    assert time.perf_counter() - t0 < 10
+
+
+def test_report_zip_holds_every_figure(two_runs):
+    d = two_runs[0]
+    snakemake(d, "--cores", "2", "--configfile", "config/test.yaml", "--report", "results/report.zip")
+    names = zipfile.ZipFile(d / "results/report.zip").namelist()
+    for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html"):
+        assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
