@@ -53,15 +53,14 @@ def main() -> None:
         shuffled = median_time(lambda: A.assign(loads, C, k, "shuffled", rng), args.repeats)
         kT = A.assign_blocked_kT(loads, C, k)
         convert = median_time(lambda: np.ascontiguousarray(kT.T), args.repeats)
-        n_loop = max(1, I // 64)
-        sub = loads[:n_loop] if I > 1 else None
-        if sub is None:  # one iteration: the loop runs over a smaller batch of the same profile
-            c_small = C // 64
-            sub_pi = L.cap_profile(pi[:1], k)
-            sub = L.draw_multinomial(rng, sub_pi, c_small, k)
-            loop = median_time(lambda: A.assign_token_loop(sub, c_small, k), 1) * 64
+        # The loop costs the same per token: time 1/64 of the tokens (whole iterations, or one
+        # smaller batch of the same profile when the stream is a single iteration) and scale by 64.
+        if I >= 64:
+            sub, c_sub = loads[: I // 64], C
         else:
-            loop = median_time(lambda: A.assign_token_loop(sub, C, k), 1) * (I / n_loop)
+            c_sub = max(k, C // 64)
+            sub = L.draw_multinomial(rng, pi[:1], c_sub, k)
+        loop = median_time(lambda: A.assign_token_loop(sub, c_sub, k), 1) * (T / (sub.shape[0] * c_sub))
         print(f"{C:>12} {blocked / base:>12.1f}x {shuffled / base:>13.1f}x {convert / base:>14.1f}x "
               f"{loop / base:>10.0f}x {loop / shuffled:>13.0f}x")
     print("ratios are time / baseline write, medians of", args.repeats, "runs; loop scaled x64 from 1/64 of the tokens")

@@ -7,6 +7,7 @@ active request; a finished request is replaced at once by the next one in the gi
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +58,6 @@ def schedule(lengths: np.ndarray, concurrency: int, iterations: int | None = Non
     start[:concurrency] = 0
     slot_of[:concurrency] = np.arange(concurrency)
     free = lengths[:concurrency].copy()  # iteration at which each slot frees
-    import heapq
-
     heap = [(int(free[s]), s) for s in range(concurrency)]
     heapq.heapify(heap)
     horizon = np.iinfo(np.int64).max if iterations is None else iterations

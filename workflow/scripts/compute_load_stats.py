@@ -13,7 +13,8 @@ m, p = trace.meta, snakemake.params
 hot = hotness.from_trace(trace)
 log.info("%s: hotness %s", m.source_id, hot.shape)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.num_experts,
-         "top_k": m.top_k, "domain": m.domains[0]}
+         "top_k": m.top_k, "domain": m.domains[0],
+         "alpha": float(m.config.get("scenario", {}).get("alpha", float("nan")))}
 expect = stats.top20_expectation(m.config, p.seed, p.top20_draws)
 layers = stats.layer_table(hot, m.concurrency, m.top_k, p.ep_sizes).with_columns(
     **{k: pl.lit(v) for k, v in {**ident, **expect}.items()})
