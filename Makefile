@@ -27,6 +27,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_synthetic.py
+	$(BIN)/python benchmarks/bench_coactivation.py
+	$(BIN)/python benchmarks/bench_capture.py
 
 clean:
 	rm -rf results logs .snakemake

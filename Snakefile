@@ -11,7 +11,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/capture.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/coactivation.smk"
 include: "workflow/rules/figures.smk"
 
 

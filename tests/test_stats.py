@@ -34,3 +34,10 @@ def test_layer_table_on_hand_made_hotness():
     assert row["zero_experts"] == 1
     assert row["dev2_max_mean"] == pytest.approx(7 / 4)
     assert row["dev2_max_mean_iter"] == pytest.approx((4 / 2 + 3 / 2) / 2)
+
+
+def test_fit_alpha_is_nan_on_a_narrow_range():
+    # multinomial noise around a balanced load: every alpha fits about equally well
+    x = np.random.default_rng(1).multinomial(64 * 8 * 512, np.full(64, 1 / 64)).astype(float)
+    assert x.max() / x.min() < 2
+    assert np.isnan(stats.fit_alpha(x))

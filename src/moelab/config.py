@@ -6,6 +6,8 @@ was expected. Keys are addressed as dotted paths, e.g. ``synthetic.scenarios[2].
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from moelab.synthetic.drift import Drift
@@ -69,6 +71,75 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}: scenario name {sc.name!r} repeats synthetic.scenarios[{names[sc.name]}]"
                               f" (set a distinct name:)")
         names[sc.name] = i
+    check_capture(config)
+
+
+EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}
+
+
+def model_dir(path: str) -> str:
+    """Where a configured model lives: the embedded checkpoints map to the pipeline's outputs."""
+    return EMBEDDED.get(path, path)
+
+
+def _hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+
+
+def _check_model(path: str, where: str) -> None:
+    """A configured checkpoint must exist before anything runs: a local folder with config.json,
+    or a hub id already in the local cache (runs are offline)."""
+    if path in EMBEDDED:
+        return
+    if path.startswith("embedded:"):
+        raise ConfigError(f"{where}.path={path!r}: unknown embedded checkpoint (known: {sorted(EMBEDDED)})")
+    local = Path(path)
+    if local.exists() or path.startswith((".", "/", "~")) or path.count("/") != 1:
+        if not (local.expanduser() / "config.json").exists():
+            raise ConfigError(f"{where}.path={path!r}: expected a folder with config.json (a "
+                              f"save_pretrained checkpoint); none found")
+        return
+    cached = _hub_cache() / f"models--{path.replace('/', '--')}"
+    if not cached.exists():
+        raise ConfigError(f"{where}.path={path!r}: not a local folder and not in the Hugging Face cache "
+                          f"{_hub_cache()} (runs are offline). Download it where there is network "
+                          f"(`hf download {path}`) and copy the cache here, or give a local folder")
+
+
+def check_capture(config: dict[str, Any]) -> None:
+    from moelab.tiny import TinySpec
+
+    try:
+        spec = TinySpec(**config["tiny"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"tiny: {exc}") from None
+    groups = config["coactivation"]["groups"]
+    if spec.num_experts % groups or spec.num_experts // groups < 2:
+        raise ConfigError(f"coactivation.groups={groups} must divide tiny.num_experts={spec.num_experts} "
+                          f"into groups of at least 2")
+    names: dict[str, int] = {}
+    for i, m in enumerate(config["capture"]["models"]):
+        where = f"capture.models[{i}]"
+        if m["name"] in names:
+            raise ConfigError(f"{where}.name={m['name']!r} repeats capture.models[{names[m['name']]}]")
+        names[m["name"]] = i
+        _check_model(m["path"], where)
+    for j, name in enumerate(config["capture"]["proxy"]):
+        if name not in names:
+            raise ConfigError(f"capture.proxy[{j}]={name!r} is not a capture.models name (known: {sorted(names)})")
+    if config["corpus"].get("path") is None:
+        from moelab.corpus import BUILTIN
+
+        unknown = sorted(set(config["corpus"]["domains"]) - set(BUILTIN))
+        if unknown:
+            raise ConfigError(f"corpus.domains {unknown} are not built-in domains {sorted(BUILTIN)} "
+                              f"(or set corpus.path to your own corpus)")
+    elif not Path(config["corpus"]["path"]).exists():
+        raise ConfigError(f"corpus.path={config['corpus']['path']!r} does not exist")
+    if 0 < len(config["corpus"]["domains"]) < 2:
+        raise ConfigError("corpus.domains: list at least two domains (expert/domain information needs them)")
 
 
 def synthetic_specs(config: dict[str, Any]) -> dict[str, SyntheticSpec]:

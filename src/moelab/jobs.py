@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                "POLARS_MAX_THREADS")
+                "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
 
 
 def start(snakemake) -> logging.Logger:  # noqa: ANN001 - the object Snakemake injects
@@ -21,4 +22,23 @@ def start(snakemake) -> logging.Logger:  # noqa: ANN001 - the object Snakemake i
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
-    return logging.getLogger(f"moelab.{snakemake.rule}")
+    logger = logging.getLogger(f"moelab.{snakemake.rule}")
+    previous = sys.excepthook
+
+    def log_uncaught(kind, value, tb) -> None:  # noqa: ANN001 - the log file says why a job failed
+        logger.error("job failed", exc_info=(kind, value, tb))
+        previous(kind, value, tb)
+
+    sys.excepthook = log_uncaught
+    return logger
+
+
+def torch_threads(n: int) -> None:
+    """Pin torch's intra- and inter-op threads (reproducible weights need a fixed count)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        torch.set_num_interop_threads(max(1, int(n)))
+    except RuntimeError:  # already set once in this process
+        pass

@@ -134,3 +134,105 @@ def top20_share(realised: pl.DataFrame, sweep: pl.DataFrame, source: str) -> alt
     ).properties(title="Sampler expectation vs reference_tokens", width=300, height=220)
     return alt.hconcat(left, right).resolve_scale(color="independent", strokeDash="independent").properties(
         title=alt.TitleParams("Top-20% expert share: realised vs expected", subtitle=source, anchor="start"))
+
+
+def pick_layers(n_layers: int, most: int = 4) -> list[int]:
+    """Up to ``most`` layers spread from the first to the last (small figures for deep models)."""
+    if n_layers <= most:
+        return list(range(n_layers))
+    return sorted({round(i * (n_layers - 1) / (most - 1)) for i in range(most)})
+
+
+def coactivation_gain(layers: pl.DataFrame, source: str) -> alt.Chart:
+    """Clustering gain per layer for each trace (solid) and the same pipeline on its both-margins
+    null (dashed): what structure a trace has beyond its loads."""
+    long = pl.concat([
+        layers.select("trace", "source_kind", "decoder_layer", value=pl.col("gain"),
+                      measure=pl.lit("trace")),
+        layers.select("trace", "source_kind", "decoder_layer", value=pl.col("gain_null"),
+                      measure=pl.lit("null (both margins)")),
+    ])
+    chart = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("decoder_layer:O", title="decoder layer"),
+        y=alt.Y("value:Q", title="clustering gain (test split)", scale=alt.Scale(zero=False)),
+        color=alt.Color("trace:N"),
+        strokeDash=alt.StrokeDash("measure:N", title="",
+                                  scale=alt.Scale(domain=["trace", "null (both margins)"], range=[[1, 0], [4, 3]])),
+        detail="measure:N",
+    ).properties(width=420, height=260)
+    rule = alt.Chart(pl.DataFrame({"y": [1.0, 1.2]})).mark_rule(color="gray", strokeDash=[1, 3]).encode(y="y:Q")
+    return _subtitle(alt.layer(chart, rule), "Co-activation clustering gain over chance, per layer", source)
+
+
+def coactivation_heatmap(pairs: pl.DataFrame, source: str) -> alt.Chart:
+    """Pair counts with experts ordered by their fitted group (blocks on the diagonal = teams)."""
+    layers = pick_layers(int(pairs.get_column("layer").max()) + 1)
+    frame = pairs.filter(pl.col("layer").is_in(layers) & (pl.col("a") != pl.col("b")))
+    chart = alt.Chart(frame).mark_rect().encode(
+        x=alt.X("rank_a:O", title="expert (cluster order)", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("rank_b:O", title="expert (cluster order)", axis=alt.Axis(labels=False, ticks=False)),
+        color=alt.Color("count:Q", scale=alt.Scale(scheme="viridis", type="sqrt"), title="tokens"),
+        tooltip=["a:Q", "b:Q", "count:Q", "group_a:Q"],
+    ).properties(width=200, height=200)
+    return _subtitle(chart.facet(facet=alt.Facet("layer:O", title="MoE layer"), columns=4),
+                     "Co-activation matrix, experts ordered by train-split cluster", source)
+
+
+def domain_expert(dom: pl.DataFrame, source: str) -> alt.Chart:
+    """Share of each domain's activations per expert (rows sum to 1)."""
+    layers = pick_layers(int(dom.get_column("layer").max()) + 1)
+    chart = alt.Chart(dom.filter(pl.col("layer").is_in(layers))).mark_rect().encode(
+        x=alt.X("expert:O", axis=alt.Axis(labelOverlap=True)),
+        y=alt.Y("domain:N"),
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="magma", reverse=True), title="share"),
+    ).properties(width=320, height=140)
+    return _subtitle(chart.facet(facet=alt.Facet("layer:O", title="MoE layer"), columns=2),
+                     "Expert use by domain", source)
+
+
+def layer_loads(experts: pl.DataFrame, source: str) -> alt.Chart:
+    """Rank-ordered expert load share, one line per layer (one trace)."""
+    chart = alt.Chart(experts.filter(pl.col("share") > 0)).mark_line(point=alt.OverlayMarkDef(size=10)).encode(
+        x=alt.X("rank:Q", title="expert rank"),
+        y=alt.Y("share:Q", scale=alt.Scale(type="log"), title="load share"),
+        color=alt.Color("layer:O", scale=alt.Scale(scheme="viridis"), title="MoE layer"),
+    ).properties(width=420, height=240)
+    return _subtitle(chart, "Expert load per layer", source)
+
+
+def alpha_comparison(layers: pl.DataFrame, source: str) -> alt.Chart:
+    """Effective power-law alpha (MLE per layer) of every trace whose loads identify one."""
+    frame = layers.filter(pl.col("alpha_mle").is_not_nan()).select(
+        "trace", "source_kind", "layer", "alpha_mle", "num_experts")
+    points = alt.Chart(frame).mark_point(filled=True, size=40, opacity=0.7).encode(
+        x=alt.X("alpha_mle:Q", title="effective alpha (MLE of per-layer loads)"),
+        y=alt.Y("trace:N", title=None, sort=alt.EncodingSortField("alpha_mle", op="mean")),
+        color=alt.Color("source_kind:N", title="source"),
+        tooltip=["trace:N", "layer:Q", "alpha_mle:Q"],
+    ).properties(width=420)
+    return _subtitle(points, "Effective alpha: captured traces next to synthetic scenarios", source)
+
+
+def training_curve(curve: pl.DataFrame, source: str) -> alt.Chart:
+    """Training loss (per step) and held-out loss of the embedded checkpoint."""
+    long = pl.concat([
+        curve.drop_nulls("loss").select("step", value=pl.col("loss"), series=pl.lit("train (LM part)")),
+        curve.drop_nulls("eval_loss").select("step", value=pl.col("eval_loss"), series=pl.lit("held out")),
+    ])
+    chart = alt.Chart(long).mark_line(point=False).encode(
+        x=alt.X("step:Q"), y=alt.Y("value:Q", title="loss (nats/token)", scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=""),
+    ).properties(width=420, height=220)
+    return _subtitle(chart, "Embedded checkpoint training", source)
+
+
+def provenance(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
+    """Where a trace's data came from, for a figure's subtitle."""
+    c = meta.config
+    if meta.source_kind == "synthetic":
+        return f"synthetic scenario {meta.source_id}, generated on CPU"
+    what = f"{c.get('path', meta.source_id)} ({c.get('model_type', '?')}, E={meta.num_experts}, k={meta.top_k})"
+    if meta.source_kind == "proxy":
+        return f"proxy: N(0,1) hidden states into the routers of {what}"
+    return (f"captured from {what} on {meta.capture_device}, {meta.capture_dtype}; corpus domains: "
+            f"{', '.join(meta.domains)}")

@@ -40,16 +40,23 @@ def entropy_bits(x: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def fit_alpha(loads: np.ndarray) -> float:
+# Loads spanning less than this factor (max/min) leave alpha unidentified.
+MIN_ALPHA_SPAN = 2.0
+
+
+def fit_alpha(loads: np.ndarray, min_span: float = MIN_ALPHA_SPAN) -> float:
     """Maximum-likelihood alpha of a truncated power law fitted to positive loads.
 
     Loads are treated as samples x_e (the generator draws one x per expert and scales them); the
     bounds' MLE are the sample min and max, and alpha is scale-free, so the scale of the loads
-    does not matter. Zeros are excluded. NaN when all positive loads are equal (no shape to fit).
+    does not matter. Zeros are excluded.
+
+    NaN when the loads span less than ``min_span`` (max/min): on a narrow range every alpha fits
+    about equally well (near-balanced routers would otherwise report arbitrary alphas).
     """
     x = np.asarray(loads, dtype=np.float64)
     x = x[x > 0]
-    if x.size < 2 or x.max() <= x.min() * (1 + 1e-12):
+    if x.size < 2 or x.max() < x.min() * min_span:
         return float("nan")
     lo, hi, slog, n = x.min(), x.max(), np.log(x).sum(), x.size
 

@@ -43,3 +43,35 @@ def to_html(frame: pl.DataFrame, title: str, provenance: str) -> str:
 
 def write_html(frame: pl.DataFrame, path: str | Path, title: str, provenance: str) -> None:
     Path(path).write_text(to_html(frame, title, provenance))
+
+
+COACT_COLUMNS = ["coact_gini", "gain", "gain_null", "gain_column_null", "mi_bits", "mi_null_mean"]
+
+
+def coactivation_summary(layers: pl.DataFrame) -> pl.DataFrame:
+    """Per trace: co-activation measures averaged over layers, and the layers with gain >= 1.2."""
+    return (layers.group_by("trace", "source_kind", "num_experts", "top_k", maintain_order=True)
+            .agg(pl.col("tokens").first(), pl.col("groups").first(),
+                 *(pl.col(c).mean() for c in COACT_COLUMNS),
+                 layers_gain_ge_1_2=(pl.col("gain") >= 1.2).sum(), layers=pl.len())
+            .sort("source_kind", "trace"))
+
+
+def tiny_checkpoint(curve: pl.DataFrame, coact: pl.DataFrame, stats: pl.DataFrame) -> pl.DataFrame:
+    """The embedded checkpoint against its untrained control: loss, load CV, expert/domain
+    information and co-activation gain (means over layers), with the trained/untrained ratio."""
+    evals = curve.drop_nulls("eval_loss").sort("step")
+
+    def of(frame: pl.DataFrame, trace: str, col: str) -> float:
+        return float(frame.filter(pl.col("trace") == trace).get_column(col).mean())
+
+    rows = [("held-out loss (nats/token)", float(evals.get_column("eval_loss")[-1]),
+             float(evals.get_column("eval_loss")[0]))]
+    t, u = "captured-tiny", "captured-tiny-untrained"
+    rows.append(("load CV (mean over layers)", of(stats, t, "load_cv"), of(stats, u, "load_cv")))
+    for col, name in (("mi_bits", "expert/domain MI (bits)"), ("mi_null_mean", "MI, shuffled-label null"),
+                      ("gain", "co-activation gain"), ("gain_null", "co-activation gain, null")):
+        rows.append((name, of(coact, t, col), of(coact, u, col)))
+    return pl.DataFrame(
+        {"measure": [r[0] for r in rows], "trained": [r[1] for r in rows], "untrained": [r[2] for r in rows],
+         "ratio": [r[1] / r[2] if r[2] else float("nan") for r in rows]})

@@ -38,6 +38,13 @@ def test_default_config_dry_run():
      "imbalance_factor=9"),
     (lambda c: c["synthetic"]["scenarios"].append({"kind": "powerlaw", "alpha": 1, "drift": "nope"}),
      "drift='nope' is not defined"),
+    (lambda c: c["capture"]["models"].append({"name": "gone", "path": "/no/such/checkpoint"}),
+     "capture.models[2].path='/no/such/checkpoint': expected a folder with config.json"),
+    (lambda c: c["capture"]["models"].append({"name": "olmoe", "path": "allenai/OLMoE-1B-7B-0924"}),
+     "not in the Hugging Face cache"),
+    (lambda c: c["capture"].update(proxy=["nope"]), "capture.proxy[0]='nope' is not a capture.models name"),
+    (lambda c: c["coactivation"].update(groups=3), "coactivation.groups=3 must divide tiny.num_experts=8"),
+    (lambda c: c["corpus"].update(domains=["prose", "poetry"]), "['poetry'] are not built-in domains"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -72,5 +79,7 @@ def test_report_zip_holds_every_figure(two_runs):
     d = two_runs[0]
     snakemake(d, "--cores", "2", "--configfile", "config/test.yaml", "--report", "results/report.zip")
     names = zipfile.ZipFile(d / "results/report.zip").namelist()
-    for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html"):
+    for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html",
+                "coactivation_gain.svg", "coactivation_heatmap-captured-tiny.svg", "domain_expert-captured-tiny.svg",
+                "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"

@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -22,10 +23,24 @@ SHAPES = sorted(
 )
 DRIFTING = sorted(t for t, s in SPECS.items() if not s.drift.is_static)
 
+# Captured traces: one per configured model, plus the gaussian-input proxies.
+MODELS = {m["name"]: m for m in config["capture"]["models"]}
+CAPTURED = [f"captured-{name}" for name in MODELS]
+PROXIES = [f"proxy-{name}" for name in config["capture"]["proxy"]]
+ALL_TRACES = TRACES + CAPTURED + PROXIES
+EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
+    m["path"] for m in MODELS.values()
+}
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) or "$^"
+
 
 wildcard_constraints:
-    trace="|".join(TRACES),
-    shape="|".join(SHAPES),
+    trace=_alternatives(ALL_TRACES),
+    shape=_alternatives(SHAPES),
+    model=_alternatives(MODELS),
 
 
 def library_sources(*modules):
@@ -35,6 +50,37 @@ def library_sources(*modules):
     return [str(p.relative_to(root)) for p in files] + [
         "workflow/scripts/_moelab_path.py"
     ]
+
+
+def trace_file(wildcards):
+    """Where a trace id's parquet lives (synthetic, captured or proxy)."""
+    t = wildcards.trace
+    if t in SPECS:
+        return f"results/synthetic/{t}/trace.parquet"
+    kind, name = t.split("-", 1)
+    return f"results/{kind}/{name}/trace.parquet"
+
+
+def model_inputs(wildcards):
+    """A pipeline-made checkpoint is an input of its capture; a user's is not (checked in config)."""
+    path = MODELS[wildcards.model]["path"]
+    return [mconfig.model_dir(path)] if path in mconfig.EMBEDDED else []
+
+
+def capture_params(wildcards):
+    m = MODELS[wildcards.model]
+    return {
+        "name": m["name"],
+        "path": mconfig.model_dir(m["path"]),
+        "dtype": m.get("dtype", config["capture"]["dtype"]),
+        "seq_len": m.get("seq_len", config["capture"]["seq_len"]),
+        "batch_size": m.get("batch_size", config["capture"]["batch_size"]),
+    }
+
+
+def capture_gpus(wildcards):
+    """Real checkpoints ask for a GPU so a cluster profile sends them to GPU nodes."""
+    return 0 if MODELS[wildcards.model]["path"] in mconfig.EMBEDDED else 1
 
 
 def get_synthetic_spec(wildcards):
@@ -74,6 +120,18 @@ def figure(name):
 
 def final_outputs():
     out = ["results/tables/load_stats.parquet", "results/tables/load_stats.html"]
+    out += ["results/tables/coactivation.parquet", "results/tables/coactivation.html"]
+    out += figure("alpha_comparison")
+    if CAPTURED:
+        out += ["results/tables/capture_summary.html"]
+        out += figure("coactivation_gain")
+    for trace in CAPTURED + PROXIES:
+        out += figure(f"coactivation_heatmap-{trace}")
+        out += figure(f"layer_loads-{trace}")
+    for trace in CAPTURED:
+        out += figure(f"domain_expert-{trace}")
+    if EMBEDDED_PAIR:
+        out += ["results/tables/tiny_checkpoint.html"] + figure("tiny_training")
     out += figure("powerlaw_comparison") + figure("top20_share")
     for shape in SHAPES:
         out += figure(f"expert_loads-{shape}") + figure(f"device_loads-{shape}")

@@ -159,3 +159,163 @@ rule plot_drift_timeline:
         runtime=5,
     script:
         "../scripts/plot_drift_timeline.py"
+
+
+rule plot_alpha_comparison:
+    input:
+        table="results/tables/load_stats.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/alpha_comparison.svg",
+            caption="../report/alpha_comparison.rst",
+            category="Captured traces",
+            labels={"figure": "effective alpha"},
+        ),
+        png="results/figures/alpha_comparison.png",
+        html="results/figures/alpha_comparison.html",
+    log:
+        "logs/figures/alpha_comparison.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_alpha_comparison.py"
+
+
+rule plot_coactivation_gain:
+    input:
+        layers=expand(
+            "results/coactivation/{trace}/layers.parquet", trace=CAPTURED + PROXIES
+        ),
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/coactivation_gain.svg",
+            caption="../report/coactivation_gain.rst",
+            category="Co-activation",
+            labels={"figure": "clustering gain per layer"},
+        ),
+        png="results/figures/coactivation_gain.png",
+        html="results/figures/coactivation_gain.html",
+    log:
+        "logs/figures/coactivation_gain.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_coactivation_gain.py"
+
+
+rule plot_coactivation_heatmap:
+    input:
+        pairs="results/coactivation/{trace}/pairs.parquet",
+        trace=trace_file,
+        code=library_sources("plots", "traces"),
+    output:
+        svg=report(
+            "results/figures/coactivation_heatmap-{trace}.svg",
+            caption="../report/coactivation_heatmap.rst",
+            category="Co-activation",
+            subcategory="{trace}",
+            labels={"figure": "co-activation heatmap", "trace": "{trace}"},
+        ),
+        png="results/figures/coactivation_heatmap-{trace}.png",
+        html="results/figures/coactivation_heatmap-{trace}.html",
+    log:
+        "logs/figures/coactivation_heatmap-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_coactivation_heatmap.py"
+
+
+rule plot_domain_expert:
+    input:
+        domain_expert="results/coactivation/{trace}/domain_expert.parquet",
+        trace=trace_file,
+        code=library_sources("plots", "traces"),
+    output:
+        svg=report(
+            "results/figures/domain_expert-{trace}.svg",
+            caption="../report/domain_expert.rst",
+            category="Captured traces",
+            subcategory="{trace}",
+            labels={"figure": "domain x expert", "trace": "{trace}"},
+        ),
+        png="results/figures/domain_expert-{trace}.png",
+        html="results/figures/domain_expert-{trace}.html",
+    log:
+        "logs/figures/domain_expert-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_domain_expert.py"
+
+
+rule plot_layer_loads:
+    input:
+        experts="results/stats/{trace}/experts.parquet",
+        trace=trace_file,
+        code=library_sources("plots", "traces"),
+    output:
+        svg=report(
+            "results/figures/layer_loads-{trace}.svg",
+            caption="../report/layer_loads.rst",
+            category="Captured traces",
+            subcategory="{trace}",
+            labels={"figure": "expert load per layer", "trace": "{trace}"},
+        ),
+        png="results/figures/layer_loads-{trace}.png",
+        html="results/figures/layer_loads-{trace}.html",
+    log:
+        "logs/figures/layer_loads-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_layer_loads.py"
+
+
+rule plot_tiny_training:
+    input:
+        curve="results/models/tiny-training.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/tiny_training.svg",
+            caption="../report/tiny_training.rst",
+            category="Captured traces",
+            labels={"figure": "embedded checkpoint training"},
+        ),
+        png="results/figures/tiny_training.png",
+        html="results/figures/tiny_training.html",
+    log:
+        "logs/figures/tiny_training.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        tiny=config["tiny"],
+    script:
+        "../scripts/plot_tiny_training.py"

@@ -1,6 +1,6 @@
 rule compute_load_stats:
     input:
-        trace="results/synthetic/{trace}/trace.parquet",
+        trace=trace_file,
         code=library_sources("stats", "hotness", "traces"),
     output:
         layers="results/stats/{trace}/layers.parquet",
@@ -28,7 +28,7 @@ rule compute_load_stats:
 
 rule collect_load_stats:
     input:
-        layers=expand("results/stats/{trace}/layers.parquet", trace=TRACES),
+        layers=expand("results/stats/{trace}/layers.parquet", trace=ALL_TRACES),
         code=library_sources("tables"),
     output:
         table="results/tables/load_stats.parquet",

@@ -1,0 +1,444 @@
+"""Capture the routing a real MoE checkpoint makes on the corpus, as a routing trace.
+
+The experts recorded are the ones the model used: a forward hook on each MoE layer's router
+module (``mlp.gate``) reads its ``(logits, weights, indices)`` output, the very tensors the
+layer passes to its experts. Nothing is recomputed from logits, so DeepSeek-style routers (group
+limit, score-correction bias, sigmoid scores) are recorded as they decide.
+
+The stream (DESIGN.md "Iterations"): documents cut into requests of at most ``seq_len`` tokens,
+taken in a seeded order and scheduled ``concurrency`` at a time. Each request runs through the model in
+one forward pass (a causal model's routing does not depend on its batch neighbours), batched and
+right-padded, and ``t`` is assigned afterwards by replaying the scheduler.
+
+The gaussian-input proxy (:func:`proxy_routing`) feeds each router N(0, 1) hidden states: the
+measurement that made the reference study miss real co-activation structure. It is kept as a
+control, labelled ``proxy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from moelab import stream as mstream
+from moelab.traces import TraceMeta, build_table
+
+log = logging.getLogger(__name__)
+
+# model_type -> how its MoE layers and shared experts are found. All of them expose the router
+# as ``layer.mlp.gate`` returning (logits, top-k weights, top-k indices) in transformers 5.
+SUPPORTED = ("olmoe", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3")
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+class CaptureError(ValueError):
+    """A checkpoint cannot be captured (missing, not MoE, unsupported), with what to do."""
+
+
+@dataclass(frozen=True)
+class MoeLayer:
+    decoder_index: int
+    gate: object  # torch.nn.Module
+    num_experts: int
+    top_k: int
+
+
+@dataclass
+class Request:
+    doc: int
+    offset: int  # token offset of this chunk inside its document
+    ids: np.ndarray  # token ids
+    doc_len: int
+
+
+@dataclass
+class Captured:
+    """Routing of the stream's tokens, in stream order."""
+
+    meta: TraceMeta
+    stream: mstream.Stream
+    doc: np.ndarray
+    pos: np.ndarray
+    token: np.ndarray
+    domain_code: np.ndarray
+    is_test: np.ndarray
+    experts: np.ndarray  # [tokens, layers, k] u16
+    weights: np.ndarray  # [tokens, layers, k] f32
+    tokens_per_s: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+    def table(self):  # noqa: ANN201 - pyarrow.Table
+        t = np.arange(self.stream.n_tokens, dtype=np.uint64)
+        return build_table(self.meta, t=t, doc=self.doc, pos=self.pos, token=self.token,
+                           domain_code=self.domain_code, is_test=self.is_test,
+                           experts=self.experts, weights=self.weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+def _torch_dtype(name: str):  # noqa: ANN202
+    import torch
+
+    if name == "auto":
+        return "auto"
+    if name not in DTYPES:
+        raise CaptureError(f"dtype {name!r}: expected one of {DTYPES}")
+    return getattr(torch, name)
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` is CUDA when present, else CPU."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CaptureError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return name
+
+
+def _missing(path: str, exc: Exception) -> CaptureError:
+    home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    return CaptureError(
+        f"model {path!r} not found: it is not a local folder and not in the Hugging Face cache "
+        f"({home}; offline runs use only the cache). Provide it by downloading on a machine with "
+        f"network (`hf download {path}`, then copy the cache) or by setting the model's `path` "
+        f"to a folder holding config.json, the weights and the tokenizer. ({type(exc).__name__}: {exc})")
+
+
+def check_config(path: str, local_only: bool = True):  # noqa: ANN201 - PretrainedConfig
+    """Load only the config and check the architecture: fails fast, before any weights load."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(path, local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        raise _missing(path, exc) from None
+    mt = getattr(cfg, "model_type", "?")
+    if mt not in SUPPORTED:
+        n_exp = next((getattr(cfg, a) for a in ("num_experts", "num_local_experts", "n_routed_experts")
+                      if getattr(cfg, a, None)), None)
+        what = "not a Mixture-of-Experts model" if not n_exp else "an unsupported MoE architecture"
+        raise CaptureError(f"model {path!r} has model_type {mt!r}: {what}. Supported families: "
+                           f"{', '.join(SUPPORTED)}")
+    return cfg
+
+
+def load(path: str, *, dtype: str = "float32", device: str = "cpu", local_only: bool = True):  # noqa: ANN201
+    """(model, tokenizer) from a local folder or a hub id, offline by default."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_config(path, local_only)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype),
+                                                     local_files_only=local_only)
+    except (OSError, ValueError) as exc:
+        raise _missing(path, exc) from None
+    model.to(device).eval()
+    return model, tok
+
+
+def moe_layers(model) -> list[MoeLayer]:  # noqa: ANN001
+    """Every decoder layer whose MLP is a routed MoE block, in order."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise CaptureError(f"{type(model).__name__}: no decoder layers at model.model.layers")
+    out = []
+    for i, layer in enumerate(layers):
+        gate = getattr(getattr(layer, "mlp", None), "gate", None)
+        if gate is None or not hasattr(gate, "top_k") or not hasattr(gate, "weight"):
+            continue  # a dense layer (DeepSeek's first_k_dense_replace, Qwen's mlp_only_layers)
+        out.append(MoeLayer(i, gate, int(gate.num_experts), int(gate.top_k)))
+    if not out:
+        raise CaptureError(f"{type(model).__name__} has no MoE layers (no mlp.gate router): "
+                           f"not a Mixture-of-Experts model")
+    return out
+
+
+def shared_experts(config) -> int:  # noqa: ANN001
+    """Always-active experts per MoE layer (not in the trace's ``experts``)."""
+    if getattr(config, "n_shared_experts", None):
+        return int(config.n_shared_experts)
+    if getattr(config, "shared_expert_intermediate_size", 0):
+        return 1
+    return 0
+
+
+class RouterRecorder:
+    """Forward hooks on the routers; collects each call's top-k (indices, weights) per layer."""
+
+    def __init__(self, layers: list[MoeLayer]):
+        self.layers = layers
+        self.calls: list[list[tuple]] = [[] for _ in layers]
+        self._handles = []
+
+    def __enter__(self) -> "RouterRecorder":
+        for j, ml in enumerate(self.layers):
+            self._handles.append(ml.gate.register_forward_hook(self._hook(j)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, j: int):  # noqa: ANN202
+        def hook(module, args, output) -> None:  # noqa: ANN001
+            if not (isinstance(output, tuple) and len(output) == 3):
+                raise CaptureError(f"router {type(module).__name__} returned {type(output).__name__}, "
+                                   f"expected (logits, weights, indices)")
+            self.calls[j].append((output[2].detach(), output[1].detach()))
+        return hook
+
+    def pop(self) -> list[tuple]:
+        """The last call's (indices, weights) per layer, moved to the CPU, then cleared."""
+        out = []
+        for j, calls in enumerate(self.calls):
+            if len(calls) != 1:
+                raise CaptureError(f"router of MoE layer {j} ran {len(calls)} times in one forward pass")
+            idx, w = calls[0]
+            out.append((idx.to("cpu").numpy(), w.float().to("cpu").numpy()))
+            calls.clear()
+        return out
+
+
+def sort_topk(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by weight descending, ties by lower id (the trace contract)."""
+    o1 = np.argsort(ids, axis=-1, kind="stable")
+    ids, w = np.take_along_axis(ids, o1, -1), np.take_along_axis(w, o1, -1)
+    o2 = np.argsort(-w, axis=-1, kind="stable")
+    return np.take_along_axis(ids, o2, -1), np.take_along_axis(w, o2, -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stream.
+
+def make_requests(corpus: pl.DataFrame, tokenizer, seq_len: int, seed: int,  # noqa: ANN001
+                  parts: tuple[str, ...] = ("train", "heldout")) -> tuple[list[Request], list[str]]:
+    """Documents tokenised and cut into requests of at most ``seq_len`` tokens, in a seeded order."""
+    docs = corpus.filter(pl.col("part").cast(pl.String).is_in(list(parts)))
+    if docs.height == 0:
+        raise CaptureError(f"the corpus has no documents in parts {list(parts)}")
+    domains = [str(d) for d in corpus.get_column("domain").cat.get_categories().to_list()] \
+        if corpus.schema["domain"] == pl.Categorical else list(corpus.schema["domain"].categories)
+    order = np.random.default_rng([seed, 2]).permutation(docs.height)
+    texts = docs.get_column("text").to_list()
+    ids_all = tokenizer([texts[i] for i in order], add_special_tokens=False)["input_ids"]
+    doc_ids = docs.get_column("doc").to_numpy()[order]
+    reqs = []
+    for d, ids in zip(doc_ids, ids_all, strict=True):
+        ids = np.asarray(ids, dtype=np.int64)
+        for off in range(0, len(ids), seq_len):
+            reqs.append(Request(int(d), off, ids[off:off + seq_len], len(ids)))
+    # Requests arrive in a seeded order too, so the slots of one iteration hold chunks of many
+    # documents (in document order, one long document would fill every slot at once).
+    return [reqs[i] for i in np.random.default_rng([seed, 3]).permutation(len(reqs))], domains
+
+
+def _batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> Iterator[np.ndarray]:
+    """Request indices grouped by similar length (less padding), in a fixed order."""
+    order = np.lexsort((np.arange(lengths.size), lengths))
+    b: list[int] = []
+    for r in order:
+        if b and (len(b) >= batch_size or (len(b) + 1) * lengths[r] > max_batch_tokens):
+            yield np.asarray(b)
+            b = []
+        b.append(int(r))
+    if b:
+        yield np.asarray(b)
+
+
+def _forward(model, reqs: list[np.ndarray], b: np.ndarray, lengths: np.ndarray, pad_id: int,  # noqa: ANN001
+             device: str) -> int:
+    """One right-padded forward pass over requests ``b``; returns the padded width."""
+    import torch
+
+    width = int(lengths[b].max())
+    x = np.full((b.size, width), pad_id, dtype=np.int64)
+    mask = np.zeros((b.size, width), dtype=np.int64)
+    for i, r in enumerate(b):
+        x[i, :lengths[r]] = reqs[r]
+        mask[i, :lengths[r]] = 1
+    model(input_ids=torch.from_numpy(x).to(device), attention_mask=torch.from_numpy(mask).to(device),
+          use_cache=False)
+    return width
+
+
+def run_requests(model, layers: list[MoeLayer], reqs: list[np.ndarray], *, batch_size: int,  # noqa: ANN001
+                 device: str, pad_id: int, progress: bool = True,
+                 max_batch_tokens: int = 1 << 16) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Run each request (token ids) in one forward pass, batched; return per-request
+    ``[len, layers, k]`` expert ids and weights (sorted per the contract) and tokens/s."""
+    import torch
+
+    L, k = len(layers), layers[0].top_k
+    lengths = np.asarray([len(r) for r in reqs])
+    ex_out: list[np.ndarray] = [None] * len(reqs)  # type: ignore[list-item]
+    w_out: list[np.ndarray] = [None] * len(reqs)  # type: ignore[list-item]
+    total, done, t0 = int(lengths.sum()), 0, time.perf_counter()
+    bar = _progress(total, progress)
+    with RouterRecorder(layers) as rec, torch.inference_mode():
+        for b in _batches(lengths, batch_size, max_batch_tokens):
+            width = _forward(model, reqs, b, lengths, pad_id, device)
+            per_layer = rec.pop()
+            for j, (idx, w) in enumerate(per_layer):
+                if idx.shape != (b.size * width, k):
+                    raise CaptureError(f"router of MoE layer {j} gave top-k shape {idx.shape}, "
+                                       f"expected {(b.size * width, k)}")
+            ids = np.stack([p[0] for p in per_layer], 1).reshape(b.size, width, L, k)
+            ws = np.stack([p[1] for p in per_layer], 1).reshape(b.size, width, L, k)
+            for i, r in enumerate(b):
+                ex_out[r], w_out[r] = sort_topk(ids[i, :lengths[r]], ws[i, :lengths[r]])
+            n = int(lengths[b].sum())
+            done += n
+            bar(done)
+    rate = total / max(time.perf_counter() - t0, 1e-9)
+    return ex_out, w_out, rate
+
+
+def _progress(total: int, enabled: bool):  # noqa: ANN202
+    """Log progress at every 10% (logs are files; a redrawing bar would be noise in them)."""
+    state = {"next": 0.1, "t0": time.perf_counter()}
+
+    def update(done: int) -> None:
+        if enabled and done >= state["next"] * total:
+            rate = done / max(time.perf_counter() - state["t0"], 1e-9)
+            log.info("capture %3.0f%%: %d/%d tokens, %.0f tokens/s", 100 * done / total, done, total, rate)
+            while state["next"] * total <= done:
+                state["next"] += 0.1
+    return update
+
+
+def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurrency: int,  # noqa: ANN001
+            seq_len: int, batch_size: int, seed: int, device: str, dtype: str,
+            max_iterations: int | None = None, parts: tuple[str, ...] = ("train", "heldout"),
+            config: dict | None = None, progress: bool = True) -> Captured:
+    """Capture the stream's routing (see the module docstring)."""
+    layers = moe_layers(model)
+    ks = {ml.top_k for ml in layers}
+    es = {ml.num_experts for ml in layers}
+    if len(ks) != 1 or len(es) != 1:
+        raise CaptureError(f"{source_id}: MoE layers differ in top_k {ks} or num_experts {es}")
+    reqs, domains = make_requests(corpus, tokenizer, seq_len, seed, parts)
+    st = mstream.schedule(np.asarray([len(r.ids) for r in reqs]), concurrency, max_iterations)
+    # Only the prefix of each request that lands in the stream needs a forward pass.
+    used = np.zeros(len(reqs), np.int64)
+    np.maximum.at(used, st.request, st.pos + 1)
+    active = np.flatnonzero(used)
+    log.info("%s: %d requests, %d iterations x %d = %d tokens, %d MoE layers (E=%d, k=%d)", source_id,
+             active.size, st.iterations, concurrency, st.n_tokens, len(layers), es.pop(), ks.pop())
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ex, w, rate = run_requests(model, layers, [reqs[r].ids[:used[r]] for r in active],
+                               batch_size=batch_size, device=device, pad_id=pad, progress=progress)
+    slot = np.full(len(reqs), -1)
+    slot[active] = np.arange(active.size)
+    start = np.concatenate([[0], np.cumsum(used[active])])
+    rows = start[slot[st.request]] + st.pos
+    experts = np.concatenate(ex)[rows].astype(np.uint16)
+    weights = np.concatenate(w)[rows].astype(np.float32)
+    token = np.concatenate([reqs[r].ids[:used[r]] for r in active])[rows]
+    doc = np.asarray([reqs[r].doc for r in range(len(reqs))])[st.request]
+    pos = np.asarray([reqs[r].offset for r in range(len(reqs))])[st.request] + st.pos
+    doc_len = np.asarray([reqs[r].doc_len for r in range(len(reqs))])[st.request]
+    dom_of_doc = dict(zip(corpus.get_column("doc").to_list(),
+                          corpus.get_column("domain").cast(pl.String).to_list(), strict=True))
+    code = {d: i for i, d in enumerate(domains)}
+    domain_code = np.asarray([code[dom_of_doc[int(d)]] for d in doc], dtype=np.int32)
+    mcfg = model.config
+    meta = TraceMeta(
+        source_kind="captured", source_id=source_id, num_experts=int(layers[0].num_experts),
+        top_k=int(layers[0].top_k), n_moe_layers=len(layers), concurrency=concurrency,
+        domains=tuple(domains), layer_index=tuple(ml.decoder_index for ml in layers),
+        shared_experts=shared_experts(mcfg), capture_device=device.split(":")[0],
+        capture_dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        config={"model_type": mcfg.model_type, "seq_len": seq_len, "batch_size": batch_size,
+                "seed": seed, "parts": list(parts), **(config or {})})
+    return Captured(meta, st, doc.astype(np.uint32), pos.astype(np.uint32), token.astype(np.uint32),
+                    domain_code, 2 * pos >= doc_len, experts, weights, rate)
+
+
+def proxy_routing(layers: list[MoeLayer], n_tokens: int, seed: int, hidden_size: int,
+                  device: str = "cpu", chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each router on N(0, 1) hidden states: ``[n_tokens, layers, k]`` ids and weights."""
+    import torch
+
+    L, k = len(layers), layers[0].top_k
+    ex = np.empty((n_tokens, L, k), np.uint16)
+    ws = np.empty((n_tokens, L, k), np.float32)
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.inference_mode():
+        for j, ml in enumerate(layers):
+            dtype = ml.gate.weight.dtype
+            for s in range(0, n_tokens, chunk):
+                n = min(chunk, n_tokens - s)
+                h = torch.randn(n, hidden_size, generator=gen).to(device=device, dtype=dtype)
+                _, w, idx = ml.gate(h)
+                i2, w2 = sort_topk(idx.cpu().numpy(), w.float().cpu().numpy())
+                ex[s:s + n, j], ws[s:s + n, j] = i2, w2
+    return ex, ws
+
+
+def proxy_trace(trace, model, seed: int, source_id: str):  # noqa: ANN001, ANN201
+    """The gaussian-input control for a captured :class:`moelab.traces.Trace`: the same stream
+    (tokens, documents, domains, splits), routing from ``model``'s routers on N(0, 1) inputs.
+    Returns (meta, table)."""
+    layers = moe_layers(model)
+    m = trace.meta
+    if len(layers) != m.n_moe_layers or layers[0].top_k != m.top_k or layers[0].num_experts != m.num_experts:
+        raise CaptureError(f"{source_id}: the model's MoE layers do not match the captured trace "
+                           f"{m.source_id} (layers/top_k/num_experts)")
+    device = str(next(model.parameters()).device)
+    ex, ws = proxy_routing(layers, trace.n_tokens, seed, int(model.config.hidden_size), device)
+    f = trace.frame.filter(pl.col("layer") == 0)
+    meta = TraceMeta(**{**m.__dict__, "source_kind": "proxy", "source_id": source_id,
+                        "config": {**m.config, "proxy": "gaussian N(0,1) hidden states", "proxy_seed": seed}})
+    table = build_table(
+        meta, t=f.get_column("t").to_numpy(), doc=f.get_column("doc").to_numpy(),
+        pos=f.get_column("pos").to_numpy(), token=f.get_column("token").to_numpy(),
+        domain_code=f.get_column("domain").to_physical().to_numpy(),
+        is_test=(f.get_column("split").cast(pl.String) == "test").to_numpy(), experts=ex, weights=ws)
+    return meta, table
+
+
+def plain_forward_rate(model, reqs: list[np.ndarray], *, batch_size: int, device: str,  # noqa: ANN001
+                       pad_id: int) -> float:
+    """Tokens/s of the same batched forward passes without hooks (the capture overhead baseline)."""
+    import torch
+
+    lengths = np.asarray([len(r) for r in reqs])
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for b in _batches(lengths, batch_size, 1 << 16):
+            _forward(model, reqs, b, lengths, pad_id, device)
+    return float(lengths.sum()) / max(time.perf_counter() - t0, 1e-9)
+
+
+def summary_row(cap: Captured) -> dict:
+    """One row of the capture summary table (deterministic values only: no timings)."""
+    m = cap.meta
+    return {"trace": m.source_id, "source_kind": m.source_kind,
+            "model_type": m.config.get("model_type", ""), "num_experts": m.num_experts,
+            "top_k": m.top_k, "moe_layers": m.n_moe_layers, "shared_experts": m.shared_experts,
+            "tokens": cap.stream.n_tokens, "iterations": cap.stream.iterations,
+            "documents": int(np.unique(cap.doc).size), "domains": len(m.domains),
+            "device": m.capture_device, "dtype": m.capture_dtype}
+
+
+
+def device_name(device: str) -> str:
+    """A readable name of the capture device (GPU model or the CPU's)."""
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()

@@ -1,0 +1,157 @@
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from moelab import capture, corpus, traces
+
+from tiny_models import FAMILIES, save_model
+
+CONCURRENCY = 8
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    return corpus.build(("prose", "code", "legal"), max_chars=3000, doc_chars=600, heldout=0.2, seed=2)
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tok")
+
+
+def run_capture(path, small_corpus, **kw):
+    model, tok = capture.load(str(path))
+    cap = capture.capture(model, tok, small_corpus, source_id="captured-x", concurrency=CONCURRENCY,
+                          seq_len=kw.get("seq_len", 24), batch_size=kw.get("batch_size", 5), seed=1,
+                          device="cpu", dtype="float32", max_iterations=kw.get("max_iterations", 30))
+    return model, tok, cap
+
+
+def gate_inputs(model, ids):
+    """The hidden states each router sees for one request, via pre-hooks (independent of the recorder)."""
+    seen = []
+    layers = capture.moe_layers(model)
+    hooks = [ml.gate.register_forward_pre_hook(lambda m, a: seen.append(a[0].reshape(-1, a[0].shape[-1])))
+             for ml in layers]
+    with torch.no_grad():
+        model(input_ids=torch.as_tensor(ids)[None], use_cache=False)
+    for h in hooks:
+        h.remove()
+    return layers, seen
+
+
+@pytest.mark.parametrize("family", ["olmoe", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2"])
+def test_softmax_topk_families_capture_the_top_k_of_the_router_logits(tmp_path, tok_dir, small_corpus, family):
+    path = save_model(family, tmp_path / family, tok_dir)
+    model, tok, cap = run_capture(path, small_corpus)
+    table = cap.table()
+    traces.validate_table(table, cap.meta)
+    k = cap.meta.top_k
+    assert cap.meta.num_experts == 8 and k == 2
+    assert cap.meta.shared_experts == (1 if family in ("qwen2_moe", "deepseek_v2") else 0)
+    if family == "deepseek_v2":
+        assert cap.meta.layer_index == (1, 2), "the dense first layer is not an MoE layer"
+    # Take one request's tokens from the stream and recompute its routing from the gate inputs.
+    doc0, pos = cap.doc[0], cap.pos
+    sel = np.flatnonzero((cap.doc == doc0) & (pos // 24 == pos[0] // 24))
+    sel = sel[np.argsort(pos[sel])]
+    ids = cap.token[sel]
+    assert np.array_equal(pos[sel], np.arange(pos[sel][0], pos[sel][0] + sel.size))
+    # the request starts at its chunk boundary, so its tokens are the chunk's prefix
+    layers, seen = gate_inputs(model, ids.astype(np.int64))
+    for j, (ml, h) in enumerate(zip(layers, seen, strict=True)):
+        logits = (h.float() @ ml.gate.weight.float().T).detach().numpy()
+        top = np.sort(np.argsort(-logits, 1)[:, :k], 1)
+        assert np.array_equal(np.sort(cap.experts[sel, j], 1), top), f"layer {j}"
+
+
+def test_deepseek_v3_capture_records_the_models_group_limited_biased_choice(tmp_path, tok_dir, small_corpus):
+    path = save_model("deepseek_v3", tmp_path / "ds3", tok_dir)
+    model, tok = capture.load(str(path))
+    layers = capture.moe_layers(model)
+    assert [ml.decoder_index for ml in layers] == [1, 2] and capture.shared_experts(model.config) == 1
+    with torch.no_grad():  # a score-correction bias that plain top-k would ignore
+        for ml in layers:
+            ml.gate.e_score_correction_bias.copy_(torch.linspace(0.6, -0.6, 16))
+    ids = np.asarray(tok(small_corpus["text"][0], add_special_tokens=False)["input_ids"][:48])
+    received = []  # what each experts module was handed: the model's actual choice
+    hooks = [model.model.layers[ml.decoder_index].mlp.experts.register_forward_pre_hook(
+        lambda m, a: received.append(a[1].detach().numpy().copy())) for ml in layers]
+    ex, _, _ = capture.run_requests(model, layers, [ids], batch_size=1, device="cpu", pad_id=0, progress=False)
+    for h in hooks:
+        h.remove()
+    _, seen = gate_inputs(model, ids)
+    for j, ml in enumerate(layers):
+        got = np.sort(ex[0][:, j], 1)
+        assert np.array_equal(got, np.sort(received[j], 1)), f"layer {j}: not the model's choice"
+        assert max(len(set(row)) for row in got // 4) <= 2, "group limit (topk_group=2 of 4) broken"
+        plain = np.sort(np.argsort(-(seen[j].float() @ ml.gate.weight.float().T).detach().numpy(), 1)[:, :4], 1)
+        assert (plain != got).any(axis=1).mean() > 0.2, "the bias should change the choice of many tokens"
+    # and the same holds through the whole capture path
+    cap = capture.capture(model, tok, small_corpus, source_id="captured-ds3", concurrency=CONCURRENCY,
+                          seq_len=24, batch_size=64, seed=1, device="cpu", dtype="float32", max_iterations=30)
+    assert cap.meta.shared_experts == 1 and cap.meta.top_k == 4
+    assert max(len(set(row)) for row in (cap.experts.astype(int) // 4).reshape(-1, 4)) <= 2
+
+
+def test_capture_numbers_tokens_by_replaying_the_scheduler(tmp_path, tok_dir, small_corpus):
+    path = save_model("olmoe", tmp_path / "m", tok_dir)
+    model, tok, cap = run_capture(path, small_corpus, max_iterations=20)
+    assert cap.stream.n_tokens == 20 * CONCURRENCY
+    # token ids at (doc, pos) are the document's own tokens
+    texts = dict(zip(small_corpus["doc"].to_list(), small_corpus["text"].to_list(), strict=True))
+    for i in range(0, cap.stream.n_tokens, 17):
+        ids = tok(texts[int(cap.doc[i])], add_special_tokens=False)["input_ids"]
+        assert ids[cap.pos[i]] == cap.token[i]
+    # split: the second half of each document is the test split
+    f = pl.DataFrame({"doc": cap.doc, "pos": cap.pos, "test": cap.is_test})
+    assert f.filter(pl.col("pos") == 0)["test"].sum() == 0
+    assert len(set(cap.doc[:CONCURRENCY].tolist())) > 1, "one iteration mixes documents"
+
+
+def test_capture_is_deterministic_and_batching_does_not_change_routing(tmp_path, tok_dir, small_corpus):
+    path = save_model("qwen3_moe", tmp_path / "m", tok_dir)
+    _, _, a = run_capture(path, small_corpus, batch_size=5)
+    _, _, b = run_capture(path, small_corpus, batch_size=5)
+    _, _, c = run_capture(path, small_corpus, batch_size=1)
+    assert a.table().equals(b.table())
+    assert np.array_equal(a.experts, c.experts), "a causal model's routing must not depend on its batch"
+    np.testing.assert_allclose(a.weights, c.weights, rtol=1e-4, atol=1e-5)
+
+
+def test_proxy_keeps_the_stream_and_changes_the_routing(tmp_path, tok_dir, small_corpus):
+    path = save_model("olmoe", tmp_path / "m", tok_dir)
+    model, _, cap = run_capture(path, small_corpus)
+    traces.write_trace(tmp_path / "c.parquet", cap.meta, cap.table())
+    tr = traces.read_trace(tmp_path / "c.parquet")
+    meta, table = capture.proxy_trace(tr, model, 5, "proxy-m")
+    traces.write_trace(tmp_path / "p.parquet", meta, table)
+    p = traces.read_trace(tmp_path / "p.parquet")
+    assert p.meta.source_kind == "proxy"
+    assert p.frame.select("t", "doc", "pos", "token").equals(tr.frame.select("t", "doc", "pos", "token"))
+    assert not np.array_equal(p.experts(), tr.experts())
+
+
+def test_missing_checkpoint_says_how_to_provide_it(tmp_path):
+    with pytest.raises(capture.CaptureError, match="not found.*local folder"):
+        capture.load(str(tmp_path / "no-such-model"))
+    with pytest.raises(capture.CaptureError, match="Hugging Face cache"):
+        capture.load("no-such-org/no-such-model")
+
+
+def test_non_moe_model_is_refused(tmp_path, tok_dir):
+    path = save_model("llama", tmp_path / "llama", tok_dir)
+    with pytest.raises(capture.CaptureError, match="not a Mixture-of-Experts model"):
+        capture.load(str(path))
+
+
+def test_sort_topk_follows_the_contract():
+    ids = np.array([[3, 1, 2]])
+    w = np.array([[0.2, 0.5, 0.2]], np.float32)
+    i, v = capture.sort_topk(ids, w)
+    assert i.tolist() == [[1, 2, 3]] and v[0].tolist() == pytest.approx([0.5, 0.2, 0.2])
+
+
+def test_every_supported_family_is_tested():
+    assert set(FAMILIES) == set(capture.SUPPORTED)

@@ -1,0 +1,147 @@
+rule corpus:
+    input:
+        code=library_sources("corpus"),
+    output:
+        corpus="results/corpus/corpus.parquet",
+        summary="results/corpus/summary.parquet",
+    log:
+        "logs/capture/corpus.log",
+    priority: 10
+    conda:
+        "../../envs/capture.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        corpus=config["corpus"],
+        seed=config["seed"],
+    script:
+        "../scripts/build_corpus.py"
+
+
+rule tokenizer:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        code=library_sources("corpus", "tiny"),
+    output:
+        directory("results/models/tokenizer"),
+    log:
+        "logs/capture/tokenizer.log",
+    priority: 10
+    conda:
+        "../../envs/capture.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        vocab_size=config["tiny"]["vocab_size"],
+    script:
+        "../scripts/train_tokenizer.py"
+
+
+rule train_tiny:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        tokenizer="results/models/tokenizer",
+        code=library_sources("corpus", "tiny"),
+    output:
+        trained=directory("results/models/tiny"),
+        untrained=directory("results/models/tiny-untrained"),
+        curve="results/models/tiny-training.parquet",
+    log:
+        "logs/capture/train_tiny.log",
+    benchmark:
+        "results/bench/train_tiny.tsv"
+    priority: 10
+    conda:
+        "../../envs/capture.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        tiny=config["tiny"],
+        seed=config["seed"],
+    script:
+        "../scripts/train_tiny.py"
+
+
+rule capture:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        model=model_inputs,
+        code=library_sources("capture", "corpus"),
+    output:
+        trace="results/captured/{model}/trace.parquet",
+        summary="results/captured/{model}/summary.parquet",
+        rate="results/bench/capture/{model}.json",
+    log:
+        "logs/capture/capture-{model}.log",
+    benchmark:
+        "results/bench/capture/{model}.tsv"
+    priority: 10
+    conda:
+        "../../envs/capture.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=capture_gpus,
+    params:
+        model=capture_params,
+        concurrency=config["concurrency"],
+        device=config["capture"]["device"],
+        max_iterations=config["capture"].get("max_iterations"),
+        parts=config["capture"]["parts"],
+        seed=config["seed"],
+    script:
+        "../scripts/capture_trace.py"
+
+
+rule proxy:
+    input:
+        trace="results/captured/{model}/trace.parquet",
+        model=model_inputs,
+        code=library_sources("capture"),
+    output:
+        trace="results/proxy/{model}/trace.parquet",
+    log:
+        "logs/capture/proxy-{model}.log",
+    conda:
+        "../../envs/capture.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        model=capture_params,
+        device=config["capture"]["device"],
+        seed=config["seed"],
+    script:
+        "../scripts/proxy_trace.py"
+
+
+rule capture_summary:
+    input:
+        summaries=expand("results/captured/{model}/summary.parquet", model=MODELS),
+        code=library_sources("tables"),
+    output:
+        table="results/tables/capture_summary.parquet",
+        html=report(
+            "results/tables/capture_summary.html",
+            caption="../report/capture_summary.rst",
+            category="Captured traces",
+            labels={"table": "capture summary"},
+        ),
+    log:
+        "logs/capture/summary.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/collect_capture_summary.py"

@@ -1,0 +1,81 @@
+rule coactivation:
+    input:
+        trace=trace_file,
+        code=library_sources("coactivation", "traces"),
+    output:
+        layers="results/coactivation/{trace}/layers.parquet",
+        pairs="results/coactivation/{trace}/pairs.parquet",
+        domain_expert="results/coactivation/{trace}/domain_expert.parquet",
+    log:
+        "logs/coactivation/{trace}.log",
+    benchmark:
+        "results/bench/coactivation/{trace}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        coactivation=config["coactivation"],
+        seed=config["seed"],
+    script:
+        "../scripts/compute_coactivation.py"
+
+
+rule collect_coactivation:
+    input:
+        layers=expand("results/coactivation/{trace}/layers.parquet", trace=ALL_TRACES),
+        code=library_sources("tables"),
+    output:
+        table="results/tables/coactivation.parquet",
+        html=report(
+            "results/tables/coactivation.html",
+            caption="../report/coactivation_table.rst",
+            category="Co-activation",
+            labels={"table": "co-activation per trace"},
+        ),
+    log:
+        "logs/coactivation/collect.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/collect_coactivation.py"
+
+
+rule tiny_checkpoint_table:
+    input:
+        curve="results/models/tiny-training.parquet",
+        coactivation=[
+            "results/coactivation/captured-tiny/layers.parquet",
+            "results/coactivation/captured-tiny-untrained/layers.parquet",
+        ],
+        stats=[
+            "results/stats/captured-tiny/layers.parquet",
+            "results/stats/captured-tiny-untrained/layers.parquet",
+        ],
+        code=library_sources("tables"),
+    output:
+        table="results/tables/tiny_checkpoint.parquet",
+        html=report(
+            "results/tables/tiny_checkpoint.html",
+            caption="../report/tiny_checkpoint.rst",
+            category="Captured traces",
+            labels={"table": "embedded checkpoint vs its untrained control"},
+        ),
+    log:
+        "logs/coactivation/tiny_checkpoint.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        tiny=config["tiny"],
+    script:
+        "../scripts/tiny_checkpoint_table.py"

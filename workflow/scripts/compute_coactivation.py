@@ -1,0 +1,25 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import coactivation
+from moelab.traces import read_trace
+
+c, o = snakemake.params.coactivation, snakemake.output
+trace = read_trace(snakemake.input.trace)
+m = trace.meta
+groups = c["groups"]
+if m.num_experts % groups or m.num_experts // groups < 2:
+    raise ValueError(f"coactivation.groups={groups} does not split {m.source_id}'s {m.num_experts} experts "
+                     f"into equal groups of at least 2: choose a divisor of {m.num_experts}")
+layers, pairs, dom = coactivation.analyse(trace, groups, snakemake.params.seed, c["null_draws"], c["mi_draws"],
+                                          c.get("max_tokens"))
+ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.num_experts, "top_k": m.top_k}
+for frame, path in ((layers, o.layers), (pairs, o.pairs), (dom, o.domain_expert)):
+    frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(path)
+for r in layers.iter_rows(named=True):
+    log.info("layer %d: gain %.3f (null %.3f), MI %.3f bits (null %.3f)", r["layer"], r["gain"],
+             r["gain_null"], r["mi_bits"], r["mi_null_mean"])
