@@ -93,8 +93,3 @@ def test_domain_mi_is_zero_for_domain_blind_routing_and_positive_otherwise(rng):
     aware = np.argsort(-logits, 1)[:, :K]
     r1 = co.domain_mi(aware, doc, domain, E, rng, draws=20)
     assert r1["mi_bits"] > 10 * r1["mi_null_mean"] and r1["mi_bits"] > 0.1
-
-
-def test_gini():
-    assert co.gini(np.ones(10)) == pytest.approx(0.0)
-    assert co.gini(np.r_[np.zeros(9), 1.0]) == pytest.approx(0.9)

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -71,7 +71,6 @@ class Captured:
     experts: np.ndarray  # [tokens, layers, k] u16
     weights: np.ndarray  # [tokens, layers, k] f32
     tokens_per_s: float = 0.0
-    stats: dict = field(default_factory=dict)
 
     def table(self):  # noqa: ANN201 - pyarrow.Table
         t = np.arange(self.stream.n_tokens, dtype=np.uint64)

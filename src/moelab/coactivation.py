@@ -3,11 +3,12 @@
 Per layer, from a trace's ``[tokens, k]`` expert sets:
 
 - the co-activation matrix (pair counts: experts selected together by one token) and its Gini;
-- a clustering of the experts into ``D`` equal groups, fitted on the ``train`` split, scored on
-  the ``test`` split: the share of test pairs inside a group;
+- a clustering of the experts into ``D`` equal groups, fitted on the ``train`` split (pair
+  counts minus a closed-form popularity baseline), scored on the ``test`` split: the share of
+  test pairs inside a group;
 - its **gain over chance**: that share divided by the share expected under a null that keeps
   BOTH margins (exactly k distinct experts per token, and each expert's load), estimated from
-  ``draws`` randomisations. The per-column shuffle of the reference study keeps only the loads,
+  ``draws`` randomisations (of at most ``null_tokens`` tokens: a share barely depends on size). The per-column shuffle of the reference study keeps only the loads,
   so under it even a random router looks structured; its analytic value is reported beside ours
   (``gain_column_null``) to show the difference;
 - the **null gain**: the whole pipeline (fit on train, score on test) run on a null trace. It
@@ -25,6 +26,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 import polars as pl
+
+from moelab.stats import gini
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,15 +124,6 @@ def null_draw(experts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Measures.
 
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient of non-negative values (0 = all equal)."""
-    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if v.size == 0 or v.sum() == 0:
-        return 0.0
-    i = np.arange(1, v.size + 1)
-    return float((2 * (i * v).sum() / (v.size * v.sum())) - (v.size + 1) / v.size)
-
-
 def upper(m: np.ndarray) -> np.ndarray:
     return m[np.triu_indices(m.shape[0], 1)]
 
@@ -195,17 +189,38 @@ def _null_pairs(experts: np.ndarray, E: int, rng: np.random.Generator, draws: in
     return sum(pair_counts(null_draw(experts, rng), E) for _ in range(draws)) / draws
 
 
+def popularity_pairs(loads: np.ndarray, tokens: int, k: int) -> np.ndarray:
+    """Pair counts popularity alone would give, in closed form: inclusion probabilities
+    p = load / tokens, pairs ~ tokens * p_e * p_f rescaled to the k(k-1)/2 pairs per token.
+    An approximation, used only to fit the groups: the gain is scored against sampled nulls."""
+    p = np.asarray(loads, np.float64) / max(tokens, 1)
+    m = np.outer(p, p)
+    np.fill_diagonal(m, 0.0)
+    total = m.sum()
+    return m * (tokens * k * (k - 1) / total) if total else m
+
+
+def subsample(experts: np.ndarray, rng: np.random.Generator, most: int | None) -> np.ndarray:
+    """A seeded random subset of at most ``most`` tokens (all of them when ``most`` is None)."""
+    if most is None or experts.shape[0] <= most:
+        return experts
+    return experts[np.sort(rng.choice(experts.shape[0], size=most, replace=False))]
+
+
 def clustering_gain(train: np.ndarray, test: np.ndarray, E: int, groups: int,
-                    rng: np.random.Generator, draws: int = 2) -> dict:
-    """Fit groups on ``train`` (affinity = pair counts minus their null expectation), score on
-    ``test`` against the both-margins null. Returns labels, shares and gains."""
+                    rng: np.random.Generator, draws: int = 1, null_tokens: int | None = None) -> dict:
+    """Fit groups on ``train`` (affinity = pair counts minus what popularity explains), score on
+    ``test`` against ``draws`` samples of the both-margins null. Returns labels, shares, gains.
+    The fit may use any baseline: under the null the test pairs have the null's expectation
+    whatever the groups, so the gain's calibration rests on the scoring null alone. The null
+    share is estimated on at most ``null_tokens`` test tokens (a share barely depends on size)."""
     p_train = pair_counts(train, E)
-    affinity = p_train - _null_pairs(train, E, rng, draws)
     loads_train = np.bincount(train.ravel(), minlength=E)
+    affinity = p_train - popularity_pairs(loads_train, train.shape[0], train.shape[1])
     labels = cluster(affinity, groups, order_hint=np.lexsort((np.arange(E), -loads_train)))
     p_test = pair_counts(test, E)
     share = intra_share(p_test, labels)
-    null_share = intra_share(_null_pairs(test, E, rng, draws), labels)
+    null_share = intra_share(_null_pairs(subsample(test, rng, null_tokens), E, rng, draws), labels)
     col_share = column_null_share(np.bincount(test.ravel(), minlength=E), labels)
     return {"labels": labels, "pairs": p_train + p_test, "share": share, "null_share": null_share,
             "gain": share / null_share, "gain_column_null": share / col_share}
@@ -216,16 +231,14 @@ def domain_mi(experts: np.ndarray, doc: np.ndarray, domain: np.ndarray, E: int,
     """Mutual information (bits) between an activation's expert and its token's domain, with a
     null that permutes domain labels across documents."""
     docs, doc_idx = np.unique(doc, return_inverse=True)
-    k = experts.shape[1]
-    per_doc = np.zeros((docs.size, E), np.float64)
-    np.add.at(per_doc, (np.repeat(doc_idx, k), experts.ravel()), 1.0)
+    flat = (doc_idx.astype(np.int64)[:, None] * E + experts).ravel()
+    per_doc = np.bincount(flat, minlength=docs.size * E).reshape(docs.size, E).astype(np.float64)
     dom_of_doc = np.zeros(docs.size, np.int64)
     dom_of_doc[doc_idx] = domain
     n_dom = int(domain.max()) + 1 if domain.size else 1
 
     def mi(labels: np.ndarray) -> float:
-        joint = np.zeros((n_dom, E))
-        np.add.at(joint, labels, per_doc)
+        joint = np.eye(n_dom)[labels].T @ per_doc
         p = joint / joint.sum()
         pd, pe = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
         nz = p > 0
@@ -234,23 +247,24 @@ def domain_mi(experts: np.ndarray, doc: np.ndarray, domain: np.ndarray, E: int,
     observed = mi(dom_of_doc)
     null = np.array([mi(rng.permutation(dom_of_doc)) for _ in range(draws)]) if n_dom > 1 \
         else np.zeros(1)
-    joint = np.zeros((n_dom, E))
-    np.add.at(joint, dom_of_doc, per_doc)
+    joint = np.eye(n_dom)[dom_of_doc].T @ per_doc
     return {"mi_bits": observed, "mi_null_mean": float(null.mean()),
             "mi_null_p95": float(np.quantile(null, 0.95)), "joint": joint}
 
 
-def analyse(trace, groups: int, seed: int, draws: int = 2, mi_draws: int = 50,  # noqa: ANN001
-            max_tokens: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def analyse(trace, groups: int, seed: int, draws: int = 1, mi_draws: int = 50,  # noqa: ANN001
+            max_tokens: int | None = None, null_tokens: int | None = 1 << 17,
+            ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Per-layer co-activation and domain analysis of a :class:`moelab.traces.Trace`.
 
     Returns (layers, pairs, domain_expert): ``layers`` one row per layer; ``pairs`` the
     co-activation matrix in long form with each expert's group and its position in
     cluster order (for heatmaps); ``domain_expert`` each domain's expert distribution.
-    Uses the first ``max_tokens`` tokens of the stream when set (stated in the output).
+    Uses the first ``max_tokens`` tokens of the stream when set, and null samples of at most
+    ``null_tokens`` tokens per split (both stated in the output).
     """
     m = trace.meta
-    E, k = m.num_experts, m.top_k
+    E = m.num_experts
     ex = trace.experts_by_layer()
     f = trace.frame.filter(pl.col("layer") == 0)
     n = ex.shape[0] if not max_tokens else min(max_tokens, ex.shape[0])
@@ -262,16 +276,16 @@ def analyse(trace, groups: int, seed: int, draws: int = 2, mi_draws: int = 50,  
     for layer in range(m.n_moe_layers):
         rng = np.random.default_rng([seed, layer])
         e = ex[:, layer, :]
-        res = clustering_gain(e[~is_test], e[is_test], E, groups, rng, draws)
+        train, test = e[~is_test], e[is_test]
+        res = clustering_gain(train, test, E, groups, rng, draws, null_tokens)
         # The same pipeline on a null trace: what "no structure" scores, noise included.
-        null_trace = np.empty_like(e)
-        null_trace[~is_test] = null_draw(e[~is_test], rng)
-        null_trace[is_test] = null_draw(e[is_test], rng)
-        res0 = clustering_gain(null_trace[~is_test], null_trace[is_test], E, groups, rng, draws)
+        res0 = clustering_gain(null_draw(subsample(train, rng, null_tokens), rng),
+                               null_draw(subsample(test, rng, null_tokens), rng), E, groups, rng, draws)
         mi = domain_mi(e, doc, domain, E, rng, mi_draws)
         rows.append({"layer": layer, "decoder_layer": m.layer_index[layer], "tokens": n,
                      "train_tokens": int((~is_test).sum()), "test_tokens": int(is_test.sum()),
-                     "groups": groups, "coact_gini": gini(upper(res["pairs"])),
+                     "groups": groups, "null_tokens": int(min(null_tokens or n, n)),
+                     "coact_gini": gini(upper(res["pairs"])),
                      "intra_share": res["share"], "null_share": res["null_share"],
                      "gain": res["gain"], "gain_null": res0["gain"],
                      "gain_column_null": res["gain_column_null"],

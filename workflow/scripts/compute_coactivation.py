@@ -16,7 +16,7 @@ if m.num_experts % groups or m.num_experts // groups < 2:
     raise ValueError(f"coactivation.groups={groups} does not split {m.source_id}'s {m.num_experts} experts "
                      f"into equal groups of at least 2: choose a divisor of {m.num_experts}")
 layers, pairs, dom = coactivation.analyse(trace, groups, snakemake.params.seed, c["null_draws"], c["mi_draws"],
-                                          c.get("max_tokens"))
+                                          c.get("max_tokens"), c.get("null_tokens"))
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.num_experts, "top_k": m.top_k}
 for frame, path in ((layers, o.layers), (pairs, o.pairs), (dom, o.domain_expert)):
     frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(path)
