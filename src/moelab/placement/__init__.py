@@ -1,0 +1,1 @@
+"""Expert placement: EPLB (the baseline everyone ships), static and dynamic policies, the simulator."""
