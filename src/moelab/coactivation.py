@@ -128,12 +128,16 @@ def upper(m: np.ndarray) -> np.ndarray:
     return m[np.triu_indices(m.shape[0], 1)]
 
 
-def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = None) -> np.ndarray:
+def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = None,
+            init: np.ndarray | None = None, loads: np.ndarray | None = None,
+            cap: float | None = None) -> np.ndarray:
     """Split experts into ``groups`` groups of equal size maximising the affinity inside groups.
 
     Greedy growth (a seed, then the expert with the most affinity to the group so far; seeds in
-    ``order_hint`` order, default by id) followed by best-swap refinement until no swap of two
-    experts between groups increases the within-group affinity. Returns ``[E]`` group labels.
+    ``order_hint`` order, default by id), or the labels ``init``, followed by best-swap
+    refinement until no swap of two experts between groups increases the within-group affinity.
+    With ``loads`` and ``cap``, a swap may not push a group's total load above ``cap`` (start from
+    an ``init`` that respects it). Returns ``[E]`` group labels.
     """
     A = np.asarray(affinity, dtype=np.float64).copy()
     E = A.shape[0]
@@ -141,31 +145,45 @@ def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = N
         raise ValueError(f"{E} experts do not split into {groups} equal groups")
     np.fill_diagonal(A, 0.0)
     size = E // groups
-    labels = np.full(E, -1)
-    hint = np.arange(E) if order_hint is None else np.asarray(order_hint)
-    for g in range(groups):
-        seed = next(int(e) for e in hint if labels[e] < 0)
-        labels[seed] = g
-        members = [seed]
-        for _ in range(size - 1):
-            score = A[:, members].sum(1)
-            score[labels >= 0] = -np.inf
-            e = int(np.argmax(score))  # ties: lowest id
-            labels[e] = g
-            members.append(e)
+    if init is not None:
+        labels = np.asarray(init).copy()
+    else:
+        labels = np.full(E, -1)
+        hint = np.arange(E) if order_hint is None else np.asarray(order_hint)
+        for g in range(groups):
+            seed = next(int(e) for e in hint if labels[e] < 0)
+            labels[seed] = g
+            members = [seed]
+            for _ in range(size - 1):
+                score = A[:, members].sum(1)
+                score[labels >= 0] = -np.inf
+                e = int(np.argmax(score))  # ties: lowest id
+                labels[e] = g
+                members.append(e)
     onehot = np.eye(groups)[labels]
     S = A @ onehot  # S[e, g]: affinity of e to group g
+    capped = loads is not None and cap is not None
+    if capped:
+        w = np.asarray(loads, np.float64)
+        group_load = w @ onehot
     for _ in range(10 * E):
         own = S[np.arange(E), labels]
         cross = S[:, labels]  # cross[a, b] = S[a, group of b]
         delta = cross + cross.T - 2 * A - own[:, None] - own[None, :]
         delta[labels[:, None] == labels[None, :]] = -np.inf
+        if capped:  # after swapping a and b: group(a) gains w_b - w_a, group(b) the opposite
+            diff = w[None, :] - w[:, None]
+            gl = group_load[labels]
+            delta[(gl[:, None] + diff > cap) | (gl[None, :] - diff > cap)] = -np.inf
         a, b = np.unravel_index(int(np.argmax(delta)), delta.shape)
         if delta[a, b] <= 1e-9:
             break
         ga, gb = labels[a], labels[b]
         S[:, ga] += A[:, b] - A[:, a]
         S[:, gb] += A[:, a] - A[:, b]
+        if capped:
+            group_load[ga] += w[b] - w[a]
+            group_load[gb] += w[a] - w[b]
         labels[a], labels[b] = gb, ga
     return labels
 

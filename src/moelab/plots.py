@@ -236,3 +236,32 @@ def provenance(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
         return f"proxy: N(0,1) hidden states into the routers of {what}"
     return (f"captured from {what} on {meta.capture_device}, {meta.capture_dtype}; corpus domains: "
             f"{', '.join(meta.domains)}")
+
+
+def static_placement(frame: pl.DataFrame, source: str) -> alt.Chart:
+    """Devices touched per token against the number of devices, per policy (mean over layers);
+    the tooltip carries the load CV that a locality win must not break."""
+    mean = (frame.group_by("trace", "devices", "policy")
+            .agg(pl.col("devices_per_token", "load_cv", "par").mean()).sort("trace", "devices", "policy"))
+    chart = alt.Chart(mean).mark_line(point=True).encode(
+        x=alt.X("devices:O", title="devices"),
+        y=alt.Y("devices_per_token:Q", title="distinct devices per token"),
+        color=alt.Color("policy:N"),
+        tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q", "par:Q"],
+    ).properties(width=220, height=200)
+    return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
+                     "Static placement: all-to-all fan-out per token", source)
+
+
+def cache_miss(frame: pl.DataFrame, source: str) -> alt.Chart:
+    """Demand miss rate against cache capacity per policy (mean over layers); Belady is the bound."""
+    mean = (frame.group_by("trace", "capacity", "policy").agg(pl.col("miss_rate").mean())
+            .sort("trace", "capacity", "policy"))
+    chart = alt.Chart(mean).mark_line(point=True).encode(
+        x=alt.X("capacity:Q", title="cache capacity (experts)"),
+        y=alt.Y("miss_rate:Q", title="demand misses per activation"),
+        color=alt.Color("policy:N"),
+        strokeDash=alt.condition(alt.datum.policy == "belady", alt.value([4, 3]), alt.value([1, 0])),
+    ).properties(width=220, height=200)
+    return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
+                     "Expert cache miss rate by capacity", source)

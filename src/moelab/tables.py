@@ -75,3 +75,21 @@ def tiny_checkpoint(curve: pl.DataFrame, coact: pl.DataFrame, stats: pl.DataFram
     return pl.DataFrame(
         {"measure": [r[0] for r in rows], "trained": [r[1] for r in rows], "untrained": [r[2] for r in rows],
          "ratio": [r[1] / r[2] if r[2] else float("nan") for r in rows]})
+
+
+def static_placement_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per trace, devices and policy: means over layers, and devices/token relative to the
+    frequency-balanced placement."""
+    out = (frame.group_by("trace", "source_kind", "devices", "policy", maintain_order=True)
+           .agg(pl.col("devices_per_token", "load_cv", "par").mean()))
+    base = out.filter(pl.col("policy") == "frequency").select(
+        "trace", "devices", freq_dpt=pl.col("devices_per_token"))
+    return (out.join(base, on=["trace", "devices"])
+            .with_columns(vs_frequency=pl.col("devices_per_token") / pl.col("freq_dpt") - 1)
+            .drop("freq_dpt").sort("trace", "devices", "policy"))
+
+
+def cache_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per trace, capacity and policy: the demand miss rate averaged over layers."""
+    return (frame.group_by("trace", "source_kind", "capacity", "policy", maintain_order=True)
+            .agg(pl.col("miss_rate").mean()).sort("trace", "capacity", "policy"))

@@ -81,5 +81,6 @@ def test_report_zip_holds_every_figure(two_runs):
     names = zipfile.ZipFile(d / "results/report.zip").namelist()
     for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html",
                 "coactivation_gain.svg", "coactivation_heatmap-captured-tiny.svg", "domain_expert-captured-tiny.svg",
-                "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg"):
+                "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
+                "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"

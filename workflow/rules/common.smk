@@ -28,6 +28,9 @@ MODELS = {m["name"]: m for m in config["capture"]["models"]}
 CAPTURED = [f"captured-{name}" for name in MODELS]
 PROXIES = [f"proxy-{name}" for name in config["capture"]["proxy"]]
 ALL_TRACES = TRACES + CAPTURED + PROXIES
+PLACEMENT_TRACES = (
+    CAPTURED + PROXIES + (TRACES if config["placement"]["include_synthetic"] else [])
+)
 EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
     m["path"] for m in MODELS.values()
 }
@@ -130,6 +133,9 @@ def final_outputs():
         out += figure(f"layer_loads-{trace}")
     for trace in CAPTURED:
         out += figure(f"domain_expert-{trace}")
+    if PLACEMENT_TRACES:
+        out += ["results/tables/static_placement.html", "results/tables/cache.html"]
+        out += figure("static_placement") + figure("cache_miss")
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure("tiny_training")
     out += figure("powerlaw_comparison") + figure("top20_share")

@@ -1,0 +1,57 @@
+"""Static expert placement on D devices (E/D experts each), fitted before a split, scored after.
+
+Policies: ``random``; ``frequency`` (balanced packing of the fitted loads, EPLB's packing rule);
+``coactivation`` (experts that fire together on one device, unconstrained: it may overload
+devices); ``coactivation_capped`` (the same objective, starting from the frequency placement and
+never letting a device's fitted load exceed ``(1 + slack)`` x the mean).
+
+Scores on the held-out iterations: distinct devices touched per token (the all-to-all fan-out),
+load CV across devices, and PAR (per-iteration max / mean device load, averaged).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from moelab.coactivation import cluster, pair_counts
+from moelab.placement.eplb import balanced_packing
+
+POLICIES = ("random", "frequency", "coactivation", "coactivation_capped")
+
+
+def place(policy: str, experts: np.ndarray, num_experts: int, devices: int, rng: np.random.Generator,
+          slack: float = 0.05) -> np.ndarray:
+    """Device of each expert ``[E]``, fitted on ``experts`` ``[tokens, k]``."""
+    E = num_experts
+    if E % devices:
+        raise ValueError(f"{E} experts do not split evenly over {devices} devices")
+    loads = np.bincount(experts.ravel(), minlength=E).astype(np.float64)
+    if policy == "random":
+        return rng.permutation(np.repeat(np.arange(devices), E // devices))
+    freq = balanced_packing(loads[None, :], devices)[0][0]
+    if policy == "frequency":
+        return freq
+    pairs = pair_counts(experts, E).astype(np.float64)
+    if policy == "coactivation":
+        return cluster(pairs, devices, order_hint=np.lexsort((np.arange(E), -loads)))
+    if policy == "coactivation_capped":
+        cap = (1 + slack) * loads.sum() / devices
+        cap = max(cap, float((loads @ np.eye(devices)[freq]).max()))  # the start must be feasible
+        return cluster(pairs, devices, init=freq, loads=loads, cap=cap)
+    raise ValueError(f"placement policy {policy!r}: expected one of {POLICIES}")
+
+
+def score(experts: np.ndarray, device: np.ndarray, devices: int, concurrency: int) -> dict:
+    """Devices per token, device-load CV and mean per-iteration PAR of ``experts`` ``[tokens, k]``
+    (whole iterations, in stream order) under the placement ``device``."""
+    dev = device[experts]  # [T, k]
+    s = np.sort(dev, axis=1)
+    per_token = 1 + (s[:, 1:] != s[:, :-1]).sum(1)
+    total = np.bincount(dev.ravel(), minlength=devices).astype(np.float64)
+    T = experts.shape[0]
+    it = np.repeat(np.arange(T // concurrency), concurrency * experts.shape[1])
+    per_iter = np.bincount(it * devices + dev[:len(it) // experts.shape[1]].ravel(),
+                           minlength=(T // concurrency) * devices).reshape(-1, devices)
+    par = per_iter.max(1) / per_iter.mean(1)
+    return {"devices_per_token": float(per_token.mean()), "load_cv": float(total.std() / total.mean()),
+            "par": float(par.mean())}

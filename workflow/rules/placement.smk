@@ -1,0 +1,113 @@
+rule static_placement:
+    input:
+        trace=trace_file,
+        code=library_sources("placement.evaluate", "traces"),
+    output:
+        "results/placement/static/{trace}.parquet",
+    log:
+        "logs/placement/static-{trace}.log",
+    benchmark:
+        "results/bench/placement/static-{trace}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        placement=config["placement"],
+        seed=config["seed"],
+    script:
+        "../scripts/static_placement.py"
+
+
+rule cache_simulation:
+    input:
+        trace=trace_file,
+        code=library_sources("placement.evaluate", "traces"),
+    output:
+        "results/cache/{trace}.parquet",
+    log:
+        "logs/placement/cache-{trace}.log",
+    benchmark:
+        "results/bench/placement/cache-{trace}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        placement=config["placement"],
+    script:
+        "../scripts/cache_simulation.py"
+
+
+rule collect_placement:
+    input:
+        static=expand(
+            "results/placement/static/{trace}.parquet", trace=PLACEMENT_TRACES
+        ),
+        cache=expand("results/cache/{trace}.parquet", trace=PLACEMENT_TRACES),
+        code=library_sources("tables"),
+    output:
+        static="results/tables/static_placement.parquet",
+        static_html=report(
+            "results/tables/static_placement.html",
+            caption="../report/static_placement_table.rst",
+            category="Placement",
+            labels={"table": "static placement"},
+        ),
+        cache="results/tables/cache.parquet",
+        cache_html=report(
+            "results/tables/cache.html",
+            caption="../report/cache_table.rst",
+            category="Placement",
+            labels={"table": "expert cache"},
+        ),
+    log:
+        "logs/placement/collect.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        placement=config["placement"],
+    script:
+        "../scripts/collect_placement.py"
+
+
+rule plot_placement:
+    input:
+        static="results/tables/static_placement.parquet",
+        cache="results/tables/cache.parquet",
+        code=library_sources("plots"),
+    output:
+        svg=report(
+            "results/figures/static_placement.svg",
+            caption="../report/static_placement.rst",
+            category="Placement",
+            labels={"figure": "static placement: devices per token"},
+        ),
+        png="results/figures/static_placement.png",
+        html="results/figures/static_placement.html",
+        cache_svg=report(
+            "results/figures/cache_miss.svg",
+            caption="../report/cache_miss.rst",
+            category="Placement",
+            labels={"figure": "expert cache miss rate"},
+        ),
+        cache_png="results/figures/cache_miss.png",
+        cache_html="results/figures/cache_miss.html",
+    log:
+        "logs/figures/placement.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/plot_placement.py"

@@ -1,0 +1,15 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import plots
+
+i, o = snakemake.input, snakemake.output
+static = pl.read_parquet(i.static)
+cache = pl.read_parquet(i.cache)
+source = "traces: " + ", ".join(sorted(static["trace"].unique().to_list())) + "; fit on the first part, scored on the rest"
+plots.save(plots.static_placement(static, source), o.svg, o.png, o.html)
+plots.save(plots.cache_miss(cache, source), o.cache_svg, o.cache_png, o.cache_html)
