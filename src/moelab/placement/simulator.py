@@ -1,0 +1,140 @@
+"""The dynamic placement simulator, with the competition's semantics (anchors.md).
+
+Hotness ``[I, L, E]``; a deployment is, per layer, a table ``[devices, slots]`` of expert ids
+(-1 = an empty slot). Each iteration:
+
+1. if a redeployment is pending, the next layer in the policy's priority order switches to its new
+   table; the transmit amount grows by the number of slots whose expert changed (slot by slot);
+2. every layer's PAR is taken: each expert's hotness is split evenly over its copies, summed per
+   device, and max / mean over devices.
+
+A policy is called at ``first_call`` and then ``interval`` iterations after its previous
+redeployment finished. It sees only the past ``window`` iterations (never the current one) and
+returns new tables ``[L, D, S]`` and a priority order of layers. The reported PAR is the mean over
+iterations and layers; the modelled time is ``par_weight * PAR + transmit * slot_bytes /
+bandwidth + calls * policy_seconds``; the score against a baseline is ``100 * T_base / T``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Policy = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    devices: int
+    slots_per_device: int
+    window: int = 1024
+    interval: int = 1024
+    first_call: int | None = None  # default: once a full window has passed
+    zero_to_one: bool = True  # the competition replaces zero hotness by 1
+    par_weight: float = 60.0  # seconds charged per unit of mean PAR
+    slot_bytes: float = 88_080_384  # one DS-R1 expert in bf16
+    bandwidth: float = 900e9  # bytes/s
+    policy_seconds: float = 0.0  # modelled policy time per call (deterministic; wall time reported apart)
+
+
+def contiguous(num_layers: int, num_experts: int, devices: int, slots_per_device: int) -> np.ndarray:
+    """The Default deployment: E/D contiguous experts per device, redundant slots left empty."""
+    per = num_experts // devices
+    if per * devices != num_experts or slots_per_device < per:
+        raise ValueError(f"{num_experts} experts do not fit {devices} devices x {slots_per_device} slots "
+                         f"as contiguous blocks")
+    t = np.full((devices, slots_per_device), -1, np.int64)
+    t[:, :per] = np.arange(num_experts).reshape(devices, per)
+    return np.broadcast_to(t, (num_layers, devices, slots_per_device)).copy()
+
+
+class _Layout:
+    """What PAR needs from the tables, recomputed only when a layer changes."""
+
+    def __init__(self, tables: np.ndarray, num_experts: int):
+        self.tables = tables
+        self.E = num_experts
+        L = tables.shape[0]
+        self.ids = np.empty((L, tables.shape[1] * tables.shape[2]), np.int64)
+        self.share = np.empty(self.ids.shape)  # 1 / copies of the slot's expert (0 if empty)
+        for layer in range(L):
+            self.update(layer)
+
+    def update(self, layer: int) -> None:
+        flat = self.tables[layer].ravel()
+        valid = flat >= 0
+        copies = np.bincount(flat[valid], minlength=self.E)
+        if (copies == 0).any():
+            raise ValueError(f"layer {layer}: expert {int(np.argmin(copies))} has no slot")
+        self.ids[layer] = np.where(valid, flat, 0)
+        self.share[layer] = np.where(valid, 1.0 / copies[self.ids[layer]], 0.0)
+
+    def par(self, hot_iter: np.ndarray) -> np.ndarray:
+        L, D, S = self.tables.shape
+        dev = (np.take_along_axis(hot_iter, self.ids, 1) * self.share).reshape(L, D, S).sum(2)
+        return dev.max(1) / dev.mean(1)
+
+
+def par(hot_iter: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """PAR per layer for one iteration's hotness ``[L, E]`` under ``tables`` ``[L, D, S]``."""
+    return _Layout(np.asarray(tables), hot_iter.shape[1]).par(hot_iter)
+
+
+def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
+             initial: np.ndarray | None = None) -> dict:
+    """Run ``policy`` (None: never redeploy) over hotness ``[I, L, E]``. Returns the per-iteration
+    PAR ``[I, L]``, transmit, calls, the modelled time and the policy's measured wall time."""
+    hot = np.asarray(hot, dtype=np.float64)
+    if spec.zero_to_one:
+        hot = np.where(hot == 0, 1.0, hot)
+    I, L, E = hot.shape
+    tables = contiguous(L, E, spec.devices, spec.slots_per_device) if initial is None else initial.copy()
+    next_call = spec.window if spec.first_call is None else spec.first_call
+    pending: list[tuple[int, np.ndarray]] = []
+    layout = _Layout(tables, E)
+    pars = np.empty((I, L))
+    transmit, calls, wall = 0, 0, 0.0
+    for i in range(I):
+        if policy is not None and not pending and i == next_call:
+            t0 = time.perf_counter()
+            new, order = policy(hot[max(0, i - spec.window):i], tables.copy())
+            wall += time.perf_counter() - t0
+            calls += 1
+            pending = [(int(layer), new[layer]) for layer in order
+                       if not np.array_equal(new[layer], tables[layer])]
+            if not pending:
+                next_call = i + spec.interval
+        if pending:
+            layer, table = pending.pop(0)
+            transmit += int((table != tables[layer]).sum())
+            tables[layer] = table
+            layout.update(layer)
+            if not pending:
+                next_call = i + 1 + spec.interval
+        pars[i] = layout.par(hot[i])
+    mean_par = float(pars.mean())
+    modelled = (spec.par_weight * mean_par + transmit * spec.slot_bytes / spec.bandwidth
+                + calls * spec.policy_seconds)
+    return {"par": pars, "mean_par": mean_par, "transmit": transmit, "calls": calls,
+            "modelled_time": modelled, "policy_wall_s": wall, "tables": tables}
+
+
+def score(result: dict, baseline: dict) -> float:
+    """The competition's score: 100 x modelled time of the baseline / that of the policy."""
+    return 100.0 * baseline["modelled_time"] / result["modelled_time"]
+
+
+def eplb_policy(spec: SimSpec, num_groups: int = 1, num_nodes: int = 1) -> Policy:
+    """DeepSeek EPLB on the window's summed hotness, layers redeployed in index order."""
+    from moelab.placement.eplb import rebalance
+
+    def policy(window: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        L = window.shape[1]
+        phy2log, _, _ = rebalance(window.sum(0), spec.devices * spec.slots_per_device, num_groups,
+                                  num_nodes, spec.devices)
+        return phy2log.reshape(L, spec.devices, spec.slots_per_device), np.arange(L)
+
+    return policy
