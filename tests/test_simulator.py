@@ -53,3 +53,22 @@ def test_eplb_policy_balances_a_skewed_load():
     eplb = sim.simulate(hot, sim.eplb_policy(spec), spec)
     assert eplb["mean_par"] < default["mean_par"] - 0.3
     assert eplb["transmit"] > 0
+
+
+def test_moelab_policy_keeps_every_expert_once_per_device_and_moves_little():
+    from moelab.placement import policies
+
+    rng = np.random.default_rng(1)
+    prof = np.geomspace(400, 4, 16)
+    hot = rng.poisson(np.broadcast_to(prof, (96, 3, 16))).astype(float)
+    spec = sim.SimSpec(devices=4, slots_per_device=5, window=32, interval=32)
+    eplb = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    ours = sim.simulate(hot, policies.moelab_policy(spec, total_iterations=96), spec)
+    for table in ours["tables"]:
+        for row in table:
+            kept = row[row >= 0]
+            assert len(set(kept.tolist())) == len(kept), "two copies of an expert on one device"
+        assert set(table[table >= 0].tolist()) == set(range(16)), "an expert lost its last copy"
+    default = sim.simulate(hot, None, spec)
+    assert ours["mean_par"] < default["mean_par"] - 0.2
+    assert ours["transmit"] < eplb["transmit"]
