@@ -72,3 +72,26 @@ def test_moelab_policy_keeps_every_expert_once_per_device_and_moves_little():
     default = sim.simulate(hot, None, spec)
     assert ours["mean_par"] < default["mean_par"] - 0.2
     assert ours["transmit"] < eplb["transmit"]
+
+
+def test_align_keeps_contents_and_reuses_slots():
+    from moelab.placement import policies
+
+    current = np.array([[0, 1, 2], [3, 4, 5]])
+    plan = np.array([[5, 4, 0], [1, 2, 3]])  # device contents {0,4,5} and {1,2,3}
+    out = policies.align(current, plan)
+    assert sorted(map(sorted, out.tolist())) == sorted(map(sorted, plan.tolist()))
+    # best match: current device 0 {0,1,2} -> {1,2,3} (overlap 2), device 1 {3,4,5} -> {0,4,5}
+    assert out.tolist() == [[3, 1, 2], [0, 4, 5]]
+    assert (out != current).sum() == 2
+
+
+def test_dedupe_moves_second_copies_off_a_device():
+    from moelab.placement import policies
+
+    load = np.array([8.0, 4, 2, 2])
+    table = np.array([[0, 0, 1], [2, 3, 1]])
+    out = policies.dedupe(load, table)
+    for row in out:
+        assert len(set(row.tolist())) == len(row)
+    assert sorted(out.ravel().tolist()) == sorted(table.ravel().tolist())
