@@ -265,3 +265,17 @@ def cache_miss(frame: pl.DataFrame, source: str) -> alt.Chart:
     ).properties(width=220, height=200)
     return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
                      "Expert cache miss rate by capacity", source)
+
+
+def par_timeline(timeline: pl.DataFrame, source: str, window: int = 64) -> alt.Chart:
+    """PAR over iterations (mean over layers, averaged in windows) per placement policy."""
+    binned = (timeline.with_columns(bin=(pl.col("iteration") // window) * window)
+              .group_by("trace", "policy", "bin", maintain_order=True).agg(pl.col("par").mean())
+              .sort("trace", "policy", "bin"))
+    chart = alt.Chart(binned).mark_line().encode(
+        x=alt.X("bin:Q", title=f"iteration ({window}-iteration means)"),
+        y=alt.Y("par:Q", title="PAR (max / mean device load)", scale=alt.Scale(zero=False)),
+        color=alt.Color("policy:N"),
+    ).properties(width=320, height=200)
+    return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=2), "Dynamic placement: PAR over time",
+                     source)

@@ -82,5 +82,6 @@ def test_report_zip_holds_every_figure(two_runs):
     for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html",
                 "coactivation_gain.svg", "coactivation_heatmap-captured-tiny.svg", "domain_expert-captured-tiny.svg",
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
-                "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html"):
+                "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
+                "dynamic_placement.svg", "dynamic_placement.html"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"

@@ -136,6 +136,8 @@ def final_outputs():
     if PLACEMENT_TRACES:
         out += ["results/tables/static_placement.html", "results/tables/cache.html"]
         out += figure("static_placement") + figure("cache_miss")
+    if CAPTURED:
+        out += ["results/tables/dynamic_placement.html"] + figure("dynamic_placement")
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure("tiny_training")
     out += figure("powerlaw_comparison") + figure("top20_share")

@@ -111,3 +111,63 @@ rule plot_placement:
         runtime=5,
     script:
         "../scripts/plot_placement.py"
+
+
+rule dynamic_placement:
+    input:
+        trace=trace_file,
+        code=library_sources("placement.dynamic_eval", "hotness", "traces"),
+    output:
+        summary="results/placement/dynamic/{trace}.parquet",
+        timeline="results/placement/dynamic/{trace}-timeline.parquet",
+    log:
+        "logs/placement/dynamic-{trace}.log",
+    benchmark:
+        "results/bench/placement/dynamic-{trace}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        dynamic=config["placement"]["dynamic"],
+    script:
+        "../scripts/dynamic_placement.py"
+
+
+rule plot_dynamic_placement:
+    input:
+        summaries=expand("results/placement/dynamic/{trace}.parquet", trace=CAPTURED),
+        timelines=expand(
+            "results/placement/dynamic/{trace}-timeline.parquet", trace=CAPTURED
+        ),
+        code=library_sources("plots", "tables"),
+    output:
+        table="results/tables/dynamic_placement.parquet",
+        html=report(
+            "results/tables/dynamic_placement.html",
+            caption="../report/dynamic_placement_table.rst",
+            category="Placement",
+            labels={"table": "dynamic placement"},
+        ),
+        svg=report(
+            "results/figures/dynamic_placement.svg",
+            caption="../report/dynamic_placement.rst",
+            category="Placement",
+            labels={"figure": "PAR over time"},
+        ),
+        png="results/figures/dynamic_placement.png",
+        fig_html="results/figures/dynamic_placement.html",
+    log:
+        "logs/figures/dynamic_placement.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dynamic=config["placement"]["dynamic"],
+    script:
+        "../scripts/plot_dynamic_placement.py"

@@ -1,0 +1,36 @@
+"""Dynamic placement on a trace's hotness: Default, DS-EPLB and moelab's policy side by side,
+scored with the competition's modelled time (constants from the config)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from moelab.placement import policies
+from moelab.placement import simulator as sim
+
+
+def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over
+    layers). ``d`` is the config's ``placement.dynamic`` block."""
+    I, L, E = hot.shape
+    D = d["devices"]
+    S = E // D + d["redundant_slots"]
+    const = dict(zero_to_one=d["zero_to_one"], par_weight=d["par_weight"], slot_bytes=d["slot_bytes"],
+                 bandwidth=d["bandwidth"], policy_seconds=d["policy_seconds"])
+    base = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
+    ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"], **const)
+    runs = {
+        "Default": sim.simulate(hot, None, base),
+        "DS-EPLB": sim.simulate(hot, sim.eplb_policy(base), base),
+        "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
+                                                           max_moves=d["max_moves"]), ours),
+    }
+    ref = runs["DS-EPLB"]
+    summary = pl.DataFrame([{"policy": name, "mean_par": r["mean_par"], "transmit": r["transmit"],
+                             "calls": r["calls"], "modelled_time": r["modelled_time"],
+                             "score_vs_eplb": sim.score(r, ref)} for name, r in runs.items()])
+    timeline = pl.concat([pl.DataFrame({"iteration": np.arange(I, dtype=np.int32),
+                                        "par": r["par"].mean(1), "policy": name})
+                          for name, r in runs.items()])
+    return summary, timeline
