@@ -344,9 +344,8 @@ def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurren
     experts = np.concatenate(ex)[rows].astype(np.uint16)
     weights = np.concatenate(w)[rows].astype(np.float32)
     token = np.concatenate([reqs[r].ids[:used[r]] for r in active])[rows]
-    doc = np.asarray([reqs[r].doc for r in range(len(reqs))])[st.request]
-    pos = np.asarray([reqs[r].offset for r in range(len(reqs))])[st.request] + st.pos
-    doc_len = np.asarray([reqs[r].doc_len for r in range(len(reqs))])[st.request]
+    per_req = np.asarray([(r.doc, r.offset, r.doc_len) for r in reqs], dtype=np.int64)[st.request]
+    doc, pos, doc_len = per_req[:, 0], per_req[:, 1] + st.pos, per_req[:, 2]
     dom_of_doc = dict(zip(corpus.get_column("doc").to_list(),
                           corpus.get_column("domain").cast(pl.String).to_list(), strict=True))
     code = {d: i for i, d in enumerate(domains)}
@@ -396,15 +395,9 @@ def proxy_trace(trace, model, seed: int, source_id: str):  # noqa: ANN001, ANN20
                            f"{m.source_id} (layers/top_k/num_experts)")
     device = str(next(model.parameters()).device)
     ex, ws = proxy_routing(layers, trace.n_tokens, seed, int(model.config.hidden_size), device)
-    f = trace.frame.filter(pl.col("layer") == 0)
     meta = TraceMeta(**{**m.__dict__, "source_kind": "proxy", "source_id": source_id,
                         "config": {**m.config, "proxy": "gaussian N(0,1) hidden states", "proxy_seed": seed}})
-    table = build_table(
-        meta, t=f.get_column("t").to_numpy(), doc=f.get_column("doc").to_numpy(),
-        pos=f.get_column("pos").to_numpy(), token=f.get_column("token").to_numpy(),
-        domain_code=f.get_column("domain").to_physical().to_numpy(),
-        is_test=(f.get_column("split").cast(pl.String) == "test").to_numpy(), experts=ex, weights=ws)
-    return meta, table
+    return meta, build_table(meta, **trace.token_columns(), experts=ex, weights=ws)
 
 
 def plain_forward_rate(model, reqs: list[np.ndarray], *, batch_size: int, device: str,  # noqa: ANN001

@@ -284,12 +284,12 @@ def analyse(trace, groups: int, seed: int, draws: int = 1, mi_draws: int = 50,  
     m = trace.meta
     E = m.num_experts
     ex = trace.experts_by_layer()
-    f = trace.frame.filter(pl.col("layer") == 0)
+    cols = trace.token_columns()
     n = ex.shape[0] if not max_tokens else min(max_tokens, ex.shape[0])
     ex = ex[:n]
-    is_test = (f.get_column("split").cast(pl.String) == "test").to_numpy()[:n]
-    doc = f.get_column("doc").to_numpy()[:n]
-    domain = f.get_column("domain").to_physical().to_numpy()[:n].astype(np.int64)
+    is_test = cols["is_test"][:n]
+    doc = cols["doc"][:n]
+    domain = cols["domain_code"][:n].astype(np.int64)
     rows, pair_frames, dom_frames = [], [], []
     for layer in range(m.n_moe_layers):
         rng = np.random.default_rng([seed, layer])

@@ -124,6 +124,15 @@ class Trace:
         m = self.meta
         return self.experts().reshape(self.n_tokens, m.n_moe_layers, m.top_k)
 
+    def token_columns(self) -> dict[str, np.ndarray]:
+        """Per-token arrays in stream order (one row per token, from the layer-0 rows): ``t``,
+        ``doc``, ``pos``, ``token``, ``domain_code`` (index into ``meta.domains``), ``is_test``."""
+        f = self.frame.filter(pl.col("layer") == 0)
+        return {"t": f.get_column("t").to_numpy(), "doc": f.get_column("doc").to_numpy(),
+                "pos": f.get_column("pos").to_numpy(), "token": f.get_column("token").to_numpy(),
+                "domain_code": f.get_column("domain").to_physical().to_numpy(),
+                "is_test": (f.get_column("split").cast(pl.String) == "test").to_numpy()}
+
 
 def _fixed_list_to_numpy(col: pl.Series | pa.Array | pa.ChunkedArray, k: int) -> np.ndarray:
     arr = col.to_arrow() if isinstance(col, pl.Series) else col

@@ -48,10 +48,9 @@ def score(experts: np.ndarray, device: np.ndarray, devices: int, concurrency: in
     s = np.sort(dev, axis=1)
     per_token = 1 + (s[:, 1:] != s[:, :-1]).sum(1)
     total = np.bincount(dev.ravel(), minlength=devices).astype(np.float64)
-    T = experts.shape[0]
-    it = np.repeat(np.arange(T // concurrency), concurrency * experts.shape[1])
-    per_iter = np.bincount(it * devices + dev[:len(it) // experts.shape[1]].ravel(),
-                           minlength=(T // concurrency) * devices).reshape(-1, devices)
+    n_it = experts.shape[0] // concurrency  # whole iterations only
+    rows = dev[:n_it * concurrency].reshape(n_it, -1) + devices * np.arange(n_it)[:, None]
+    per_iter = np.bincount(rows.ravel(), minlength=n_it * devices).reshape(n_it, devices)
     par = per_iter.max(1) / per_iter.mean(1)
     return {"devices_per_token": float(per_token.mean()), "load_cv": float(total.std() / total.mean()),
             "par": float(par.mean())}
