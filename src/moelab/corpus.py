@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from moelab.jobs import atomic_path
+
 DEFAULT_DOMAINS = ("prose", "dialogue", "code", "technical", "legal", "math", "multilingual")
 PARTS = ("train", "heldout")
 
@@ -279,10 +281,8 @@ def build(domains: list[str] | tuple[str, ...] = DEFAULT_DOMAINS, *, max_chars: 
 
 def write(frame: pl.DataFrame, path: str | Path) -> None:
     """Atomic parquet write (a killed job leaves no half-written corpus)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp, statistics=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp, statistics=False)
 
 
 def read(path: str | Path) -> pl.DataFrame:

@@ -4,6 +4,7 @@ one stage's code reruns that stage (and its dependents) only."""
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -38,12 +39,21 @@ def module_files(*modules: str) -> list[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("moelab"):
-                todo.append(node.module)
-                for alias in node.names:  # "from moelab.synthetic import loads" names a module
-                    if _module_path(f"{node.module}.{alias.name}") is not None:
-                        todo.append(f"{node.module}.{alias.name}")
-            elif isinstance(node, ast.Import):
-                todo.extend(a.name for a in node.names if a.name.startswith("moelab"))
+        todo.extend(_imports(path))
     return sorted(seen)
+
+
+@lru_cache(maxsize=None)
+def _imports(path: Path) -> tuple[str, ...]:
+    """The moelab modules one file imports. Cached: every rule asks, and each Slurm job parses the workflow
+    twice, so this runs at every job start."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("moelab"):
+            found.append(node.module)
+            for alias in node.names:  # "from moelab.synthetic import loads" names a module
+                if _module_path(f"{node.module}.{alias.name}") is not None:
+                    found.append(f"{node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found.extend(a.name for a in node.names if a.name.startswith("moelab"))
+    return tuple(found)

@@ -1,10 +1,16 @@
-"""What every Snakemake script does first: log to the rule's log file, pin thread counts."""
+"""What every Snakemake script does: log to the rule's log file, pin thread counts, write outputs atomically."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                 "POLARS_MAX_THREADS", "RAYON_NUM_THREADS")
@@ -42,3 +48,54 @@ def torch_threads(n: int) -> None:
         torch.set_num_interop_threads(max(1, int(n)))
     except RuntimeError:  # already set once in this process
         pass
+
+
+def _remove_stale(path: Path, suffix: str) -> None:
+    """Temporaries that a killed earlier attempt at this output left behind (one job owns an output)."""
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path`` that replaces it when the block ends without error.
+
+    A job killed mid-write (even by SIGKILL) then leaves the old file or none, never half a file. The
+    temporary name keeps the extension, so writers that infer the format from it (altair) still work."""
+    path = Path(path)
+    _remove_stale(path, f".tmp{path.suffix}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; outputs get the usual permissions
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder output (a checkpoint, a tokenizer)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path, ".tmp")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_parquet(frame, path: str | os.PathLike) -> None:  # noqa: ANN001 - a polars DataFrame
+    """``frame.write_parquet(path)``, atomically."""
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp)

@@ -9,15 +9,16 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from moelab.jobs import atomic_path
 from moelab.synthetic import powerlaw
 
 alt.data_transformers.disable_max_rows()
 
 
 def save(chart: alt.TopLevelMixin, svg: str | Path, png: str | Path, html: str | Path) -> None:
-    chart.save(str(svg))
-    chart.save(str(png), scale_factor=1.5)
-    chart.save(str(html), inline=True)
+    for path, options in ((svg, {}), (png, {"scale_factor": 1.5}), (html, {"inline": True})):
+        with atomic_path(path) as tmp:
+            chart.save(str(tmp), **options)
 
 
 def _subtitle(chart: alt.Chart, title: str, source: str) -> alt.Chart:
@@ -254,17 +255,35 @@ def static_placement(frame: pl.DataFrame, source: str) -> alt.Chart:
 
 
 def cache_miss(frame: pl.DataFrame, source: str) -> alt.Chart:
-    """Demand miss rate against cache capacity per policy (mean over layers); Belady is the bound."""
-    mean = (frame.group_by("trace", "capacity", "policy").agg(pl.col("miss_rate").mean())
+    """Demand miss rate against cache capacity per policy (mean over layers); Belady is the bound. The
+    co-activation prefetcher's loads per activation (its bandwidth) is the extra dotted line."""
+    mean = (frame.group_by("trace", "capacity", "policy").agg(pl.col("miss_rate", "loads_per_activation").mean())
             .sort("trace", "capacity", "policy"))
+    loads = (mean.filter(pl.col("policy") == "coact")
+             .with_columns(policy=pl.lit("coact (+ prefetch loads)"), miss_rate=pl.col("loads_per_activation")))
+    mean = pl.concat([mean, loads])
     chart = alt.Chart(mean).mark_line(point=True).encode(
         x=alt.X("capacity:Q", title="cache capacity (experts)"),
-        y=alt.Y("miss_rate:Q", title="demand misses per activation"),
+        y=alt.Y("miss_rate:Q", title="demand misses (or all loads) per activation"),
         color=alt.Color("policy:N"),
-        strokeDash=alt.condition(alt.datum.policy == "belady", alt.value([4, 3]), alt.value([1, 0])),
+        strokeDash=alt.condition((alt.datum.policy == "belady") | (alt.datum.policy == "coact (+ prefetch loads)"),
+                                 alt.value([4, 3]), alt.value([1, 0])),
     ).properties(width=220, height=200)
     return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
                      "Expert cache miss rate by capacity", source)
+
+
+def prefetch_hits(frame: pl.DataFrame, source: str) -> alt.Chart:
+    """Next-token prefetch hit rate against budget B per predictor (mean over layers)."""
+    mean = (frame.group_by("trace", "budget", "predictor").agg(pl.col("hit_rate").mean())
+            .sort("trace", "budget", "predictor"))
+    chart = alt.Chart(mean).mark_line(point=True).encode(
+        x=alt.X("budget:Q", title="prefetch budget B (experts)"),
+        y=alt.Y("hit_rate:Q", title="share of the next token's experts prefetched"),
+        color=alt.Color("predictor:N"),
+    ).properties(width=220, height=200)
+    return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
+                     "Next-token prefetch: LFU vs recency vs co-activation", source)
 
 
 def par_timeline(timeline: pl.DataFrame, source: str, window: int = 64) -> alt.Chart:

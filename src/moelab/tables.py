@@ -8,6 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from moelab.jobs import atomic_path
+
 SUMMARY_COLUMNS = ["load_cv", "max_mean", "gini", "top20_share", "top20_expected", "entropy_norm",
                    "alpha_mle", "zero_experts", "saturated_experts"]
 
@@ -42,7 +44,8 @@ def to_html(frame: pl.DataFrame, title: str, provenance: str) -> str:
 
 
 def write_html(frame: pl.DataFrame, path: str | Path, title: str, provenance: str) -> None:
-    Path(path).write_text(to_html(frame, title, provenance))
+    with atomic_path(path) as tmp:
+        tmp.write_text(to_html(frame, title, provenance))
 
 
 COACT_COLUMNS = ["coact_gini", "gain", "gain_null", "gain_column_null", "mi_bits", "mi_null_mean"]
@@ -90,6 +93,22 @@ def static_placement_summary(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def cache_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per trace, capacity and policy: the demand miss rate averaged over layers."""
-    return (frame.group_by("trace", "source_kind", "capacity", "policy", maintain_order=True)
-            .agg(pl.col("miss_rate").mean()).sort("trace", "capacity", "policy"))
+    """Per trace, capacity and policy: demand miss rate and loads per activation (prefetches included),
+    averaged over layers."""
+    return (frame.group_by("trace", "source_kind", "capacity", "capacity_share", "policy", maintain_order=True)
+            .agg(pl.col("miss_rate", "loads_per_activation").mean()).sort("trace", "capacity", "policy"))
+
+
+def prefetch_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per trace and budget: next-token hit rate of each predictor (mean over layers), side by side, with
+    co-activation's margin over LFU and over recency, and in how many layers co-activation beats each."""
+    wide = (frame.group_by("trace", "source_kind", "budget", "layer").agg(
+        [pl.col("hit_rate").filter(pl.col("predictor") == p).first().alias(p) for p in ("lfu", "recent", "coact")]))
+    return (wide.group_by("trace", "source_kind", "budget", maintain_order=True)
+            .agg(pl.col("lfu", "recent", "coact").mean(),
+                 (pl.col("coact") > pl.col("lfu")).sum().alias("coact_beats_lfu_layers"),
+                 (pl.col("coact") > pl.col("recent")).sum().alias("coact_beats_recent_layers"),
+                 pl.len().alias("layers"))
+            .with_columns(coact_minus_lfu=pl.col("coact") - pl.col("lfu"),
+                          coact_minus_recent=pl.col("coact") - pl.col("recent"))
+            .sort("trace", "budget"))

@@ -13,8 +13,6 @@ writes traces; readers validate everything and raise :class:`TraceError` naming 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from moelab.jobs import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = b"moelab"
@@ -124,6 +124,11 @@ class Trace:
         m = self.meta
         return self.experts().reshape(self.n_tokens, m.n_moe_layers, m.top_k)
 
+    def split_token(self, fraction: float) -> int:
+        """First token of the scored part: ``split_iteration = floor(fraction * iterations)`` (DESIGN.md
+        "Splits": policies fit before it and are scored after it)."""
+        return int(self.n_iterations * fraction) * self.meta.concurrency
+
     def token_columns(self) -> dict[str, np.ndarray]:
         """Per-token arrays in stream order (one row per token, from the layer-0 rows): ``t``,
         ``doc``, ``pos``, ``token``, ``domain_code`` (index into ``meta.domains``), ``is_test``."""
@@ -207,14 +212,8 @@ def write_trace(path: str | Path, meta: TraceMeta, table: pa.Table, *, validate:
     if validate:
         validate_table(table, meta, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20, write_statistics=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_meta(path: str | Path) -> TraceMeta:

@@ -1,7 +1,9 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,9 +26,9 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
+    res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and res.returncode:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
                              f"{res.stderr[-5000:]}")
@@ -42,3 +44,26 @@ def two_runs(tmp_path_factory):
         snakemake(d, "--cores", "2", "--configfile", "config/test.yaml")
         runs.append(d)
     return runs
+
+
+def planned_jobs(cwd: Path, *args: str) -> Counter:
+    """The jobs a run would execute, per rule, read from the dry run's job table."""
+    res = snakemake(cwd, "-n", *args)
+    out = res.stdout + res.stderr
+    if "Nothing to be done" in out:
+        return Counter()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)})
+
+
+def result_files(d: Path) -> list[Path]:
+    """Everything under results/ that must be byte-identical for the same config (timings excluded)."""
+    return sorted(p.relative_to(d) for p in (d / "results").rglob("*")
+                  if p.is_file() and p.relative_to(d / "results").parts[0] != "bench"
+                  and not p.name.startswith("report."))
+
+
+def differing(a: Path, b: Path) -> list[str]:
+    fa, fb = result_files(a), result_files(b)
+    assert fa == fb, f"different files: {sorted(set(map(str, fa)) ^ set(map(str, fb)))[:10]}"
+    return [str(f) for f in fa if (a / f).read_bytes() != (b / f).read_bytes()]

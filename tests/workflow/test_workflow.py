@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, copy_project, snakemake
+from .conftest import ROOT, copy_project, differing, result_files, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -59,13 +59,9 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, message):
 
 def test_two_fresh_copies_give_identical_bytes(two_runs):
     a, b = two_runs
-    files = lambda d: sorted(p.relative_to(d) for p in (d / "results").rglob("*")  # noqa: E731
-                             if p.is_file() and "bench" not in p.relative_to(d / "results").parts[:1])
-    fa, fb = files(a), files(b)
-    assert fa == fb
-    assert any(str(f).endswith("trace.parquet") for f in fa) and any(str(f).endswith(".png") for f in fa)
-    differ = [str(f) for f in fa if (a / f).read_bytes() != (b / f).read_bytes()]
-    assert not differ, f"outputs differ between the two copies: {differ}"
+    files = [str(f) for f in result_files(a)]
+    assert any(f.endswith("trace.parquet") for f in files) and any(f.endswith(".png") for f in files)
+    assert not differing(a, b), f"outputs differ between the two copies: {differing(a, b)}"
 
 
 def test_no_op_rerun_runs_nothing_quickly(two_runs):
@@ -85,3 +81,14 @@ def test_report_zip_holds_every_figure(two_runs):
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
                 "dynamic_placement.svg", "dynamic_placement.html"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
+
+
+def test_a_copy_runs_its_own_code(tmp_path):
+    """Jobs import moelab from the checkout they run in, not from the venv's (editable) install."""
+    d = copy_project(tmp_path / "p")
+    with open(d / "src/moelab/plots.py", "a") as fh:  # imported by plotting jobs only, not by the Snakefile
+        fh.write('\nraise RuntimeError("this copy\'s plots module")\n')
+    res = snakemake(d, "results/figures/powerlaw_comparison.svg", "--cores", "1", "--configfile", "config/test.yaml",
+                    check=False)
+    assert res.returncode != 0
+    assert "this copy's plots module" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]

@@ -11,7 +11,7 @@ rule corpus:
         "../../envs/capture.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=10,
     params:
         corpus=config["corpus"],
@@ -33,7 +33,7 @@ rule tokenizer:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=10,
     params:
         vocab_size=config["tiny"]["vocab_size"],
@@ -59,7 +59,7 @@ rule train_tiny:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=4000,
+        mem_mb=mem(4000),
         runtime=60,
     params:
         tiny=config["tiny"],
@@ -86,7 +86,7 @@ rule capture:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=mem(8000),
         runtime=120,
         gpu=capture_gpus,
     params:
@@ -113,7 +113,7 @@ rule proxy:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
+        mem_mb=mem(8000),
         runtime=60,
     params:
         model=capture_params,
@@ -141,7 +141,7 @@ rule capture_summary:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/collect_capture_summary.py"

@@ -14,7 +14,7 @@ rule coactivation:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=mem(4000),
         runtime=20,
     params:
         coactivation=config["coactivation"],
@@ -41,7 +41,7 @@ rule collect_coactivation:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/collect_coactivation.py"
@@ -73,7 +73,7 @@ rule tiny_checkpoint_table:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
         tiny=config["tiny"],

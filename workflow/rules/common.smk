@@ -11,6 +11,21 @@ import moelab.config as mconfig
 from moelab.deps import module_files
 
 validate(config, "../schemas/config.schema.yaml")
+
+
+def _sorted_keys(obj):
+    """Snakemake compares params by their repr: with keys in one order, a config file whose keys are
+    merely reordered reruns nothing."""
+    if isinstance(obj, dict):
+        return {key: _sorted_keys(obj[key]) for key in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sorted_keys(v) for v in obj]
+    return obj
+
+
+_canonical = _sorted_keys(config)
+config.clear()
+config.update(_canonical)
 try:
     mconfig.check(config)
 except mconfig.ConfigError as exc:
@@ -53,6 +68,15 @@ def library_sources(*modules):
     return [str(p.relative_to(root)) for p in files] + [
         "workflow/scripts/_moelab_path.py"
     ]
+
+
+def mem(base_mb):
+    """Memory that grows with each retry (profiles/slurm retries failed jobs)."""
+
+    def mem_mb(wildcards, attempt):
+        return base_mb * attempt
+
+    return mem_mb
 
 
 def trace_file(wildcards):

@@ -12,7 +12,7 @@ rule sample_powerlaw:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
         alphas=powerlaw_alphas(),
@@ -48,7 +48,7 @@ rule plot_powerlaw_comparison:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
         reference_tokens=config["reference_tokens"],
@@ -77,7 +77,7 @@ rule plot_top20_share:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_top20_share.py"
@@ -103,7 +103,7 @@ rule plot_expert_loads:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_expert_loads.py"
@@ -129,7 +129,7 @@ rule plot_device_loads:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_device_loads.py"
@@ -155,7 +155,7 @@ rule plot_drift_timeline:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_drift_timeline.py"
@@ -180,7 +180,7 @@ rule plot_alpha_comparison:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_alpha_comparison.py"
@@ -207,7 +207,7 @@ rule plot_coactivation_gain:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_coactivation_gain.py"
@@ -234,7 +234,7 @@ rule plot_coactivation_heatmap:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_coactivation_heatmap.py"
@@ -261,7 +261,7 @@ rule plot_domain_expert:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_domain_expert.py"
@@ -288,7 +288,7 @@ rule plot_layer_loads:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_layer_loads.py"
@@ -313,7 +313,7 @@ rule plot_tiny_training:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
         tiny=config["tiny"],

@@ -12,10 +12,12 @@ rule static_placement:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=20,
     params:
-        placement=config["placement"],
+        devices=config["placement"]["devices"],
+        split_fraction=config["placement"]["split_fraction"],
+        load_slack=config["placement"]["load_slack"],
         seed=config["seed"],
     script:
         "../scripts/static_placement.py"
@@ -24,9 +26,10 @@ rule static_placement:
 rule cache_simulation:
     input:
         trace=trace_file,
-        code=library_sources("placement.evaluate", "traces"),
+        code=library_sources("cache", "traces"),
     output:
-        "results/cache/{trace}.parquet",
+        cache="results/cache/{trace}.parquet",
+        prefetch="results/cache/prefetch/{trace}.parquet",
     log:
         "logs/placement/cache-{trace}.log",
     benchmark:
@@ -35,10 +38,12 @@ rule cache_simulation:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=20,
     params:
-        placement=config["placement"],
+        capacities=config["placement"]["cache_capacities"],
+        prefetch_budgets=config["placement"]["prefetch_budgets"],
+        split_fraction=config["placement"]["split_fraction"],
     script:
         "../scripts/cache_simulation.py"
 
@@ -49,6 +54,9 @@ rule collect_placement:
             "results/placement/static/{trace}.parquet", trace=PLACEMENT_TRACES
         ),
         cache=expand("results/cache/{trace}.parquet", trace=PLACEMENT_TRACES),
+        prefetch=expand(
+            "results/cache/prefetch/{trace}.parquet", trace=PLACEMENT_TRACES
+        ),
         code=library_sources("tables"),
     output:
         static="results/tables/static_placement.parquet",
@@ -65,16 +73,24 @@ rule collect_placement:
             category="Placement",
             labels={"table": "expert cache"},
         ),
+        prefetch="results/tables/prefetch.parquet",
+        prefetch_html=report(
+            "results/tables/prefetch.html",
+            caption="../report/prefetch_table.rst",
+            category="Placement",
+            labels={"table": "next-token prefetch"},
+        ),
     log:
         "logs/placement/collect.log",
     conda:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
-        placement=config["placement"],
+        split_fraction=config["placement"]["split_fraction"],
+        include_synthetic=config["placement"]["include_synthetic"],
     script:
         "../scripts/collect_placement.py"
 
@@ -83,6 +99,7 @@ rule plot_placement:
     input:
         static="results/tables/static_placement.parquet",
         cache="results/tables/cache.parquet",
+        prefetch="results/tables/prefetch.parquet",
         code=library_sources("plots"),
     output:
         svg=report(
@@ -101,13 +118,21 @@ rule plot_placement:
         ),
         cache_png="results/figures/cache_miss.png",
         cache_html="results/figures/cache_miss.html",
+        prefetch_svg=report(
+            "results/figures/prefetch_hits.svg",
+            caption="../report/prefetch_hits.rst",
+            category="Placement",
+            labels={"figure": "next-token prefetch hit rate"},
+        ),
+        prefetch_png="results/figures/prefetch_hits.png",
+        prefetch_html="results/figures/prefetch_hits.html",
     log:
         "logs/figures/placement.log",
     conda:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/plot_placement.py"
@@ -128,7 +153,7 @@ rule dynamic_placement:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=30,
     params:
         dynamic=config["placement"]["dynamic"],
@@ -165,7 +190,7 @@ rule plot_dynamic_placement:
         "../../envs/plots.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     params:
         dynamic=config["placement"]["dynamic"],

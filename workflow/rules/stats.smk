@@ -15,7 +15,7 @@ rule compute_load_stats:
         "../../envs/core.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=10,
     params:
         ep_sizes=config["ep_sizes"],
@@ -44,7 +44,7 @@ rule collect_load_stats:
         "../../envs/core.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=mem(1000),
         runtime=5,
     script:
         "../scripts/collect_load_stats.py"

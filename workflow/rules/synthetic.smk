@@ -11,7 +11,7 @@ rule generate_synthetic_trace:
         "../../envs/core.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=2000,
+        mem_mb=mem(2000),
         runtime=10,
     params:
         spec=get_synthetic_spec,

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start, torch_threads
+from moelab.jobs import atomic_path, start, torch_threads, write_parquet
 
 log = start(snakemake)
 torch_threads(snakemake.threads)
@@ -20,8 +20,8 @@ cap = capture.capture(model, tok, corpus.read(snakemake.input.corpus), source_id
                       seed=p.seed, device=device, dtype=m["dtype"], max_iterations=p.max_iterations,
                       parts=tuple(p.parts), config={"model": m["name"], "path": m["path"]})
 write_trace(o.trace, cap.meta, cap.table())
-pl.DataFrame([capture.summary_row(cap)]).write_parquet(o.summary)
-with open(o.rate, "w") as fh:  # a timing: lives under results/bench/
+write_parquet(pl.DataFrame([capture.summary_row(cap)]), o.summary)
+with atomic_path(o.rate) as tmp, open(tmp, "w") as fh:  # a timing: lives under results/bench/
     json.dump({"trace": cap.meta.source_id, "tokens_per_s": cap.tokens_per_s, "device_kind": device.split(":")[0],
                "device_name": capture.device_name(device)}, fh, indent=1)
 log.info("%s: %d tokens captured at %.0f tokens/s", cap.meta.source_id, cap.stream.n_tokens, cap.tokens_per_s)

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -9,7 +9,7 @@ from moelab import tables
 
 frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.layers], how="diagonal_relaxed")
 frame = frame.sort("trace", "layer")
-frame.write_parquet(snakemake.output.table)
+write_parquet(frame, snakemake.output.table)
 tables.write_html(tables.load_summary(frame), snakemake.output.html,
                   title="Load statistics per trace (mean over layers)",
                   provenance="Synthetic traces generated on CPU by moelab.synthetic; one row per trace, "

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -7,14 +7,20 @@ import polars as pl
 
 from moelab import tables
 
-i, o, p = snakemake.input, snakemake.output, snakemake.params.placement
+i, o, p = snakemake.input, snakemake.output, snakemake.params
 static = pl.concat([pl.read_parquet(f) for f in i.static], how="diagonal_relaxed")
 cache = pl.concat([pl.read_parquet(f) for f in i.cache], how="diagonal_relaxed")
-static.write_parquet(o.static)
-cache.write_parquet(o.cache)
-split = f"fitted on the first {p['split_fraction']:.0%} of iterations, scored on the rest; mean over layers"
+prefetch = pl.concat([pl.read_parquet(f) for f in i.prefetch], how="diagonal_relaxed")
+write_parquet(static, o.static)
+write_parquet(cache, o.cache)
+write_parquet(prefetch, o.prefetch)
+split = f"fitted on the first {p.split_fraction:.0%} of iterations, scored on the rest; mean over layers"
 tables.write_html(tables.static_placement_summary(static), o.static_html, "Static expert placement",
                   f"{split}; captured (CPU) and proxy traces" + (" and synthetic scenarios"
-                                                                 if p["include_synthetic"] else ""))
+                                                                 if p.include_synthetic else ""))
 tables.write_html(tables.cache_summary(cache), o.cache_html, "Expert cache: demand miss rate",
-                  f"{split}; Belady is the offline optimum (a bound, not a policy)")
+                  f"{split}; Belady is the offline optimum (a bound, not a policy); coact = LRU plus a "
+                  "co-activation prefetcher (top_k experts per request; loads_per_activation counts its prefetches)")
+tables.write_html(tables.prefetch_summary(prefetch), o.prefetch_html, "Next-token prefetch hit rate",
+                  f"{split}; consecutive tokens of one request; LFU = most frequent, recent = the current token's "
+                  "experts then the most frequent, coact = most co-activated with the current token's experts")

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -19,7 +19,7 @@ layers, pairs, dom = coactivation.analyse(trace, groups, snakemake.params.seed, 
                                           c.get("max_tokens"), c.get("null_tokens"))
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.num_experts, "top_k": m.top_k}
 for frame, path in ((layers, o.layers), (pairs, o.pairs), (dom, o.domain_expert)):
-    frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(path)
+    write_parquet(frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), path)
 for r in layers.iter_rows(named=True):
     log.info("layer %d: gain %.3f (null %.3f), MI %.3f bits (null %.3f)", r["layer"], r["gain"],
              r["gain_null"], r["mi_bits"], r["mi_null_mean"])

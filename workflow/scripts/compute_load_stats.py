@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -20,8 +20,8 @@ ident = {"trace": m.source_id, "source_kind": m.source_kind, "num_experts": m.nu
 expect = stats.top20_expectation(m.config, p.seed, p.top20_draws)
 layers = stats.layer_table(hot, m.concurrency, m.top_k, ep_sizes).with_columns(
     **{k: pl.lit(v) for k, v in {**ident, **expect}.items()})
-layers.write_parquet(snakemake.output.layers)
+write_parquet(layers, snakemake.output.layers)
 for frame, path in ((stats.expert_table(hot), snakemake.output.experts),
                     (stats.device_table(hot, ep_sizes), snakemake.output.devices),
                     (stats.timeline_table(hot, p.timeline_window), snakemake.output.timeline)):
-    frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(path)
+    write_parquet(frame.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), path)

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -14,7 +14,7 @@ trace = read_trace(snakemake.input.trace)
 m = trace.meta
 summary, timeline = dynamic_eval.evaluate(hotness.from_trace(trace), d)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d["devices"]}
-summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(snakemake.output.summary)
-timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}).write_parquet(snakemake.output.timeline)
+write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
+write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)
 for r in summary.iter_rows(named=True):
     log.info("%s: PAR %.3f, %d slots moved, score %.1f", r["policy"], r["mean_par"], r["transmit"], r["score_vs_eplb"])

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -10,7 +10,7 @@ from moelab import plots, tables
 i, o, d = snakemake.input, snakemake.output, snakemake.params.dynamic
 summary = pl.concat([pl.read_parquet(f) for f in i.summaries], how="diagonal_relaxed")
 timeline = pl.concat([pl.read_parquet(f) for f in i.timelines], how="diagonal_relaxed")
-summary.write_parquet(o.table)
+write_parquet(summary, o.table)
 source = (f"hotness of captured traces (CPU capture), {d['devices']} devices with {d['redundant_slots']} redundant "
           f"slot(s) each; DS-EPLB every {d['eplb_interval']} iterations, moelab every {d['interval']}; "
           f"modelled time = {d['par_weight']:g} x PAR + slots x {d['slot_bytes']:,} B / {d['bandwidth']:.3g} B/s")

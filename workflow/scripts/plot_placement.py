@@ -13,3 +13,5 @@ cache = pl.read_parquet(i.cache)
 source = "traces: " + ", ".join(sorted(static["trace"].unique().to_list())) + "; fit on the first part, scored on the rest"
 plots.save(plots.static_placement(static, source), o.svg, o.png, o.html)
 plots.save(plots.cache_miss(cache, source), o.cache_svg, o.cache_png, o.cache_html)
+plots.save(plots.prefetch_hits(pl.read_parquet(i.prefetch), source), o.prefetch_svg, o.prefetch_png,
+           o.prefetch_html)

@@ -1,5 +1,5 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start
+from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
@@ -13,7 +13,7 @@ p = snakemake.params
 frames = plots.powerlaw_frames(np.random.default_rng(p.seed), p.alphas, p.n, p.reference_tokens,
                                max(p.num_experts))
 for name in ("samples", "curves", "ranks"):
-    frames[name].write_parquet(snakemake.output[name])
+    write_parquet(frames[name], snakemake.output[name])
 rows = []
 for E in p.num_experts:
     for a in [a for a in p.alphas if a > 0]:
@@ -21,5 +21,5 @@ for E in p.num_experts:
             mean, sd = powerlaw.expected_top_share(np.random.default_rng(p.seed), a, E, ref, 0.2, p.draws)
             rows.append({"num_experts": E, "alpha": a, "reference_tokens": ref,
                          "top20_expected": mean, "top20_sd": sd})
-pl.DataFrame(rows).write_parquet(snakemake.output.sweep)
+write_parquet(pl.DataFrame(rows), snakemake.output.sweep)
 log.info("sampled %d values per alpha for %s", p.n, p.alphas)

@@ -1,10 +1,8 @@
 import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
-from moelab.jobs import start, torch_threads
+from moelab.jobs import atomic_dir, start, torch_threads, write_parquet
 
 log = start(snakemake)
 torch_threads(snakemake.threads)
-
-import shutil
 
 from transformers import AutoTokenizer
 
@@ -18,15 +16,12 @@ train_ids = tiny.token_ids(frame, tok, "train")
 eval_ids = tiny.token_ids(frame, tok, "heldout")
 log.info("tokens: %d train, %d held out", train_ids.size, eval_ids.size)
 model = tiny.build_model(spec, tok, p.seed)
-# Written to temporary folders and renamed at the end: a killed job leaves no half checkpoint.
-tmp_u, tmp_t = o.untrained + ".tmp", o.trained + ".tmp"
-for d in (tmp_u, tmp_t):
-    shutil.rmtree(d, ignore_errors=True)
-model.save_pretrained(tmp_u)
-tok.save_pretrained(tmp_u)
+# Folders written under temporary names and renamed when complete: a killed job leaves no half checkpoint.
+with atomic_dir(o.untrained) as tmp:
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
 curve = tiny.train(model, train_ids, eval_ids, spec, p.seed, log=log.info)
-model.save_pretrained(tmp_t)
-tok.save_pretrained(tmp_t)
-curve.write_parquet(o.curve)
-shutil.move(tmp_u, o.untrained)
-shutil.move(tmp_t, o.trained)
+with atomic_dir(o.trained) as tmp:
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+write_parquet(curve, o.curve)

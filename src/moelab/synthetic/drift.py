@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,8 @@ def drifting_profile(rng: np.random.Generator, base: np.ndarray, iterations: int
     if drift.walk_sigma > 0:
         steps = rng.normal(0.0, drift.walk_sigma, size=(iterations, E))
         # w[i] = (1 - theta) * w[i-1] + step[i]: an AR(1) filter along time, vectorised over experts
+        from scipy.signal import lfilter  # imported here: the workflow imports this module on every start
+
         walk = lfilter([1.0], [1.0, -(1.0 - drift.walk_reversion)], steps, axis=0)
         p = p * np.exp(walk - walk.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)

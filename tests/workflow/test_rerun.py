@@ -1,0 +1,218 @@
+"""Partial reruns: a change to one stage's parameters or code reruns exactly that stage and its dependents."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import zipfile
+from collections import defaultdict
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from .conftest import SNAKEMAKE, differing, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TEST = ("--configfile", "config/test.yaml")
+
+
+@pytest.fixture(scope="module")
+def finished(two_runs, tmp_path_factory):
+    """A copy of a finished run of the test config (outputs, logs and Snakemake's records)."""
+    d = tmp_path_factory.mktemp("rerun") / "p"
+    shutil.copytree(two_runs[1], d, symlinks=True)
+    assert not planned_jobs(d, *TEST), "a copy of a finished run should have nothing to do"
+    return d
+
+
+@pytest.fixture(scope="module")
+def downstream(finished):
+    """Rule -> every rule that depends on it, transitively, from Snakemake's rule graph."""
+    dot = snakemake(finished, "--rulegraph", *TEST).stdout
+    label = dict(re.findall(r'(\d+)\[label = "(\w+)"', dot))
+    edges = defaultdict(set)
+    for a, b in re.findall(r"(\d+) -> (\d+)", dot):
+        edges[label[a]].add(label[b])
+
+    def closure(*roots):
+        seen, todo = set(roots), list(roots)
+        while todo:
+            for nxt in edges[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    return closure
+
+
+def with_config(d, name, edit):
+    cfg = yaml.safe_load((d / "config/test.yaml").read_text())
+    edit(cfg)
+    (d / f"config/{name}.yaml").write_text(yaml.safe_dump(cfg))
+    return ("--configfile", f"config/{name}.yaml")
+
+
+def test_a_reordered_config_reruns_nothing(finished):
+    # yaml.safe_dump sorts the keys: the same config, written in another order
+    assert not planned_jobs(finished, *with_config(finished, "reordered", lambda c: None))
+
+
+PLACEMENT_FIGS = {"collect_placement", "plot_placement", "all"}
+COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
+              "tiny_checkpoint_table", "all"}
+STATS_FIGS = {"collect_load_stats", "plot_device_loads", "plot_drift_timeline", "plot_expert_loads",
+              "plot_layer_loads", "plot_alpha_comparison", "plot_top20_share", "tiny_checkpoint_table", "all"}
+TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation", "static_placement"} \
+    | STATS_FIGS | COACT_FIGS | PLACEMENT_FIGS
+# A synthetic trace feeds no checkpoint figure (heatmaps, domain x expert, layer loads, trained vs untrained,
+# co-activation gain); a captured one feeds no synthetic-shape figure.
+SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_domain_expert", "plot_layer_loads",
+                                           "tiny_checkpoint_table", "plot_coactivation_gain"}
+CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
+    | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"}
+# changes that reach only some jobs of their stage's rule: the rule graph's dependents are a superset
+PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus size"}
+
+# (what changes, the stage's own rules, every rule that must rerun, exact job counts where they say more)
+PARAM_CHANGES = {
+    "cache capacities": (lambda c: c["placement"].update(cache_capacities=[0.25, 0.75]), {"cache_simulation"},
+                         {"cache_simulation"} | PLACEMENT_FIGS, {"cache_simulation": 8}),
+    "static load slack": (lambda c: c["placement"].update(load_slack=0.1), {"static_placement"},
+                          {"static_placement"} | PLACEMENT_FIGS, {"static_placement": 8}),
+    "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8), {"dynamic_placement"},
+                         {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
+    "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
+                               {"coactivation"} | COACT_FIGS, {"coactivation": 8}),
+    "timeline window": (lambda c: c["figures"].update(timeline_window=8), {"compute_load_stats"},
+                        {"compute_load_stats"} | STATS_FIGS, {"compute_load_stats": 8}),
+    "one scenario's drift": (lambda c: c["drift"]["phases"].update(walk_sigma=0.03), {"generate_synthetic_trace"},
+                             {"generate_synthetic_trace"} | SYNTHETIC_DOWNSTREAM,
+                             {"generate_synthetic_trace": 1, "compute_load_stats": 1, "coactivation": 1}),
+    "capture length": (lambda c: c["capture"].update(max_iterations=20), {"capture"},
+                       {"capture"} | CAPTURED_DOWNSTREAM, {"capture": 2, "proxy": 1}),
+    "training steps": (lambda c: c["tiny"].update(steps=7), {"train_tiny"},
+                       {"train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM, {"capture": 2}),
+    "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
+                    {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM,
+                    {"corpus": 1}),
+}
+
+
+@pytest.mark.parametrize("change", PARAM_CHANGES)
+def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downstream, change):
+    edit, roots, expected, counts = PARAM_CHANGES[change]
+    jobs = planned_jobs(finished, *with_config(finished, "changed", edit))
+    assert set(jobs) == expected, f"unexpected: {set(jobs) - expected}, missing: {expected - set(jobs)}"
+    if change in PARTIAL:  # only some of the root rule's jobs change: their dependents are a subset
+        assert expected < downstream(*roots)
+    else:
+        assert expected == downstream(*roots), "the expected set is not the rule graph's dependents"
+    for rule, n in counts.items():
+        assert jobs[rule] == n, (rule, jobs)
+
+
+# (module edited, rules whose scripts import it, every rule that must rerun). Static placement clusters with
+# moelab.coactivation, which uses moelab.stats' Gini: edits there reach placement too.
+CODE_CHANGES = {
+    "placement/policies.py": ({"dynamic_placement"}, {"dynamic_placement", "plot_dynamic_placement", "all"}),
+    "placement/static.py": ({"static_placement"}, {"static_placement"} | PLACEMENT_FIGS),
+    "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
+    "coactivation.py": ({"coactivation", "static_placement"},
+                        {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS),
+    "stats.py": ({"compute_load_stats", "collect_load_stats", "coactivation", "static_placement"},
+                 {"compute_load_stats", "coactivation", "static_placement"} | STATS_FIGS | COACT_FIGS
+                 | PLACEMENT_FIGS),
+    "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
+                   "plot_dynamic_placement", "tiny_checkpoint_table"},
+                  {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
+                   "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
+                   "plot_placement", "all"}),
+    "capture.py": ({"capture", "proxy"}, {"capture"} | CAPTURED_DOWNSTREAM),
+}
+PARTIAL_CODE = {"capture.py"}  # reaches captured traces only, not the synthetic-shape figures
+
+
+def test_editing_a_module_reruns_the_stages_that_import_it(finished, downstream, module):
+    roots, expected = CODE_CHANGES[module]
+    path = finished / "src/moelab" / module
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        jobs = planned_jobs(finished, *TEST)
+    finally:
+        path.write_bytes(original)
+        os.utime(path, (1, 1))  # back to older than every output, as before the edit
+    assert set(jobs) == expected, f"unexpected: {set(jobs) - expected}, missing: {expected - set(jobs)}"
+    if module in PARTIAL_CODE:
+        assert expected < downstream(*roots)
+    else:
+        assert expected == downstream(*roots)
+
+
+def test_partial_rerun_then_report_reflects_it(finished):
+    """Run a changed placement stage for real: upstream files stay untouched, the report shows the new rows."""
+    args = with_config(finished, "capacity", lambda c: c["placement"].update(cache_capacities=[0.25, 0.75]))
+    upstream = [p for stage in ("corpus", "models", "synthetic", "captured", "proxy", "stats", "coactivation",
+                                "placement") for p in (finished / "results" / stage).rglob("*.parquet")]
+    stamps = {p: p.stat().st_mtime_ns for p in upstream}
+    res = snakemake(finished, "--cores", "2", *args)
+    assert "cache_simulation" in res.stdout + res.stderr
+    assert {p: p.stat().st_mtime_ns for p in upstream} == stamps, "an upstream output was rewritten"
+    snakemake(finished, "--cores", "2", *args, "--report", "results/report.zip")
+    with zipfile.ZipFile(finished / "results/report.zip") as z:
+        table = next(n for n in z.namelist() if n.endswith("cache.html"))
+        assert "0.75" in z.read(table).decode(), "the report's cache table does not show the new capacity share"
+    assert not planned_jobs(finished, *args)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children before grandchildren."""
+    children = defaultdict(list)
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                ppid = int(open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children[ppid].append(int(stat))
+    out, todo = [], [pid]
+    while todo:
+        kids = children[todo.pop()]
+        out += kids
+        todo += kids
+    return out
+
+
+def test_a_killed_run_leaves_no_half_outputs_and_the_next_run_completes(two_runs, tmp_path):
+    d = tmp_path / "p"
+    shutil.copytree(two_runs[1], d, symlinks=True)
+    for stage in ("coactivation", "tables", "figures"):  # as if the run had not got this far yet
+        shutil.rmtree(d / "results" / stage)
+    with open(tmp_path / "run.log", "w") as log:
+        proc = subprocess.Popen([SNAKEMAKE, "--cores", "2", *TEST], cwd=d, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while "rule coactivation:" not in (tmp_path / "run.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a coactivation job"
+            time.sleep(0.1)
+        time.sleep(1.0)  # mid-job: coactivation scripts are running
+        tree = [proc.pid, *descendants(proc.pid)]
+        assert len(tree) > 2, "no job process to kill"
+        for pid in tree:  # Snakemake and every job process at once: no clean-up anywhere
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.5)
+    assert not any(os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+                   for pid in tree), "a killed process is still running"
+    for p in (d / "results").rglob("*"):  # every output that exists is whole
+        if p.suffix == ".parquet" and not p.name.startswith("."):
+            pq.read_metadata(p)
+        elif p.suffix == ".png" and not p.name.startswith("."):
+            assert p.read_bytes().endswith(b"IEND\xaeB`\x82"), p
+    snakemake(d, "--unlock", *TEST)  # a SIGKILL leaves Snakemake's lock behind; README: --unlock
+    snakemake(d, "--cores", "2", *TEST)
+    assert not list((d / "results").rglob(".*tmp*")), "temporary files left after the run completed"
+    assert not differing(d, two_runs[0])
