@@ -87,6 +87,9 @@ PARAM_CHANGES = {
                          {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
                                {"coactivation"} | COACT_FIGS, {"coactivation": 8}),
+    "power-law sampler figure": (lambda c: c["figures"].update(powerlaw_samples=400), {"sample_powerlaw"},
+                                 {"sample_powerlaw", "plot_powerlaw_comparison", "plot_top20_share", "all"},
+                                 {"sample_powerlaw": 1}),
     "timeline window": (lambda c: c["figures"].update(timeline_window=8), {"compute_load_stats"},
                         {"compute_load_stats"} | STATS_FIGS, {"compute_load_stats": 8}),
     "one scenario's drift": (lambda c: c["drift"]["phases"].update(walk_sigma=0.03), {"generate_synthetic_trace"},
@@ -136,6 +139,7 @@ CODE_CHANGES = {
 PARTIAL_CODE = {"capture.py"}  # reaches captured traces only, not the synthetic-shape figures
 
 
+@pytest.mark.parametrize("module", CODE_CHANGES)
 def test_editing_a_module_reruns_the_stages_that_import_it(finished, downstream, module):
     roots, expected = CODE_CHANGES[module]
     path = finished / "src/moelab" / module
