@@ -95,3 +95,34 @@ def test_dedupe_moves_second_copies_off_a_device():
     for row in out:
         assert len(set(row.tolist())) == len(row)
     assert sorted(out.ravel().tolist()) == sorted(table.ravel().tolist())
+
+
+def test_oracle_sees_the_coming_window_and_bounds_the_past_window_policy():
+    # hotness switches between two profiles every 16 iterations: a policy fitted on the past window is always
+    # one phase behind, the oracle fitted on the coming window is not
+    rng = np.random.default_rng(0)
+    L, E, I = 2, 16, 128
+    profiles = rng.dirichlet(np.full(E, 0.3), size=(2, L)) * 1000
+    hot = np.stack([profiles[(i // 16) % 2] for i in range(I)])
+    spec = sim.SimSpec(4, 5, window=16, interval=15, slot_bytes=0)
+    past = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    oracle_spec = sim.SimSpec(4, 5, window=16, interval=15, slot_bytes=0, oracle=True)
+    oracle = sim.simulate(hot, sim.eplb_policy(oracle_spec), oracle_spec)
+    assert oracle["mean_par"] < past["mean_par"] - 0.05
+
+
+def test_dynamic_evaluation_rows_and_its_config_check():
+    from moelab.placement import dynamic_eval
+
+    rng = np.random.default_rng(1)
+    hot = rng.poisson(rng.dirichlet(np.full(16, 0.5), size=2) * 200, size=(64, 2, 16)).astype(float)
+    d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
+             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
+             nodes=2, expert_groups=4, oracle=True)
+    summary, timeline = dynamic_eval.evaluate(hot, d)
+    assert summary["policy"].to_list() == ["Default", "DS-EPLB", "DS-EPLB hierarchical", "moelab",
+                                           "DS-EPLB oracle (bound)"]
+    assert summary.filter(policy="DS-EPLB")["score_vs_eplb"].item() == 100.0
+    assert timeline.height == 5 * 64
+    with pytest.raises(ValueError, match="nodes=3 must divide devices=4"):
+        dynamic_eval.evaluate(hot, {**d, "nodes": 3})

@@ -14,5 +14,9 @@ write_parquet(summary, o.table)
 source = (f"hotness of captured traces (CPU capture), {d['devices']} devices with {d['redundant_slots']} redundant "
           f"slot(s) each; DS-EPLB every {d['eplb_interval']} iterations, moelab every {d['interval']}; "
           f"modelled time = {d['par_weight']:g} x PAR + slots x {d['slot_bytes']:,} B / {d['bandwidth']:.3g} B/s")
+if d["nodes"] > 1:
+    source += f"; hierarchical: {d['expert_groups']} expert groups on {d['nodes']} nodes"
+if d["oracle"]:
+    source += "; the oracle sees the coming window (a bound, not a policy)"
 tables.write_html(summary, o.html, "Dynamic placement: Default, DS-EPLB and moelab", source)
 plots.save(plots.par_timeline(timeline, source), o.svg, o.png, o.fig_html)

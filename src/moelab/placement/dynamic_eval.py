@@ -1,5 +1,6 @@
-"""Dynamic placement on a trace's hotness: Default, DS-EPLB and moelab's policy side by side,
-scored with the competition's modelled time (constants from the config)."""
+"""Dynamic placement on a trace's hotness: Default, DS-EPLB (global, and hierarchical when the config has
+nodes) and moelab's policy side by side, with DS-EPLB fed the coming window as a bound; scored with the
+competition's modelled time (constants from the config)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,23 @@ def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     S = E // D + d["redundant_slots"]
     const = dict(zero_to_one=d["zero_to_one"], par_weight=d["par_weight"], slot_bytes=d["slot_bytes"],
                  bandwidth=d["bandwidth"], policy_seconds=d["policy_seconds"])
+    nodes, groups = d["nodes"], d["expert_groups"]
+    if D % nodes or groups % nodes or E % groups:
+        raise ValueError(f"placement.dynamic: nodes={nodes} must divide devices={D} and expert_groups={groups}, "
+                         f"and expert_groups the {E} experts")
     base = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
     ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"], **const)
     runs = {
         "Default": sim.simulate(hot, None, base),
         "DS-EPLB": sim.simulate(hot, sim.eplb_policy(base), base),
+        **({"DS-EPLB hierarchical": sim.simulate(hot, sim.eplb_policy(base, groups, nodes), base)} if nodes > 1
+           else {}),
         "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
                                                            max_moves=d["max_moves"]), ours),
     }
+    if d["oracle"]:
+        oracle = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], oracle=True, **const)
+        runs["DS-EPLB oracle (bound)"] = sim.simulate(hot, sim.eplb_policy(oracle), oracle)
     ref = runs["DS-EPLB"]
     summary = pl.DataFrame([{"policy": name, "mean_par": r["mean_par"], "transmit": r["transmit"],
                              "calls": r["calls"], "modelled_time": r["modelled_time"],

@@ -10,7 +10,8 @@ Hotness ``[I, L, E]``; a deployment is, per layer, a table ``[devices, slots]`` 
 
 A policy is called at ``first_call`` and then ``interval`` iterations after its previous
 redeployment finished. It sees only the past ``window`` iterations (never the current one) and
-returns new tables ``[L, D, S]`` and a priority order of layers. The reported PAR is the mean over
+returns new tables ``[L, D, S]`` and a priority order of layers (``oracle``: the coming ``window``
+iterations instead, for a bound). The reported PAR is the mean over
 iterations and layers; the modelled time is ``par_weight * PAR + transmit * slot_bytes /
 bandwidth + calls * policy_seconds``; the score against a baseline is ``100 * T_base / T``.
 """
@@ -38,6 +39,7 @@ class SimSpec:
     slot_bytes: float = 88_080_384  # one DS-R1 expert in bf16
     bandwidth: float = 900e9  # bytes/s
     policy_seconds: float = 0.0  # modelled policy time per call (deterministic; wall time reported apart)
+    oracle: bool = False  # the policy sees the coming window instead of the past one: a bound, not a policy
 
 
 def contiguous(num_layers: int, num_experts: int, devices: int, slots_per_device: int) -> np.ndarray:
@@ -100,7 +102,8 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
     for i in range(I):
         if policy is not None and not pending and i == next_call:
             t0 = time.perf_counter()
-            new, order = policy(hot[max(0, i - spec.window):i], tables.copy())
+            seen = hot[i:i + spec.window] if spec.oracle else hot[max(0, i - spec.window):i]
+            new, order = policy(seen, tables.copy())
             wall += time.perf_counter() - t0
             calls += 1
             pending = [(int(layer), new[layer]) for layer in order
