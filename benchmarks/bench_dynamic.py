@@ -23,17 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def hotness(seed: int, layers: int, experts: int, iterations: int):  # noqa: ANN201
-    import numpy as np
+    from moelab.synthetic.scenarios import hotness, hotness_spec
 
-    from moelab.synthetic.drift import Drift
-    from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, _rng, layer_loads, layer_profiles
-
-    spec = SyntheticSpec(Scenario.from_config({"kind": "powerlaw", "alpha": 1.2, "drift": "walk"}), experts, 8,
-                         StreamSpec(1024, iterations, layers, 16, 256), 4096, seed,
-                         Drift(walk_sigma=0.02, walk_reversion=0.001))
-    rng = _rng(seed, "hotness")
-    base = layer_profiles(spec, rng)
-    return np.stack([layer_loads(spec, base[layer], rng) for layer in range(layers)], axis=1)
+    cfg = dict(alpha=1.2, experts=experts, top_k=8, concurrency=1024, iterations=iterations, layers=layers,
+               walk_sigma=0.02, walk_reversion=0.001)
+    return hotness(hotness_spec(cfg, 4096, seed))
 
 
 def main() -> None:

@@ -99,6 +99,15 @@ def cache_summary(frame: pl.DataFrame) -> pl.DataFrame:
             .agg(pl.col("miss_rate", "loads_per_activation").mean()).sort("trace", "capacity", "policy"))
 
 
+def seeds_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per policy over seeds: mean and worst score against DS-EPLB, mean PAR and slots moved."""
+    return (frame.group_by("policy", maintain_order=True)
+            .agg(pl.col("score_vs_eplb").mean().alias("score_vs_eplb_mean"),
+                 pl.col("score_vs_eplb").min().alias("score_vs_eplb_worst"),
+                 pl.col("mean_par").mean(), pl.col("transmit").mean(), pl.col("calls").mean(),
+                 pl.len().alias("seeds")))
+
+
 def prefetch_summary(frame: pl.DataFrame) -> pl.DataFrame:
     """Per trace and budget: next-token hit rate of each predictor (mean over layers), side by side, with
     co-activation's margin over LFU and over recency, and in how many layers co-activation beats each."""

@@ -61,6 +61,7 @@ def test_a_reordered_config_reruns_nothing(finished):
     assert not planned_jobs(finished, *with_config(finished, "reordered", lambda c: None))
 
 
+DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "dynamic_synthetic", "collect_dynamic_synthetic", "all"}
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "all"}
 COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
               "tiny_checkpoint_table", "all"}
@@ -83,8 +84,12 @@ PARAM_CHANGES = {
                          {"cache_simulation"} | PLACEMENT_FIGS, {"cache_simulation": 8}),
     "static load slack": (lambda c: c["placement"].update(load_slack=0.1), {"static_placement"},
                           {"static_placement"} | PLACEMENT_FIGS, {"static_placement": 8}),
-    "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8), {"dynamic_placement"},
-                         {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
+    "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8),
+                         {"dynamic_placement", "dynamic_synthetic"}, DYNAMIC,
+                         {"dynamic_placement": 2, "dynamic_synthetic": 2}),
+    "serving-scale hotness": (lambda c: c["placement"]["dynamic_synthetic"].update(walk_sigma=0.03),
+                              {"dynamic_synthetic"}, {"dynamic_synthetic", "collect_dynamic_synthetic", "all"},
+                              {"dynamic_synthetic": 2}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
                                {"coactivation"} | COACT_FIGS, {"coactivation": 8}),
     "power-law sampler figure": (lambda c: c["figures"].update(powerlaw_samples=400), {"sample_powerlaw"},
@@ -121,7 +126,7 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downs
 # (module edited, rules whose scripts import it, every rule that must rerun). Static placement clusters with
 # moelab.coactivation, which uses moelab.stats' Gini: edits there reach placement too.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement"}, {"dynamic_placement", "plot_dynamic_placement", "all"}),
+    "placement/policies.py": ({"dynamic_placement", "dynamic_synthetic"}, DYNAMIC),
     "placement/static.py": ({"static_placement"}, {"static_placement"} | PLACEMENT_FIGS),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
     "coactivation.py": ({"coactivation", "static_placement"},
@@ -130,10 +135,10 @@ CODE_CHANGES = {
                  {"compute_load_stats", "coactivation", "static_placement"} | STATS_FIGS | COACT_FIGS
                  | PLACEMENT_FIGS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
-                   "plot_dynamic_placement", "tiny_checkpoint_table"},
+                   "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
-                   "plot_placement", "all"}),
+                   "plot_placement", "collect_dynamic_synthetic", "all"}),
     "capture.py": ({"capture", "proxy"}, {"capture"} | CAPTURED_DOWNSTREAM),
 }
 PARTIAL_CODE = {"capture.py"}  # reaches captured traces only, not the synthetic-shape figures

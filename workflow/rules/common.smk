@@ -46,6 +46,8 @@ ALL_TRACES = TRACES + CAPTURED + PROXIES
 PLACEMENT_TRACES = (
     CAPTURED + PROXIES + (TRACES if config["placement"]["include_synthetic"] else [])
 )
+# The serving-scale dynamic placement evaluation (hotness generated directly), one job per seed.
+HOT_SEEDS = (config["placement"]["dynamic_synthetic"] or {"seeds": []})["seeds"]
 EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
     m["path"] for m in MODELS.values()
 }
@@ -59,6 +61,7 @@ wildcard_constraints:
     trace=_alternatives(ALL_TRACES),
     shape=_alternatives(SHAPES),
     model=_alternatives(MODELS),
+    seed=r"\d+",
 
 
 def library_sources(*modules):
@@ -162,6 +165,8 @@ def final_outputs():
         out += figure("static_placement") + figure("cache_miss")
     if CAPTURED:
         out += ["results/tables/dynamic_placement.html"] + figure("dynamic_placement")
+    if HOT_SEEDS:
+        out += ["results/tables/dynamic_synthetic.html"] + figure("dynamic_synthetic")
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure("tiny_training")
     out += figure("powerlaw_comparison") + figure("top20_share")

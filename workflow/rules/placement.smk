@@ -196,3 +196,68 @@ rule plot_dynamic_placement:
         dynamic=config["placement"]["dynamic"],
     script:
         "../scripts/plot_dynamic_placement.py"
+
+
+rule dynamic_synthetic:
+    input:
+        code=library_sources("placement.dynamic_eval", "synthetic.scenarios"),
+    output:
+        summary="results/placement/dynamic-synthetic/seed{seed}.parquet",
+        timeline="results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
+    log:
+        "logs/placement/dynamic-synthetic-seed{seed}.log",
+    benchmark:
+        "results/bench/placement/dynamic-synthetic-seed{seed}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=60,
+    params:
+        hot=config["placement"]["dynamic_synthetic"],
+        dynamic=config["placement"]["dynamic"],
+        reference_tokens=config["reference_tokens"],
+    script:
+        "../scripts/dynamic_synthetic.py"
+
+
+rule collect_dynamic_synthetic:
+    input:
+        summaries=expand(
+            "results/placement/dynamic-synthetic/seed{seed}.parquet", seed=HOT_SEEDS
+        ),
+        timelines=expand(
+            "results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
+            seed=HOT_SEEDS,
+        ),
+        code=library_sources("plots", "tables"),
+    output:
+        table="results/tables/dynamic_synthetic.parquet",
+        html=report(
+            "results/tables/dynamic_synthetic.html",
+            caption="../report/dynamic_synthetic_table.rst",
+            category="Placement",
+            labels={"table": "dynamic placement, serving scale"},
+        ),
+        svg=report(
+            "results/figures/dynamic_synthetic.svg",
+            caption="../report/dynamic_synthetic.rst",
+            category="Placement",
+            labels={"figure": "PAR over time, serving scale"},
+        ),
+        png="results/figures/dynamic_synthetic.png",
+        fig_html="results/figures/dynamic_synthetic.html",
+    log:
+        "logs/figures/dynamic_synthetic.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=5,
+    params:
+        hot=config["placement"]["dynamic_synthetic"],
+        dynamic=config["placement"]["dynamic"],
+    script:
+        "../scripts/collect_dynamic_synthetic.py"
