@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_coactivation.py
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_placement.py
+	$(BIN)/python benchmarks/bench_workflow.py
 
 clean:
 	rm -rf results logs .snakemake

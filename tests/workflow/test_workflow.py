@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -64,11 +63,10 @@ def test_two_fresh_copies_give_identical_bytes(two_runs):
     assert not differing(a, b), f"outputs differ between the two copies: {differing(a, b)}"
 
 
-def test_no_op_rerun_runs_nothing_quickly(two_runs):
-    t0 = time.perf_counter()
+def test_no_op_rerun_runs_nothing(two_runs):
+    # how long it takes is measured in benchmarks/bench_workflow.py, not here
     res = snakemake(two_runs[0], "--cores", "2", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in res.stdout + res.stderr
-    assert time.perf_counter() - t0 < 10
 
 
 def test_report_zip_holds_every_figure(two_runs):
