@@ -126,3 +126,19 @@ def test_dynamic_evaluation_rows_and_its_config_check():
     assert timeline.height == 5 * 64
     with pytest.raises(ValueError, match="nodes=3 must divide devices=4"):
         dynamic_eval.evaluate(hot, {**d, "nodes": 3})
+
+
+def test_interval_sweep_trades_par_for_slots_moved():
+    from moelab.placement import dynamic_eval
+
+    rng = np.random.default_rng(2)
+    # popularity that drifts: frequent calls follow it (lower PAR) at the price of more moves
+    drift = np.cumsum(rng.normal(0, 0.3, size=(96, 1, 16)), axis=0)
+    hot = rng.poisson(50 * np.exp(drift - drift.max(axis=2, keepdims=True))).astype(float)
+    d = dict(devices=4, redundant_slots=1, eplb_interval=16, eplb_window=8, interval=4, window=8, halflife=4,
+             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0)
+    f = dynamic_eval.sweep(hot, d, [4, 32])
+    eplb = {r["interval"]: r for r in f.filter(policy="DS-EPLB").iter_rows(named=True)}
+    assert eplb[4]["calls"] > eplb[32]["calls"] and eplb[4]["transmit"] > eplb[32]["transmit"]
+    assert eplb[4]["mean_par"] < eplb[32]["mean_par"]
+    assert set(f["policy"]) == {"DS-EPLB", "moelab"} and f.height == 4

@@ -286,6 +286,19 @@ def prefetch_hits(frame: pl.DataFrame, source: str) -> alt.Chart:
                      "Next-token prefetch: LFU vs recency vs co-activation", source)
 
 
+def dynamic_frontier(frame: pl.DataFrame, source: str) -> alt.Chart:
+    """Mean PAR against slots moved per policy as the call interval varies (points labelled by interval)."""
+    base = alt.Chart(frame.sort("trace", "policy", "interval")).encode(
+        x=alt.X("transmit:Q", title="slots moved (whole run)"),
+        y=alt.Y("mean_par:Q", title="mean PAR", scale=alt.Scale(zero=False)),
+        color=alt.Color("policy:N"),
+    )
+    chart = (base.mark_line(point=True, order=False)
+             + base.mark_text(dx=6, dy=-6, fontSize=9).encode(text="interval:Q"))
+    return _subtitle(chart.properties(width=260, height=200).facet(facet=alt.Facet("trace:N"), columns=2),
+                     "Dynamic placement: PAR vs slots moved, by call interval", source)
+
+
 def par_timeline(timeline: pl.DataFrame, source: str, window: int = 64) -> alt.Chart:
     """PAR over iterations (mean over layers, averaged in windows) per placement policy."""
     binned = (timeline.with_columns(bin=(pl.col("iteration") // window) * window)

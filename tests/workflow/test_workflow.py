@@ -78,7 +78,7 @@ def test_report_zip_holds_every_figure(two_runs):
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
                 "dynamic_placement.svg", "dynamic_placement.html", "dynamic_synthetic.svg", "dynamic_synthetic.html",
-                "prefetch_hits.svg", "prefetch.html"):
+                "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 

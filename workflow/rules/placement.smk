@@ -145,6 +145,7 @@ rule dynamic_placement:
     output:
         summary="results/placement/dynamic/{trace}.parquet",
         timeline="results/placement/dynamic/{trace}-timeline.parquet",
+        sweep="results/placement/dynamic/{trace}-sweep.parquet",
     log:
         "logs/placement/dynamic-{trace}.log",
     benchmark:
@@ -157,6 +158,7 @@ rule dynamic_placement:
         runtime=30,
     params:
         dynamic=config["placement"]["dynamic"],
+        intervals=config["placement"]["sweep_intervals"],
     script:
         "../scripts/dynamic_placement.py"
 
@@ -167,6 +169,7 @@ rule plot_dynamic_placement:
         timelines=expand(
             "results/placement/dynamic/{trace}-timeline.parquet", trace=CAPTURED
         ),
+        sweeps=expand("results/placement/dynamic/{trace}-sweep.parquet", trace=CAPTURED),
         code=library_sources("plots", "tables"),
     output:
         table="results/tables/dynamic_placement.parquet",
@@ -184,6 +187,14 @@ rule plot_dynamic_placement:
         ),
         png="results/figures/dynamic_placement.png",
         fig_html="results/figures/dynamic_placement.html",
+        frontier_svg=report(
+            "results/figures/dynamic_frontier.svg",
+            caption="../report/dynamic_frontier.rst",
+            category="Placement",
+            labels={"figure": "PAR vs slots moved"},
+        ),
+        frontier_png="results/figures/dynamic_frontier.png",
+        frontier_html="results/figures/dynamic_frontier.html",
     log:
         "logs/figures/dynamic_placement.log",
     conda:

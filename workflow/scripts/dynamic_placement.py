@@ -16,5 +16,7 @@ summary, timeline = dynamic_eval.evaluate(hotness.from_trace(trace), d)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d["devices"]}
 write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)
+frontier = dynamic_eval.sweep(hotness.from_trace(trace), d, snakemake.params.intervals)
+write_parquet(frontier.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.sweep)
 for r in summary.iter_rows(named=True):
     log.info("%s: PAR %.3f, %d slots moved, score %.1f", r["policy"], r["mean_par"], r["transmit"], r["score_vs_eplb"])

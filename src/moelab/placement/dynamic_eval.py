@@ -11,14 +11,38 @@ from moelab.placement import policies
 from moelab.placement import simulator as sim
 
 
+def _specs(E: int, d: dict) -> tuple[dict, int, int]:
+    D = d["devices"]
+    const = dict(zero_to_one=d["zero_to_one"], par_weight=d["par_weight"], slot_bytes=d["slot_bytes"],
+                 bandwidth=d["bandwidth"], policy_seconds=d["policy_seconds"])
+    return const, D, E // D + d["redundant_slots"]
+
+
+def sweep(hot: np.ndarray, d: dict, intervals: list[int]) -> pl.DataFrame:
+    """DS-EPLB and moelab at each call interval (iterations): the PAR vs slots-moved frontier. Scores are
+    against DS-EPLB at its pinned ``eplb_interval``; windows stay as configured."""
+    I, L, E = hot.shape
+    const, D, S = _specs(E, d)
+    pinned = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
+    ref = sim.simulate(hot, sim.eplb_policy(pinned), pinned)
+    rows = []
+    for iv in intervals:
+        eplb = sim.SimSpec(D, S, window=d["eplb_window"], interval=iv, **const)
+        ours = sim.SimSpec(D, S, window=d["window"], interval=iv, first_call=d["eplb_window"], **const)
+        runs = {"DS-EPLB": sim.simulate(hot, sim.eplb_policy(eplb), eplb),
+                "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
+                                                                   max_moves=d["max_moves"]), ours)}
+        rows += [{"policy": name, "interval": iv, "mean_par": r["mean_par"], "transmit": r["transmit"],
+                  "calls": r["calls"], "modelled_time": r["modelled_time"], "score_vs_eplb": sim.score(r, ref)}
+                 for name, r in runs.items()]
+    return pl.DataFrame(rows)
+
+
 def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over
     layers). ``d`` is the config's ``placement.dynamic`` block."""
     I, L, E = hot.shape
-    D = d["devices"]
-    S = E // D + d["redundant_slots"]
-    const = dict(zero_to_one=d["zero_to_one"], par_weight=d["par_weight"], slot_bytes=d["slot_bytes"],
-                 bandwidth=d["bandwidth"], policy_seconds=d["policy_seconds"])
+    const, D, S = _specs(E, d)
     nodes, groups = d["nodes"], d["expert_groups"]
     if D % nodes or groups % nodes or E % groups:
         raise ValueError(f"placement.dynamic: nodes={nodes} must divide devices={D} and expert_groups={groups}, "
