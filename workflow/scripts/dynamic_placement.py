@@ -12,11 +12,12 @@ from moelab.traces import read_trace
 d = snakemake.params.dynamic
 trace = read_trace(snakemake.input.trace)
 m = trace.meta
-summary, timeline = dynamic_eval.evaluate(hotness.from_trace(trace), d)
+hot = hotness.from_trace(trace)  # once: both the policies and the interval sweep replay it
+summary, timeline = dynamic_eval.evaluate(hot, d)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d["devices"]}
 write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)
-frontier = dynamic_eval.sweep(hotness.from_trace(trace), d, snakemake.params.intervals)
+frontier = dynamic_eval.sweep(hot, d, snakemake.params.intervals)
 write_parquet(frontier.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.sweep)
 for r in summary.iter_rows(named=True):
     log.info("%s: PAR %.3f, %d slots moved, score %.1f", r["policy"], r["mean_par"], r["transmit"], r["score_vs_eplb"])
