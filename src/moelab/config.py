@@ -72,6 +72,49 @@ def check(config: dict[str, Any]) -> None:
                               f" (set a distinct name:)")
         names[sc.name] = i
     check_capture(config)
+    check_kernels(config)
+
+
+def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:
+    """Every trace id the config makes, with (experts, top_k) where known before capture."""
+    ids: dict[str, tuple[int, int] | None] = {t: (s.num_experts, s.top_k) for t, s in synthetic_specs(config).items()}
+    tiny = config["tiny"]
+    for m in config["capture"]["models"]:
+        known = (tiny["num_experts"], tiny["top_k"]) if m["path"] in EMBEDDED else None
+        ids[f"captured-{m['name']}"] = known
+        if m["name"] in config["capture"]["proxy"]:
+            ids[f"proxy-{m['name']}"] = known
+    return ids
+
+
+def check_kernels(config: dict[str, Any]) -> None:
+    """kernels: traces exist, shapes resolve, every timed trace has a shape of its experts and top-k, EP
+    sizes divide the devices and the experts."""
+    k = config.get("kernels")
+    if not k:
+        return
+    from moelab.kernels.shapes import ShapeError, resolve
+
+    try:
+        shapes = [resolve(s, config["tiny"]) for s in k["shapes"]]
+    except ShapeError as exc:
+        raise ConfigError(str(exc)) from None
+    known = trace_ids(config)
+    for ep in k["ep_sizes"]:
+        if k["devices"] % ep:
+            raise ConfigError(f"kernels.ep_sizes: {ep} does not divide kernels.devices={k['devices']}")
+    for t in k["traces"]:
+        if t not in known:
+            raise ConfigError(f"kernels.traces: {t!r} is not a trace this config makes (known: {sorted(known)})")
+        ek = known[t]
+        if ek is None:
+            continue  # a user checkpoint: its experts are known after capture; the benchmark checks then
+        if not any((s.experts, s.top_k) == ek for s in shapes):
+            raise ConfigError(f"kernels.traces: {t!r} has {ek[0]} experts, top-{ek[1]}, and no entry of "
+                              f"kernels.shapes {[s.name for s in shapes]} has that routing")
+        for ep in k["ep_sizes"]:
+            if ek[0] % ep:
+                raise ConfigError(f"kernels.ep_sizes: {ep} does not divide the {ek[0]} experts of trace {t!r}")
 
 
 EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}

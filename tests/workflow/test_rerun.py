@@ -73,8 +73,9 @@ TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation", "s
 # co-activation gain); a captured one feeds no synthetic-shape figure.
 SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_domain_expert", "plot_layer_loads",
                                            "tiny_checkpoint_table", "plot_coactivation_gain"}
+KERNELS = {"kernel_workloads", "kernel_bench_torch", "collect_kernel_bench", "all"}
 CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
-    | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"}
+    | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} | KERNELS  # captured-tiny is timed
 # changes that reach only some jobs of their stage's rule: the rule graph's dependents are a superset
 PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus size"}
 
@@ -104,6 +105,10 @@ PARAM_CHANGES = {
                        {"capture"} | CAPTURED_DOWNSTREAM, {"capture": 2, "proxy": 1}),
     "training steps": (lambda c: c["tiny"].update(steps=7), {"train_tiny"},
                        {"train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM, {"capture": 2}),
+    "kernel token counts": (lambda c: c["kernels"].update(tokens=[8, 32]), {"kernel_workloads"}, KERNELS,
+                            {"kernel_workloads": 3, "kernel_bench_torch": 3}),
+    "kernel timing": (lambda c: c["kernels"].update(iters=4), {"kernel_bench_torch"},
+                      KERNELS - {"kernel_workloads"}, {"kernel_bench_torch": 3}),
     "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
                     {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM,
                     {"corpus": 1}),
@@ -127,13 +132,15 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downs
 # moelab.coactivation, which uses moelab.stats' Gini: edits there reach placement too.
 CODE_CHANGES = {
     "placement/policies.py": ({"dynamic_placement", "dynamic_synthetic"}, DYNAMIC),
-    "placement/static.py": ({"static_placement"}, {"static_placement"} | PLACEMENT_FIGS),
+    "placement/static.py": ({"static_placement", "kernel_workloads"}, {"static_placement"} | PLACEMENT_FIGS | KERNELS),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
-    "coactivation.py": ({"coactivation", "static_placement"},
-                        {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS),
-    "stats.py": ({"compute_load_stats", "collect_load_stats", "coactivation", "static_placement"},
+    "coactivation.py": ({"coactivation", "static_placement", "kernel_workloads"},
+                        {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS | KERNELS),
+    "stats.py": ({"compute_load_stats", "collect_load_stats", "coactivation", "static_placement", "kernel_workloads"},
                  {"compute_load_stats", "coactivation", "static_placement"} | STATS_FIGS | COACT_FIGS
-                 | PLACEMENT_FIGS),
+                 | PLACEMENT_FIGS | KERNELS),
+    "kernels/torch_moe.py": ({"kernel_bench_torch"}, KERNELS - {"kernel_workloads"}),
+    "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",

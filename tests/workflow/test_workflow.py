@@ -44,6 +44,12 @@ def test_default_config_dry_run():
     (lambda c: c["capture"].update(proxy=["nope"]), "capture.proxy[0]='nope' is not a capture.models name"),
     (lambda c: c["coactivation"].update(groups=3), "coactivation.groups=3 must divide tiny.num_experts=8"),
     (lambda c: c["corpus"].update(domains=["prose", "poetry"]), "['poetry'] are not built-in domains"),
+    (lambda c: c["kernels"]["traces"].append("powerlaw-alpha9-E16-k4"),
+     "kernels.traces: 'powerlaw-alpha9-E16-k4' is not a trace this config makes"),
+    (lambda c: c["kernels"].update(shapes=["Mixtral-8x7B"]),
+     "has 16 experts, top-4, and no entry of kernels.shapes ['Mixtral-8x7B'] has that routing"),
+    (lambda c: c["kernels"].update(ep_sizes=[3]), "kernels.ep_sizes: 3 does not divide kernels.devices=2"),
+    (lambda c: c["kernels"].update(shapes=["no-such-model"]), "'no-such-model' is neither a built-in shape"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -78,7 +84,8 @@ def test_report_zip_holds_every_figure(two_runs):
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
                 "dynamic_placement.svg", "dynamic_placement.html", "dynamic_synthetic.svg", "dynamic_synthetic.html",
-                "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg"):
+                "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg", "kernel_latency.svg",
+                "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.md"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 

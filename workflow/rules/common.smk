@@ -48,6 +48,19 @@ PLACEMENT_TRACES = (
 )
 # The serving-scale dynamic placement evaluation (hotness generated directly), one job per seed.
 HOT_SEEDS = (config["placement"]["dynamic_synthetic"] or {"seeds": []})["seeds"]
+# Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
+KERNELS = config.get("kernels") or {}
+KERNEL_TRACES = KERNELS.get("traces", [])
+# the load cap matters to the capped co-activation placement only: other configs ignore its changes
+KERNEL_SLACK = (
+    config["placement"]["load_slack"]
+    if "coactivation_capped" in KERNELS.get("placements", [])
+    else 0.0
+)
+RECORDED_KERNELS = sorted(
+    str(p.relative_to(workflow.basedir))
+    for p in Path(workflow.basedir).glob("recorded/*/kernels/*.parquet")
+)
 EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
     m["path"] for m in MODELS.values()
 }
@@ -113,6 +126,28 @@ def capture_gpus(wildcards):
     return 0 if MODELS[wildcards.model]["path"] in mconfig.EMBEDDED else 1
 
 
+def kernel_shapes():
+    """Resolved expert shapes, CPU-scaled when the benchmark runs on a CPU (rows carry the scale)."""
+    from moelab.kernels.shapes import resolve
+
+    scale = KERNELS["cpu_scale"] if KERNELS.get("device") == "cpu" else 1
+    return [
+        resolve(s, config["tiny"]).scaled(scale).to_dict()
+        for s in KERNELS.get("shapes", [])
+    ]
+
+
+def kernel_spec():
+    keys = ("implementations", "dtype", "device", "devices", "ep_sizes", "placements")
+    keys += ("capacity_factor", "warmup", "iters", "graphs")
+    return {k: KERNELS[k] for k in keys if k in KERNELS} | {"seed": config["seed"]}
+
+
+def kernel_gpus():
+    """Torch benchmarks ask for a GPU unless the config pins them to the CPU."""
+    return 0 if KERNELS.get("device", "cpu") == "cpu" else 1
+
+
 def get_synthetic_spec(wildcards):
     return SPECS[wildcards.trace].to_dict()
 
@@ -169,6 +204,13 @@ def final_outputs():
         out += ["results/tables/dynamic_synthetic.html"] + figure("dynamic_synthetic")
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure("tiny_training")
+    if KERNEL_TRACES:
+        out += ["results/bench/kernels/summary.md", "results/bench/kernels/torch.csv"]
+        out += [
+            f"results/bench/figures/kernel_{n}.{ext}"
+            for n in ("latency", "speedup", "roofline", "placement")
+            for ext in ("svg", "png", "html")
+        ]
     out += figure("powerlaw_comparison") + figure("top20_share")
     for shape in SHAPES:
         out += figure(f"expert_loads-{shape}") + figure(f"device_loads-{shape}")

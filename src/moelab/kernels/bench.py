@@ -1,0 +1,198 @@
+"""The kernel benchmark: every (workload, shape, EP split, placement, implementation) case, one row each.
+
+Runs on numpy, pyarrow and torch alone (the standalone entry point shares it). Each case:
+
+1. cuts the bottleneck rank's problem out of the workload (``ep = 1``: the whole layer) and gives each
+   expert ``ffn / tp`` columns (``tp = devices // ep``, the reference's EP x TP split);
+2. checks every implementation against the per-expert loop on that problem (the capacity version against
+   the loop over the pairs it kept) and refuses to time a wrong one;
+3. times it (``timing.measure``) and derives FLOPs, bytes, TFLOP/s, GB/s and the fraction of the roofline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from moelab.kernels import roofline, timing
+from moelab.kernels import torch_moe as tm
+from moelab.kernels.shapes import MoEShape
+from moelab.kernels.workloads import Workload, ep_local
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TOLERANCE = {"float32": 1e-4, "bfloat16": 3e-2, "float16": 1e-2}  # max |out - ref| / max |ref|
+
+
+class KernelMismatch(AssertionError):
+    """An implementation disagrees with the reference beyond the dtype's tolerance."""
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    implementations: tuple[str, ...] = ("loop", "grouped", "capacity")
+    dtype: str = "float32"
+    device: str = "cpu"
+    devices: int = 1
+    ep_sizes: tuple[int, ...] = (1,)
+    placements: tuple[str, ...] = ("contiguous",)
+    capacity_factor: float = 1.25
+    warmup: int = 2
+    iters: int = 10
+    graphs: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"kernels dtype {self.dtype!r}: expected one of {sorted(DTYPES)}")
+        for ep in self.ep_sizes:
+            if ep < 1 or self.devices % ep:
+                raise ValueError(f"kernels ep size {ep} must divide devices={self.devices}")
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"kernels device {device!r}: torch sees no CUDA device here")
+    return device
+
+
+def peaks(device: str, device_name: str, dtype: str) -> tuple[float, float, str]:
+    """(FLOP/s, bytes/s, where they come from) for the roofline columns."""
+    if device == "cpu":
+        f, b = roofline.measured_cpu_peak(DTYPES[dtype])
+        return f, b, "measured on this CPU"
+    found = roofline.table_peak(device_name, dtype)
+    if found is None:
+        return float("nan"), float("nan"), f"no published peak for {device_name}"
+    return found[0], found[1], "published table"
+
+
+def _check(name: str, out: torch.Tensor, ref: torch.Tensor, dtype: str, case: str) -> float:
+    scale = float(ref.abs().max()) or 1.0
+    err = float((out.float() - ref.float()).abs().max()) / scale
+    if not np.isfinite(err) or err > TOLERANCE[dtype]:
+        raise KernelMismatch(f"{case}: {name} differs from the per-expert loop by {err:.3g} (relative), "
+                             f"tolerance {TOLERANCE[dtype]} for {dtype}")
+    return err
+
+
+def _capacity_reference(x, ids, wts, w, factor):  # noqa: ANN001, ANN202 - tensors
+    """The loop over exactly the pairs the capacity version keeps (first come, per expert)."""
+    token, expert, _ = tm._pairs(ids, wts)
+    cap = tm.capacity(token.numel(), w.experts, factor)
+    order, _, keep = tm.capacity_keep(expert, w.experts, cap)
+    kept_ids = torch.full_like(ids, -1)
+    flat_slot = (ids >= 0).reshape(-1).nonzero().squeeze(1)[order[keep]]  # flat positions kept
+    kept_ids.view(-1)[flat_slot] = ids.reshape(-1)[flat_slot]
+    return tm.moe_loop(x, kept_ids, wts, w)
+
+
+def write_rows(path, rows: list[dict], provenance: str) -> None:  # noqa: ANN001 - a path
+    """The measurements as parquet (pyarrow: the standalone entry point writes the same schema)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not rows:
+        raise ValueError(f"{path}: no measurements to write")
+    pq.write_table(pa.Table.from_pylist([{**r, "provenance": provenance} for r in rows]), path)
+
+
+def ffn_per_rank(ffn: int, tp: int) -> int:
+    """``ffn / tp`` columns per tensor-parallel rank, rounded up to a multiple of 8 (grouped GEMMs need
+    16-byte row strides); rows record the value used."""
+    return max(8, -(-(ffn // tp) // 8) * 8)
+
+
+def run(workloads: list[Workload], shapes: list[MoEShape], spec: BenchSpec,
+        progress: Callable[[str], None] = log.info) -> list[dict]:
+    """One row per case; shapes whose experts/top-k differ from a workload's are not paired with it."""
+    device = resolve_device(spec.device)
+    torch.manual_seed(spec.seed)
+    if device == "cpu" and not timing.keep_freed_memory():
+        progress("glibc's mallopt is not available: large temporaries pay page faults on every call")
+    info = timing.device_info(device)
+    peak_flops, peak_bw, peak_source = peaks(device, info["device_name"], spec.dtype)
+    dtype = DTYPES[spec.dtype]
+    impls = tm.implementations(spec.capacity_factor)
+    wanted = [i for i in spec.implementations if i in impls]
+    skipped = sorted(set(spec.implementations) - set(wanted))
+    if skipped:
+        why = tm.triton_available()[1]
+        progress(f"not run here: {skipped} ({why})")
+    rows = []
+    for w in workloads:
+        if not any((s.experts, s.top_k) == (w.num_experts, w.top_k) for s in shapes):
+            raise ValueError(f"{w.trace}: {w.num_experts} experts, top-{w.top_k}, and no shape in "
+                             f"{[s.name for s in shapes]} has that routing (add one to kernels.shapes)")
+        loads = w.loads()
+        for shape in shapes:
+            if (shape.experts, shape.top_k) != (w.num_experts, w.top_k):
+                continue
+            for ep in spec.ep_sizes:
+                tp = spec.devices // ep
+                ffn = ffn_per_rank(shape.ffn, tp)
+                for placement in (("contiguous",) if ep == 1 else spec.placements):
+                    rows += _case(w, shape, ep, tp, ffn, placement, spec, device, dtype, impls, wanted, info,
+                                  loads, (peak_flops, peak_bw, peak_source), progress)
+    return rows
+
+
+def _case(w, shape, ep, tp, ffn, placement, spec, device, dtype, impls, wanted, info, loads, peak,  # noqa: ANN001
+          progress) -> list[dict]:
+    local = ep_local(w, ep, placement)
+    case = (f"{w.trace} {shape.label} tokens={w.tokens} ep={ep} tp={tp} {placement} "
+            f"(rank {local.rank}: {local.pairs} pairs)")
+    seed = [spec.seed, w.tokens, ep, shape.hidden, ffn]
+    weights = tm.make_weights(len(local.local_experts), shape.hidden, ffn, shape.activation, dtype=dtype,
+                              device=device, seed=int(np.random.SeedSequence(seed).generate_state(1)[0]))
+    g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed + [1]).generate_state(1)[0]))
+    x = torch.randn(local.rows.size, shape.hidden, generator=g).to(device=device, dtype=dtype)
+    ids = torch.from_numpy(local.ids).to(device)
+    wts = torch.from_numpy(local.weights).to(device=device, dtype=dtype)
+    ref = tm.moe_loop(x, ids, wts, weights)
+    cap_ref = None
+    touched = int(np.unique(local.ids[local.ids >= 0]).size)
+    flops = roofline.layer_flops(local.pairs, shape.hidden, ffn)
+    nbytes = roofline.layer_bytes(touched, local.rows.size, shape.hidden, ffn, x.element_size())
+    base = {
+        "trace": w.trace, "source_kind": w.source_kind, "source_id": w.source_id,
+        "shape": shape.name, "shape_label": shape.label, "scale": shape.scale, "hidden": shape.hidden,
+        "ffn": shape.ffn, "ffn_local": ffn, "experts": shape.experts, "top_k": shape.top_k,
+        "activation": shape.activation, "tokens": w.tokens, "layer": w.layer,
+        "start_iteration": w.start_iteration, "devices": spec.devices, "ep": ep, "tp": tp,
+        "placement": placement, "rank": local.rank, "local_experts": int(local.local_experts.size),
+        "local_tokens": int(local.rows.size), "local_pairs": local.pairs, "touched_experts": touched,
+        "max_load": int(loads.max()), "min_load": int(loads.min()), "avg_load": float(loads.mean()),
+        "max_imbalance": float(loads.max() / loads.mean()),
+        "rank_imbalance": float(local.rank_pairs.max() / local.rank_pairs.mean()),
+        "dtype": spec.dtype, "capacity_factor": spec.capacity_factor, "warmup": spec.warmup,
+        "iters": spec.iters, "flops": flops, "bytes": nbytes, "peak_tflops": peak[0] / 1e12,
+        "peak_tbps": peak[1] / 1e12, "peak_source": peak[2], **info,
+    }
+    rows = []
+    for name in wanted:
+        fn = impls[name]
+        out, dropped = fn(x, ids, wts, weights)
+        if name == "capacity":
+            cap_ref = _capacity_reference(x, ids, wts, weights, spec.capacity_factor) if cap_ref is None else cap_ref
+            err = _check(name, out, cap_ref, spec.dtype, case)
+        else:
+            err = _check(name, out, ref, spec.dtype, case)
+        ms, method = timing.measure(lambda: fn(x, ids, wts, weights), device, spec.warmup, spec.iters,
+                                    spec.graphs)
+        stats = timing.summary(ms)
+        sec = stats["latency_p50_ms"] / 1e3
+        rows.append({**base, "implementation": name, "timing_method": method, **stats,
+                     "throughput_tok_per_sec": w.tokens / sec, "tflops": flops / sec / 1e12,
+                     "tbps": nbytes / sec / 1e12, "frac_peak_flops": flops / sec / peak[0],
+                     "frac_peak_bw": nbytes / sec / peak[1], "dropped_pairs": int(dropped),
+                     "drop_rate": dropped / max(1, local.pairs), "max_rel_err": err})
+        progress(f"{case} {name}: p50 {stats['latency_p50_ms']:.3f} ms ({method})")
+    return rows

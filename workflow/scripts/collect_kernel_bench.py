@@ -1,0 +1,28 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import atomic_path, start, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import kernel_plots, plots
+from moelab.kernels import summary
+
+i, o = snakemake.input, snakemake.output
+frames = [pl.read_parquet(f) for f in i.runs]
+for f in i.recorded:  # numbers from machines we cannot rerun at will (recorded/<device>/kernels/)
+    rec = pl.read_parquet(f)
+    frames.append(rec.with_columns(provenance=pl.concat_str([pl.lit("recorded on "), pl.col("device_name"),
+                                                             pl.lit(", not regenerated")])))
+table = pl.concat(frames, how="diagonal_relaxed")
+write_parquet(table, o.table)
+rows = table.to_dicts()
+with atomic_path(o.csv) as tmp:
+    tmp.write_text(summary.to_csv(rows))
+with atomic_path(o.markdown) as tmp:
+    tmp.write_text(summary.to_markdown(rows, "MoE kernel benchmark: " + kernel_plots.source(table)))
+plots.save(kernel_plots.latency(table), o.latency, o.latency_png, o.latency_html)
+plots.save(kernel_plots.speedup_heatmap(table), o.speedup, o.speedup_png, o.speedup_html)
+plots.save(kernel_plots.roofline(table), o.roofline, o.roofline_png, o.roofline_html)
+plots.save(kernel_plots.placement(table), o.placement, o.placement_png, o.placement_html)
+log.info("%d measurements (%d recorded)", table.height, table.filter(pl.col("provenance") != "regenerated").height)
