@@ -115,6 +115,15 @@ def check_kernels(config: dict[str, Any]) -> None:
         for ep in k["ep_sizes"]:
             if ek[0] % ep:
                 raise ConfigError(f"kernels.ep_sizes: {ep} does not divide the {ek[0]} experts of trace {t!r}")
+    j = k.get("jax")
+    if j:
+        for key in ("traces", "tokens"):
+            extra = sorted(set(j[key]) - set(k[key]))
+            if extra:
+                raise ConfigError(f"kernels.jax.{key}: {extra} not in kernels.{key} (workloads are cut once)")
+    a = k.get("alpha")
+    if a and list(a["alphas"]) != sorted(a["alphas"]):
+        raise ConfigError(f"kernels.alpha.alphas={a['alphas']} must be ascending")
 
 
 EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}

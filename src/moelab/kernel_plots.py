@@ -32,9 +32,15 @@ def _panel(frame: pl.DataFrame) -> pl.DataFrame:
                              pl.col("device_kind"), pl.lit(" "), pl.col("dtype")]))
 
 
-def whole_layer(frame: pl.DataFrame) -> pl.DataFrame:
-    """EP = 1 rows: the whole layer on one device (its ffn split over tp = devices)."""
-    return _panel(frame.filter(pl.col("ep") == 1))
+def whole_layer(frame: pl.DataFrame, compiled_only: bool = False) -> pl.DataFrame:
+    """EP = 1 rows: the whole layer on one device (its ffn split over tp = devices). Interpret-mode rows
+    (Pallas off TPU) keep a label of their own, or are left out where rates would be compared."""
+    data = frame.filter(pl.col("ep") == 1)
+    if compiled_only:
+        data = data.filter(pl.col("device_kind") != "interpret")
+    return _panel(data.with_columns(implementation=pl.when(pl.col("device_kind") == "interpret")
+                                    .then(pl.col("implementation") + " (interpret)")
+                                    .otherwise(pl.col("implementation"))))
 
 
 def latency(frame: pl.DataFrame) -> alt.FacetChart:
@@ -60,7 +66,7 @@ def speedups(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def speedup_heatmap(frame: pl.DataFrame) -> alt.FacetChart:
-    data = speedups(whole_layer(frame)).with_columns(
+    data = speedups(whole_layer(frame, compiled_only=True)).with_columns(
         row=pl.concat_str([pl.col("trace"), pl.lit(" | "), pl.col("shape_label")]),
         label=pl.col("speedup").round(2).cast(pl.String) + "x")
     base = alt.Chart(data).encode(x=alt.X("tokens:O", title="tokens"), y=alt.Y("row:N", title=None))
@@ -75,7 +81,7 @@ def speedup_heatmap(frame: pl.DataFrame) -> alt.FacetChart:
 
 
 def roofline(frame: pl.DataFrame) -> alt.FacetChart:
-    data = whole_layer(frame).with_columns(
+    data = whole_layer(frame, compiled_only=True).with_columns(
         roofline=pl.max_horizontal("frac_peak_flops", "frac_peak_bw"),
         bound=pl.when(pl.col("frac_peak_flops") >= pl.col("frac_peak_bw")).then(pl.lit("compute"))
         .otherwise(pl.lit("memory")))
@@ -110,3 +116,35 @@ def placement(frame: pl.DataFrame) -> alt.FacetChart:
     return _subtitle(chart.facet(facet=alt.Facet("panel:N", title=None), columns=3),
                      "Placement to latency: the busiest rank's layer time under each placement (largest tokens)",
                      source(frame))
+
+
+def alpha_match(frame: pl.DataFrame | None) -> alt.TopLevelMixin:
+    """Per captured trace: synthetic busiest-rank latency against alpha, the captured latency as a dashed
+    level, and the latency-matched, load-matched and maximum-likelihood alphas as rules."""
+    if frame is None or frame.is_empty():
+        return alt.Chart(pl.DataFrame({"note": ["no captured trace is timed (kernels.traces, kernels.alpha)"]})
+                         ).mark_text(size=14).encode(text="note:N").properties(width=400, height=60)
+    panels = []
+    for trace in sorted(frame["trace"].unique()):
+        f = frame.filter(pl.col("trace") == trace)
+        r0 = f.row(0, named=True)
+        marks = pl.DataFrame({"estimate": ["latency-matched", "load-matched", "maximum likelihood"],
+                              "alpha": [r0["latency_matched_alpha"], r0["load_matched_alpha"], r0["mle_alpha"]]}
+                             ).drop_nans()
+        line = alt.Chart(f.filter(pl.col("source") != "captured")).mark_line(point=True).encode(
+            x=alt.X("alpha:Q", title="power-law alpha of the synthetic workloads"),
+            y=alt.Y("latency_p50_ms:Q", title="busiest-rank median latency (ms)"),
+            tooltip=["alpha:Q", "latency_p50_ms:Q", "bottleneck_pairs:Q", "rank_imbalance:Q", "draws:Q"])
+        level = alt.Chart(f.filter(pl.col("source") == "captured")).mark_rule(strokeDash=[4, 3], color="black"
+                                                                              ).encode(y="latency_p50_ms:Q")
+        rules = alt.Chart(marks).mark_rule(strokeWidth=2).encode(
+            x="alpha:Q", color=alt.Color("estimate:N", title="alpha estimate"), tooltip=["estimate:N", "alpha:Q"])
+        lat = r0["latency_matched_alpha"]
+        found = (f"latency-matched alpha {lat:.2f}" if lat == lat else
+                 "no latency-matched alpha: the captured latency is outside the synthetic range")
+        panels.append(alt.layer(line, level, rules).properties(
+            width=320, height=220, title=alt.TitleParams(
+                f"{trace}: {r0['shape_label']}, {r0['tokens']} tokens, EP={r0['ep']}", subtitle=found)))
+    return _subtitle(alt.hconcat(*panels), "Latency-matched alpha next to the load-matched and maximum-likelihood ones",
+                     "captured traces against synthetic power-law workloads; grouped path on this machine; "
+                     "dashed: the captured workload's latency")

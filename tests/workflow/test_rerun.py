@@ -73,9 +73,10 @@ TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation", "s
 # co-activation gain); a captured one feeds no synthetic-shape figure.
 SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_domain_expert", "plot_layer_loads",
                                            "tiny_checkpoint_table", "plot_coactivation_gain"}
-KERNELS = {"kernel_workloads", "kernel_bench_torch", "collect_kernel_bench", "all"}
+KERNELS = {"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha", "collect_kernel_bench", "all"}
 CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
-    | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} | KERNELS  # captured-tiny is timed
+    | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} \
+    | (KERNELS - {"kernel_bench_jax"})  # captured-tiny is timed in torch (JAX times a synthetic trace only)
 # changes that reach only some jobs of their stage's rule: the rule graph's dependents are a superset
 PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus size"}
 
@@ -97,7 +98,8 @@ PARAM_CHANGES = {
                                  {"sample_powerlaw", "plot_powerlaw_comparison", "plot_top20_share", "all"},
                                  {"sample_powerlaw": 1}),
     "timeline window": (lambda c: c["figures"].update(timeline_window=8), {"compute_load_stats"},
-                        {"compute_load_stats"} | STATS_FIGS, {"compute_load_stats": 8}),
+                        {"compute_load_stats", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS,
+                        {"compute_load_stats": 8, "kernel_alpha": 1}),
     "one scenario's drift": (lambda c: c["drift"]["phases"].update(walk_sigma=0.03), {"generate_synthetic_trace"},
                              {"generate_synthetic_trace"} | SYNTHETIC_DOWNSTREAM,
                              {"generate_synthetic_trace": 1, "compute_load_stats": 1, "coactivation": 1}),
@@ -106,9 +108,13 @@ PARAM_CHANGES = {
     "training steps": (lambda c: c["tiny"].update(steps=7), {"train_tiny"},
                        {"train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM, {"capture": 2}),
     "kernel token counts": (lambda c: c["kernels"].update(tokens=[8, 32]), {"kernel_workloads"}, KERNELS,
-                            {"kernel_workloads": 3, "kernel_bench_torch": 3}),
-    "kernel timing": (lambda c: c["kernels"].update(iters=4), {"kernel_bench_torch"},
-                      KERNELS - {"kernel_workloads"}, {"kernel_bench_torch": 3}),
+                            {"kernel_workloads": 3, "kernel_bench_torch": 3, "kernel_bench_jax": 1}),
+    "kernel timing": (lambda c: c["kernels"].update(iters=4), {"kernel_bench_torch", "kernel_bench_jax"},
+                      {"kernel_bench_torch", "kernel_bench_jax", "collect_kernel_bench", "all"},
+                      {"kernel_bench_torch": 3, "kernel_bench_jax": 1}),
+    "JAX implementations": (lambda c: c["kernels"]["jax"].update(implementations=["jax-ragged"]),
+                            {"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"},
+                            {"kernel_bench_jax": 1}),
     "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
                     {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM,
                     {"corpus": 1}),
@@ -139,8 +145,9 @@ CODE_CHANGES = {
     "stats.py": ({"compute_load_stats", "collect_load_stats", "coactivation", "static_placement", "kernel_workloads"},
                  {"compute_load_stats", "coactivation", "static_placement"} | STATS_FIGS | COACT_FIGS
                  | PLACEMENT_FIGS | KERNELS),
-    "kernels/torch_moe.py": ({"kernel_bench_torch"}, KERNELS - {"kernel_workloads"}),
-    "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch"}, KERNELS),
+    "kernels/torch_moe.py": ({"kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS - {"kernel_workloads"}),
+    "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
+    "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",

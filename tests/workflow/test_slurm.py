@@ -16,7 +16,8 @@ pytestmark = pytest.mark.workflow
 LOCAL_SLURM = str(ROOT / "tools/local-slurm")
 # Exactly the README's Slurm command, on the test config.
 SLURM = ("--workflow-profile", "profiles/slurm", "--configfile", "config/test.yaml")
-GPU_RULES = {"capture", "proxy"}  # profiles/slurm sends these to the gpu partition
+# profiles/slurm's partitions: capture, proxy and the torch kernels to gpu, the JAX kernels to tpu, the rest cpu
+PARTITION = {"capture": "gpu", "proxy": "gpu", "kernel_bench_torch": "gpu", "kernel_bench_jax": "tpu"}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_every_job_goes_through_sbatch(slurm_run):
     assert Counter(j["rule"] for j in jobs) == planned - Counter({"all": planned["all"]})  # `all` is local
     assert {j["state"] for j in jobs} == {"COMPLETED"}
     for j in jobs:
-        assert j["partition"] == ("gpu" if j["rule"] in GPU_RULES else "cpu"), j
+        assert j["partition"] == PARTITION.get(j["rule"], "cpu"), j
 
 
 def test_slurm_outputs_match_a_local_run(slurm_run, two_runs):

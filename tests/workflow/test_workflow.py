@@ -85,7 +85,8 @@ def test_report_zip_holds_every_figure(two_runs):
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
                 "dynamic_placement.svg", "dynamic_placement.html", "dynamic_synthetic.svg", "dynamic_synthetic.html",
                 "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg", "kernel_latency.svg",
-                "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.md"):
+                "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.html",
+                "kernel_alpha.svg"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 

@@ -51,6 +51,14 @@ HOT_SEEDS = (config["placement"]["dynamic_synthetic"] or {"seeds": []})["seeds"]
 # Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
 KERNELS = config.get("kernels") or {}
 KERNEL_TRACES = KERNELS.get("traces", [])
+KERNEL_JAX = KERNELS.get("jax") or {}
+JAX_TRACES = KERNEL_JAX.get("traces", [])
+# the latency-matched alpha is for traces of real models: captured ones (and their gaussian proxies)
+ALPHA_TRACES = (
+    [t for t in KERNEL_TRACES if t in CAPTURED + PROXIES]
+    if KERNELS.get("alpha")
+    else []
+)
 # the load cap matters to the capped co-activation placement only: other configs ignore its changes
 KERNEL_SLACK = (
     config["placement"]["load_slack"]
@@ -141,6 +149,11 @@ def kernel_spec():
     keys = ("implementations", "dtype", "device", "devices", "ep_sizes", "placements")
     keys += ("capacity_factor", "warmup", "iters", "graphs")
     return {k: KERNELS[k] for k in keys if k in KERNELS} | {"seed": config["seed"]}
+
+
+def kernel_tpus():
+    """JAX benchmarks ask for the tpu resource class (the Slurm profile maps it to a partition)."""
+    return 0 if KERNEL_JAX.get("platform", "cpu") == "cpu" else 1
 
 
 def kernel_gpus():

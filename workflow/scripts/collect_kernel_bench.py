@@ -9,7 +9,7 @@ from moelab import kernel_plots, plots
 from moelab.kernels import summary
 
 i, o = snakemake.input, snakemake.output
-frames = [pl.read_parquet(f) for f in i.runs]
+frames = [pl.read_parquet(f) for f in [*i.runs, *i.jax]]
 for f in i.recorded:  # numbers from machines we cannot rerun at will (recorded/<device>/kernels/)
     rec = pl.read_parquet(f)
     frames.append(rec.with_columns(provenance=pl.concat_str([pl.lit("recorded on "), pl.col("device_name"),
@@ -19,10 +19,15 @@ write_parquet(table, o.table)
 rows = table.to_dicts()
 with atomic_path(o.csv) as tmp:
     tmp.write_text(summary.to_csv(rows))
+title = "MoE kernel benchmark: " + kernel_plots.source(table)
 with atomic_path(o.markdown) as tmp:
-    tmp.write_text(summary.to_markdown(rows, "MoE kernel benchmark: " + kernel_plots.source(table)))
+    tmp.write_text(summary.to_markdown(rows, title))
+with atomic_path(o.summary) as tmp:
+    tmp.write_text(summary.to_html(rows, title))
 plots.save(kernel_plots.latency(table), o.latency, o.latency_png, o.latency_html)
 plots.save(kernel_plots.speedup_heatmap(table), o.speedup, o.speedup_png, o.speedup_html)
 plots.save(kernel_plots.roofline(table), o.roofline, o.roofline_png, o.roofline_html)
 plots.save(kernel_plots.placement(table), o.placement, o.placement_png, o.placement_html)
+alpha = pl.concat([pl.read_parquet(f) for f in i.alpha], how="diagonal_relaxed") if i.alpha else None
+plots.save(kernel_plots.alpha_match(alpha), o.alpha, o.alpha_png, o.alpha_html)
 log.info("%d measurements (%d recorded)", table.height, table.filter(pl.col("provenance") != "regenerated").height)

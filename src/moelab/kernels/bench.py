@@ -55,6 +55,42 @@ class BenchSpec:
                 raise ValueError(f"kernels ep size {ep} must divide devices={self.devices}")
 
 
+class TorchBackend:
+    """PyTorch implementations (``torch_moe``; Triton where CUDA and Triton are present)."""
+
+    name = "torch"
+
+    def __init__(self, spec: BenchSpec, progress: Callable[[str], None]) -> None:
+        self.device = resolve_device(spec.device)
+        if self.device == "cpu" and not timing.keep_freed_memory():
+            progress("glibc's mallopt is not available: large temporaries pay page faults on every call")
+        self.info = timing.device_info(self.device)
+        self.spec = spec
+        self.impls = tm.implementations(spec.capacity_factor)
+        missing = sorted(set(spec.implementations) - set(self.impls))
+        if missing:
+            progress(f"not run here: {missing} ({tm.triton_available()[1]})")
+
+    def wanted(self) -> list[str]:
+        return [i for i in self.spec.implementations if i in self.impls]
+
+    def prepare(self, x: torch.Tensor, ids: torch.Tensor, wts: torch.Tensor, w: tm.ExpertWeights) -> tuple:
+        d, dt = self.device, DTYPES[self.spec.dtype]
+        return (x.to(d, dt), ids.to(d), wts.to(d, dt),
+                tm.ExpertWeights(w.gate_up.to(d, dt), w.down.to(d, dt), w.activation))
+
+    def call(self, name: str, args: tuple, pairs: int, local_experts: int) -> tuple[Callable, str | None]:
+        fn = self.impls[name]
+        return (lambda: fn(*args)), None
+
+    def measure(self, call: Callable) -> tuple[np.ndarray, str]:
+        return timing.measure(call, self.device, self.spec.warmup, self.spec.iters, self.spec.graphs)
+
+    @staticmethod
+    def result(out: object) -> torch.Tensor:
+        return out.float().cpu()
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -64,7 +100,7 @@ def resolve_device(device: str) -> str:
 
 
 def peaks(device: str, device_name: str, dtype: str) -> tuple[float, float, str]:
-    """(FLOP/s, bytes/s, where they come from) for the roofline columns."""
+    """(FLOP/s, bytes/s, where they come from) for the roofline columns (``device``: cpu or not)."""
     if device == "cpu":
         f, b = roofline.measured_cpu_peak(DTYPES[dtype])
         return f, b, "measured on this CPU"
@@ -111,21 +147,13 @@ def ffn_per_rank(ffn: int, tp: int) -> int:
 
 
 def run(workloads: list[Workload], shapes: list[MoEShape], spec: BenchSpec,
-        progress: Callable[[str], None] = log.info) -> list[dict]:
-    """One row per case; shapes whose experts/top-k differ from a workload's are not paired with it."""
-    device = resolve_device(spec.device)
+        progress: Callable[[str], None] = log.info, backend: object | None = None) -> list[dict]:
+    """One row per case; shapes whose experts/top-k differ from a workload's are not paired with it.
+    ``backend``: :class:`TorchBackend` (default) or ``jax_backend.JaxBackend``."""
     torch.manual_seed(spec.seed)
-    if device == "cpu" and not timing.keep_freed_memory():
-        progress("glibc's mallopt is not available: large temporaries pay page faults on every call")
-    info = timing.device_info(device)
-    peak_flops, peak_bw, peak_source = peaks(device, info["device_name"], spec.dtype)
-    dtype = DTYPES[spec.dtype]
-    impls = tm.implementations(spec.capacity_factor)
-    wanted = [i for i in spec.implementations if i in impls]
-    skipped = sorted(set(spec.implementations) - set(wanted))
-    if skipped:
-        why = tm.triton_available()[1]
-        progress(f"not run here: {skipped} ({why})")
+    backend = backend or TorchBackend(spec, progress)
+    info = backend.info
+    peak = peaks("cpu" if info["device_kind"] == "cpu" else "accelerator", info["device_name"], spec.dtype)
     rows = []
     for w in workloads:
         if not any((s.experts, s.top_k) == (w.num_experts, w.top_k) for s in shapes):
@@ -139,28 +167,33 @@ def run(workloads: list[Workload], shapes: list[MoEShape], spec: BenchSpec,
                 tp = spec.devices // ep
                 ffn = ffn_per_rank(shape.ffn, tp)
                 for placement in (("contiguous",) if ep == 1 else spec.placements):
-                    rows += _case(w, shape, ep, tp, ffn, placement, spec, device, dtype, impls, wanted, info,
-                                  loads, (peak_flops, peak_bw, peak_source), progress)
+                    rows += _case(w, shape, ep, tp, ffn, placement, spec, backend, loads, peak, progress)
     return rows
 
 
-def _case(w, shape, ep, tp, ffn, placement, spec, device, dtype, impls, wanted, info, loads, peak,  # noqa: ANN001
-          progress) -> list[dict]:
+def _case(w, shape, ep, tp, ffn, placement, spec, backend, loads, peak, progress) -> list[dict]:  # noqa: ANN001
     local = ep_local(w, ep, placement)
     case = (f"{w.trace} {shape.label} tokens={w.tokens} ep={ep} tp={tp} {placement} "
             f"(rank {local.rank}: {local.pairs} pairs)")
     seed = [spec.seed, w.tokens, ep, shape.hidden, ffn]
-    weights = tm.make_weights(len(local.local_experts), shape.hidden, ffn, shape.activation, dtype=dtype,
-                              device=device, seed=int(np.random.SeedSequence(seed).generate_state(1)[0]))
+    # weights and inputs are made (seeded) and checked in torch on the CPU; a backend moves them where it runs
+    weights = tm.make_weights(len(local.local_experts), shape.hidden, ffn, shape.activation, dtype=torch.float32,
+                              device="cpu", seed=int(np.random.SeedSequence(seed).generate_state(1)[0]))
     g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed + [1]).generate_state(1)[0]))
-    x = torch.randn(local.rows.size, shape.hidden, generator=g).to(device=device, dtype=dtype)
-    ids = torch.from_numpy(local.ids).to(device)
-    wts = torch.from_numpy(local.weights).to(device=device, dtype=dtype)
+    x = torch.randn(local.rows.size, shape.hidden, generator=g)
+    ids = torch.from_numpy(local.ids)
+    wts = torch.from_numpy(local.weights)
+    dtype = DTYPES[spec.dtype]
+    if dtype != torch.float32:  # the reference sees the same rounded inputs as the implementations
+        x, wts = x.to(dtype).float(), wts.to(dtype).float()
+        weights = tm.ExpertWeights(weights.gate_up.to(dtype).float(), weights.down.to(dtype).float(),
+                                   weights.activation)
     ref = tm.moe_loop(x, ids, wts, weights)
     cap_ref = None
+    args = backend.prepare(x, ids, wts, weights)
     touched = int(np.unique(local.ids[local.ids >= 0]).size)
     flops = roofline.layer_flops(local.pairs, shape.hidden, ffn)
-    nbytes = roofline.layer_bytes(touched, local.rows.size, shape.hidden, ffn, x.element_size())
+    nbytes = roofline.layer_bytes(touched, local.rows.size, shape.hidden, ffn, torch.empty((), dtype=dtype).element_size())
     base = {
         "trace": w.trace, "source_kind": w.source_kind, "source_id": w.source_id,
         "shape": shape.name, "shape_label": shape.label, "scale": shape.scale, "hidden": shape.hidden,
@@ -174,25 +207,29 @@ def _case(w, shape, ep, tp, ffn, placement, spec, device, dtype, impls, wanted, 
         "rank_imbalance": float(local.rank_pairs.max() / local.rank_pairs.mean()),
         "dtype": spec.dtype, "capacity_factor": spec.capacity_factor, "warmup": spec.warmup,
         "iters": spec.iters, "flops": flops, "bytes": nbytes, "peak_tflops": peak[0] / 1e12,
-        "peak_tbps": peak[1] / 1e12, "peak_source": peak[2], **info,
+        "peak_tbps": peak[1] / 1e12, "peak_source": peak[2], "backend": backend.name, **backend.info,
     }
     rows = []
-    for name in wanted:
-        fn = impls[name]
-        out, dropped = fn(x, ids, wts, weights)
-        if name == "capacity":
-            cap_ref = _capacity_reference(x, ids, wts, weights, spec.capacity_factor) if cap_ref is None else cap_ref
-            err = _check(name, out, cap_ref, spec.dtype, case)
+    for name in backend.wanted():
+        call, skip = backend.call(name, args, local.pairs, len(local.local_experts))
+        if skip:
+            progress(f"{case} {name}: not run ({skip})")
+            continue
+        out, dropped = call()
+        if name in ("capacity", "jax-dense"):
+            if cap_ref is None:
+                cap_ref = _capacity_reference(x, ids, wts, weights, spec.capacity_factor)
+            err = _check(name, backend.result(out), cap_ref, spec.dtype, case)
         else:
-            err = _check(name, out, ref, spec.dtype, case)
-        ms, method = timing.measure(lambda: fn(x, ids, wts, weights), device, spec.warmup, spec.iters,
-                                    spec.graphs)
+            err = _check(name, backend.result(out), ref, spec.dtype, case)
+        ms, method = backend.measure(call)
         stats = timing.summary(ms)
         sec = stats["latency_p50_ms"] / 1e3
-        rows.append({**base, "implementation": name, "timing_method": method, **stats,
+        kind = backend.kind_of(name) if hasattr(backend, "kind_of") else base["device_kind"]
+        rows.append({**base, "device_kind": kind, "implementation": name, "timing_method": method, **stats,
                      "throughput_tok_per_sec": w.tokens / sec, "tflops": flops / sec / 1e12,
                      "tbps": nbytes / sec / 1e12, "frac_peak_flops": flops / sec / peak[0],
                      "frac_peak_bw": nbytes / sec / peak[1], "dropped_pairs": int(dropped),
-                     "drop_rate": dropped / max(1, local.pairs), "max_rel_err": err})
-        progress(f"{case} {name}: p50 {stats['latency_p50_ms']:.3f} ms ({method})")
+                     "drop_rate": int(dropped) / max(1, local.pairs), "max_rel_err": err})
+        progress(f"{case} {name}: p50 {stats['latency_p50_ms']:.3f} ms ({method}, {kind})")
     return rows

@@ -35,6 +35,12 @@ def _key(r: dict) -> tuple:
     return (r["device_name"], r["shape_label"], r["dtype"], r["ep"], r["placement"], r["trace"], r["tokens"])
 
 
+def _speedup(r: dict, base: dict | None) -> str:
+    if r["device_kind"] == "interpret":
+        return "- (interpret mode)"  # never compared with compiled code
+    return f"{base['latency_p50_ms'] / r['latency_p50_ms']:.2f}x" if base else "-"
+
+
 def to_markdown(rows: list[dict], title: str = "MoE kernel benchmark") -> str:
     """One table per (device, shape, EP, placement, scenario, tokens): each implementation's latency and
     throughput, with its speedup over the per-expert loop (medians)."""
@@ -55,7 +61,7 @@ def to_markdown(rows: list[dict], title: str = "MoE kernel benchmark") -> str:
                   "roofline | dropped | speedup vs loop (p50) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rs:
-            speed = f"{base['latency_p50_ms'] / r['latency_p50_ms']:.2f}x" if base else "-"
+            speed = _speedup(r, base)
             roof = max(r["frac_peak_flops"], r["frac_peak_bw"])
             lines.append(f"| {r['implementation']} | {r['latency_p50_ms']:.4f} | {r['latency_mean_ms']:.4f} | "
                          f"{r['latency_p95_ms']:.4f} | {r['latency_p99_ms']:.4f} | "
@@ -63,3 +69,34 @@ def to_markdown(rows: list[dict], title: str = "MoE kernel benchmark") -> str:
                          f"{r['dropped_pairs']} | {speed} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def to_html(rows: list[dict], title: str = "MoE kernel benchmark") -> str:
+    """The markdown summary's tables as one self-contained HTML page (for the report)."""
+    import html
+
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:1em}"
+           "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:first-child{text-align:left}</style>",
+           "</head><body>"]
+    table: list[str] = []
+    for line in to_markdown(rows, title).splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            tag = "th" if not table else "td"
+            table.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if table:
+            out.append("<table><thead>" + table[0] + "</thead><tbody>" + "".join(table[1:]) + "</tbody></table>")
+            table = []
+        if line.startswith("# "):
+            out.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            out.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if table:
+        out.append("<table><thead>" + table[0] + "</thead><tbody>" + "".join(table[1:]) + "</tbody></table>")
+    return "\n".join(out + ["</body></html>"])
