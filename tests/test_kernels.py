@@ -333,3 +333,12 @@ def test_alpha_match_on_a_known_alpha(tmp_path):
     out = alpha_match.summarise(rows, mle_alpha=1.1)
     assert out["mle_alpha"] == 1.1 and out["captured_bottleneck_pairs"] == workloads.ep_local(like, 4).pairs
     assert 0.3 < out["load_matched_alpha"] < 2.2
+
+
+def test_profiler_traces_per_case(tmp_path):
+    tr, tid = make_trace(tmp_path, kind="balanced")
+    ws = cut_workloads(tr, tid, [16], [1], ["contiguous"], 0.5, seed=4)
+    spec = bench.BenchSpec(implementations=("grouped",), iters=1, warmup=1, profile_dir=str(tmp_path / "prof"))
+    bench.run(ws, [shapes.MoEShape("s", hidden=16, ffn=8, experts=16, top_k=4)], spec, progress=lambda m: None)
+    trace = json.loads((tmp_path / "prof" / "torch-s-t16-ep1-contiguous-grouped.json").read_text())
+    assert any("grouped_mm" in e.get("name", "") for e in trace["traceEvents"])

@@ -117,3 +117,16 @@ def test_jax_benchmark_rows_label_interpret_mode(tmp_path):
                       backend=JaxBackend(bench.BenchSpec(implementations=("jax-pallas-fused",), warmup=1, iters=2),
                                          notes.append, interpret_max_tokens=64))
     assert [r["device_kind"] for r in small] == ["interpret"]
+
+
+def test_jax_profiler_trace_per_case(tmp_path):
+    from moelab.kernels.jax_backend import JaxBackend
+    from moelab.kernels.workloads import Workload
+
+    rng = np.random.default_rng(2)
+    ids = np.stack([rng.choice(16, 4, replace=False) for _ in range(8)])
+    w = Workload("t", "synthetic", "t", 16, 4, 8, 8, 0, 1, ids, rng.random((8, 4)).astype(np.float32))
+    spec = bench.BenchSpec(implementations=("jax-ragged",), warmup=1, iters=1, profile_dir=str(tmp_path / "prof"))
+    bench.run([w], [shapes.MoEShape("s", hidden=32, ffn=16, experts=16, top_k=4)], spec, lambda m: None,
+              backend=JaxBackend(spec, lambda m: None))
+    assert list((tmp_path / "prof").glob("jax-s-t8-ep1-contiguous-jax-ragged/plugins/profile/*/*.trace.json.gz"))

@@ -3,6 +3,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -26,8 +27,18 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+# When Snakemake starts, the Slurm executor plugin runs `scontrol show config` for a help text; with slurm
+# installed (test_slurm installs it) but no controller up, that probe waits 9 s, in every Snakemake process
+# (each local job starts one). Runs that do not use the Slurm profile see an scontrol that answers at once.
+_NO_SCONTROL = Path(tempfile.mkdtemp(prefix="moelab-no-scontrol-"))
+(_NO_SCONTROL / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+(_NO_SCONTROL / "scontrol").chmod(0o755)
+
+
 def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if "profiles/slurm" not in args:
+        env["PATH"] = f"{_NO_SCONTROL}{os.pathsep}{env.get('PATH', '')}"
     res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     if check and res.returncode:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"

@@ -147,7 +147,7 @@ def kernel_shapes():
 
 def kernel_spec():
     keys = ("implementations", "dtype", "device", "devices", "ep_sizes", "placements")
-    keys += ("capacity_factor", "warmup", "iters", "graphs")
+    keys += ("capacity_factor", "warmup", "iters", "graphs", "profile")
     return {k: KERNELS[k] for k in keys if k in KERNELS} | {"seed": config["seed"]}
 
 

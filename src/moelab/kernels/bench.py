@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -46,6 +47,7 @@ class BenchSpec:
     iters: int = 10
     graphs: bool = True
     seed: int = 0
+    profile_dir: str | None = None  # a profiler trace per case (torch: Chrome/Perfetto JSON; JAX: TensorBoard)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -89,6 +91,18 @@ class TorchBackend:
     @staticmethod
     def result(out: object) -> torch.Tensor:
         return out.float().cpu()
+
+    def profile(self, call: Callable, path: Path) -> None:
+        """A few calls under torch.profiler, saved as a Chrome/Perfetto trace ``path.json``."""
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.startswith("cuda") else [])
+        with profile(activities=acts) as prof:
+            for _ in range(3):
+                call()
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()
+        prof.export_chrome_trace(str(path.with_suffix(".json")))
 
 
 def resolve_device(device: str) -> str:
@@ -223,6 +237,10 @@ def _case(w, shape, ep, tp, ffn, placement, spec, backend, loads, peak, progress
         else:
             err = _check(name, backend.result(out), ref, spec.dtype, case)
         ms, method = backend.measure(call)
+        if spec.profile_dir:
+            where = Path(spec.profile_dir) / f"{backend.name}-{shape.name}-t{w.tokens}-ep{ep}-{placement}-{name}"
+            where.parent.mkdir(parents=True, exist_ok=True)
+            backend.profile(call, where)
         stats = timing.summary(ms)
         sec = stats["latency_p50_ms"] / 1e3
         kind = backend.kind_of(name) if hasattr(backend, "kind_of") else base["device_kind"]

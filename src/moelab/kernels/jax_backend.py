@@ -39,7 +39,7 @@ class JaxBackend:
     name = "jax"
 
     def __init__(self, spec, progress: Callable[[str], None], *, interpret_max_tokens: int = 512,  # noqa: ANN001
-                 dense_max_elements: int = 1 << 26, profile_dir: str | None = None) -> None:
+                 dense_max_elements: int = 1 << 26) -> None:
         unknown = sorted(set(spec.implementations) - set(IMPLEMENTATIONS))
         if unknown:
             raise ValueError(f"JAX implementations {unknown}: expected some of {IMPLEMENTATIONS}")
@@ -49,7 +49,6 @@ class JaxBackend:
         self.dtype = JNP[spec.dtype]
         self.interpret_max_tokens = interpret_max_tokens
         self.dense_max_elements = dense_max_elements
-        self.profile_dir = profile_dir
         if self.interpret:
             progress(f"Pallas runs in interpret mode on {jax.default_backend()}: its rows are labelled "
                      f"'interpret' and run up to {interpret_max_tokens} tokens")
@@ -94,6 +93,13 @@ class JaxBackend:
             jax.block_until_ready(call())
             out[i] = (time.perf_counter_ns() - t0) / 1e6
         return out, "block-until-ready"
+
+    def profile(self, call: Callable, path) -> None:  # noqa: ANN001 - a Path
+        """A few steps under jax.profiler: ``path/plugins/profile/*/`` holds the TensorBoard/XProf trace and a
+        Perfetto-readable ``trace.json.gz``."""
+        with jax.profiler.trace(str(path)):
+            for _ in range(3):
+                jax.block_until_ready(call())
 
     @staticmethod
     def result(out: object):  # noqa: ANN205 - a torch tensor for the shared check

@@ -6,7 +6,8 @@ pyarrow): on workload files made by the pipeline (``results/kernels/workloads/<t
 
 writes ``<out>/kernels/<trace>.parquet`` (the pipeline's schema), ``torch.csv`` and ``summary.md``. Commit
 the parquet files under ``recorded/<device>/kernels/``: the report shows them as recorded, not regenerated.
-Imports nothing outside numpy, pyarrow, torch and this package's kernels modules."""
+Imports nothing outside numpy, pyarrow, torch and this package's kernels modules (``--backend jax``, for TPU
+machines: jax too)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--devices", type=int, default=8)
     p.add_argument("--ep-sizes", nargs="+", type=int, default=[1, 8])
     p.add_argument("--placements", nargs="+", default=["contiguous", "frequency"])
-    p.add_argument("--implementations", nargs="+", default=["loop", "grouped", "capacity", "triton"])
+    p.add_argument("--backend", choices=["torch", "jax"], default="torch",
+                   help="torch (GPUs; needs torch) or jax (TPUs; needs jax)")
+    p.add_argument("--implementations", nargs="+",
+                   help="default: loop grouped capacity triton (torch); every JAX implementation (jax)")
+    p.add_argument("--profile", action="store_true", help="also save a profiler trace per case under OUT/profiles")
     p.add_argument("--capacity-factor", type=float, default=1.25)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--iters", type=int, default=50)
@@ -47,8 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     except ShapeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    spec = bench.BenchSpec(tuple(a.implementations), a.dtype, a.device, a.devices, tuple(a.ep_sizes),
-                           tuple(a.placements), a.capacity_factor, a.warmup, a.iters, not a.no_graphs, a.seed)
+    impls = a.implementations
+    if not impls:
+        impls = ["loop", "grouped", "capacity", "triton"] if a.backend == "torch" else None
+    if impls is None:
+        from moelab.kernels.jax_backend import IMPLEMENTATIONS
+
+        impls = list(IMPLEMENTATIONS)
+    spec = bench.BenchSpec(tuple(impls), a.dtype, a.device, a.devices, tuple(a.ep_sizes), tuple(a.placements),
+                           a.capacity_factor, a.warmup, a.iters, not a.no_graphs, a.seed,
+                           str(a.out / "profiles") if a.profile else None)
+    backend = None
+    if a.backend == "jax":
+        from moelab.kernels.jax_backend import JaxBackend
+
+        backend = JaxBackend(spec, lambda m: print(m, flush=True))
     out = a.out / "kernels"
     out.mkdir(parents=True, exist_ok=True)
     every = []
@@ -58,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         except workloads.WorkloadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        rows = bench.run(cases, shapes, spec, progress=lambda m: print(m, flush=True))
+        rows = bench.run(cases, shapes, spec, progress=lambda m: print(m, flush=True), backend=backend)
         tmp = out / f".{cases[0].trace}.parquet.tmp"
         bench.write_rows(tmp, rows, provenance="regenerated")
         tmp.replace(out / f"{cases[0].trace}.parquet")
