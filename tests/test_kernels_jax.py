@@ -130,3 +130,21 @@ def test_jax_profiler_trace_per_case(tmp_path):
     bench.run([w], [shapes.MoEShape("s", hidden=32, ffn=16, experts=16, top_k=4)], spec, lambda m: None,
               backend=JaxBackend(spec, lambda m: None))
     assert list((tmp_path / "prof").glob("jax-s-t8-ep1-contiguous-jax-ragged/plugins/profile/*/*.trace.json.gz"))
+
+
+def test_device_times_are_read_from_the_xla_modules_line():
+    """The TPU/GPU trace layout: a /device: process with an "XLA Modules" thread, one event per step."""
+    from moelab.kernels.jax_backend import device_module_times
+
+    events = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/device:TPU:0"}},
+        {"ph": "M", "name": "thread_name", "pid": 2, "tid": 3, "args": {"name": "XLA Ops"}},
+        {"ph": "M", "name": "thread_name", "pid": 2, "tid": 4, "args": {"name": "XLA Modules"}},
+        {"ph": "X", "pid": 2, "tid": 4, "ts": 200.0, "dur": 1500.0, "name": "jit_ragged"},
+        {"ph": "X", "pid": 2, "tid": 4, "ts": 100.0, "dur": 1000.0, "name": "jit_ragged"},
+        {"ph": "X", "pid": 2, "tid": 3, "ts": 100.0, "dur": 10.0, "name": "fusion"},
+        {"ph": "X", "pid": 1, "tid": 9, "ts": 90.0, "dur": 5000.0, "name": "PjitFunction"},
+    ]
+    assert device_module_times(events) == [1.0, 1.5]
+    assert device_module_times(events[:1] + events[-1:]) is None  # a CPU trace: no device line
