@@ -27,6 +27,13 @@ def test_default_config_dry_run():
     assert "generate_synthetic_trace" in res.stdout, res.stdout
 
 
+def test_gpu_config_plans_the_kernel_benchmarks():
+    """config/gpu.yaml validates and plans GPU kernel jobs (they run only where CUDA is: not here)."""
+    res = snakemake(ROOT, "results/bench/kernels/summary.md", "-n", "--configfile", "config/gpu.yaml")
+    out = res.stdout + res.stderr
+    assert "kernel_bench_torch" in out and "powerlaw-alpha1.2-E8-k2" in out and "gpu=1" in out, out[-3000:]
+
+
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c["synthetic"]["scenarios"].append({"kind": "powerlaw", "alpha": -1}), "alpha=-1 must be >= 0"),
     (lambda c: c["synthetic"]["shapes"].append({"num_experts": 4, "top_k": 8}), "top_k=8 exceeds num_experts=4"),
