@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def start_iteration(n_iterations: int, first: int, need: int, rng: np.random.Gen
 
 def cut(experts: np.ndarray, weights: np.ndarray, *, trace: str, source_kind: str, source_id: str,
         num_experts: int, concurrency: int, tokens: list[int], split_fraction: float, seed: int,
-        placements: dict[str, callable] | None = None, ep_sizes: list[int] = ()) -> list[Workload]:
+        placements: dict[str, Callable] | None = None, ep_sizes: Sequence[int] = ()) -> list[Workload]:
     """Workloads for each token count from a trace's ``experts``/``weights`` ``[T, layers, k]``.
 
     Each token count draws its layer and start iteration from its own seeded stream, so adding a token
