@@ -60,7 +60,7 @@ def _runs_to_tokens(loads, concurrency, seed, shuffle, out):
     order = np.empty(E, np.int64)
     start = np.empty(E, np.int64)
     tok = np.empty(C, np.int64)
-    fill = np.empty(C, np.int64)
+    fill = np.empty(C, np.uint16)  # a small type (k <= E <= 65535): the fill loop sweeps it k times
     # Columns are filled in column order (sequential writes), then each whole row moves to its token:
     # one random 2k-byte move per token instead of k random 2-byte writes (large C is cache-miss bound).
     rows = np.empty((C, k), out.dtype)
