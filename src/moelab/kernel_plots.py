@@ -145,6 +145,7 @@ def alpha_match(frame: pl.DataFrame | None) -> alt.TopLevelMixin:
         panels.append(alt.layer(line, level, rules).properties(
             width=320, height=220, title=alt.TitleParams(
                 f"{trace}: {r0['shape_label']}, {r0['tokens']} tokens, EP={r0['ep']}", subtitle=found)))
+    devices = ", ".join(sorted(f"{k} {n}" for k, n in frame.select("device_kind", "device_name").unique().iter_rows()))
     return _subtitle(alt.hconcat(*panels), "Latency-matched alpha next to the load-matched and maximum-likelihood ones",
-                     "captured traces against synthetic power-law workloads; grouped path on this machine; "
+                     f"captured traces against synthetic power-law workloads; grouped path timed on {devices}; "
                      "dashed: the captured workload's latency")

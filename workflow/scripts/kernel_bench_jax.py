@@ -16,11 +16,7 @@ from moelab.kernels.shapes import MoEShape
 
 if init_distributed():
     log.info("jax.distributed initialised from the Slurm environment")
-raw = dict(p.spec)
-if raw.pop("profile", False):  # profiler traces per case, next to the timings (not a declared output)
-    raw["profile_dir"] = f"results/bench/kernels/profiles/{snakemake.wildcards.trace}"
-spec = bench.BenchSpec(**({k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-                          | {"implementations": tuple(p.jax["implementations"])}))
+spec = bench.spec_from_params(p.spec, snakemake.wildcards.trace, implementations=p.jax["implementations"])
 shapes = [MoEShape(**s) for s in p.shapes]
 cases = [w for w in workloads.read(snakemake.input.workload) if w.tokens in p.jax["tokens"]]
 backend = JaxBackend(spec, log.info, interpret_max_tokens=p.jax["interpret_max_tokens"],

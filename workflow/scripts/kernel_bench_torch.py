@@ -7,10 +7,7 @@ torch_threads(snakemake.threads)
 from moelab.kernels import bench, workloads
 from moelab.kernels.shapes import MoEShape
 
-raw = dict(snakemake.params.spec)
-if raw.pop("profile", False):  # profiler traces per case, next to the timings (not a declared output)
-    raw["profile_dir"] = f"results/bench/kernels/profiles/{snakemake.wildcards.trace}"
-spec = bench.BenchSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+spec = bench.spec_from_params(snakemake.params.spec, snakemake.wildcards.trace)
 shapes = [MoEShape(**s) for s in snakemake.params.shapes]
 cases = workloads.read(snakemake.input.workload)
 rows = bench.run(cases, shapes, spec, progress=log.info)

@@ -78,9 +78,11 @@ def measure(captured: Workload, shape: MoEShape, alphas: list[float], ep: int, *
             samples[i].extend(timing.measure(call, "cpu", warmup, iters)[0])
     per_draw = pl.DataFrame([{**m, "latency_p50_ms": float(np.median(s)),
                               "latency_p95_ms": float(np.percentile(s, 95))} for m, s in zip(meta, samples)])
+    info = timing.device_info("cpu")
     return (per_draw.group_by("source", "alpha", maintain_order=True)
             .agg(pl.len().alias("draws"), pl.col("bottleneck_pairs", "rank_imbalance", "expert_imbalance",
-                                                  "latency_p50_ms", "latency_p95_ms").mean()))
+                                                  "latency_p50_ms", "latency_p95_ms").mean())
+            .with_columns(device_kind=pl.lit(info["device_kind"]), device_name=pl.lit(info["device_name"])))
 
 
 def summarise(rows: pl.DataFrame, mle_alpha: float) -> dict:

@@ -57,6 +57,15 @@ class BenchSpec:
                 raise ValueError(f"kernels ep size {ep} must divide devices={self.devices}")
 
 
+def spec_from_params(params: dict, trace: str, **override: object) -> BenchSpec:
+    """The BenchSpec a benchmark rule's ``spec`` param describes (lists as tuples; ``profile: true`` puts a
+    profiler trace per case under ``results/bench/kernels/profiles/<trace>/``, not a declared output)."""
+    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in {**params, **override}.items()}
+    if raw.pop("profile", False):
+        raw["profile_dir"] = f"results/bench/kernels/profiles/{trace}"
+    return BenchSpec(**raw)
+
+
 class TorchBackend:
     """PyTorch implementations (``torch_moe``; Triton where CUDA and Triton are present)."""
 
@@ -75,6 +84,9 @@ class TorchBackend:
 
     def wanted(self) -> list[str]:
         return [i for i in self.spec.implementations if i in self.impls]
+
+    def kind_of(self, name: str) -> str:
+        return self.info["device_kind"]
 
     def prepare(self, x: torch.Tensor, ids: torch.Tensor, wts: torch.Tensor, w: tm.ExpertWeights) -> tuple:
         d, dt = self.device, DTYPES[self.spec.dtype]
@@ -113,9 +125,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def peaks(device: str, device_name: str, dtype: str) -> tuple[float, float, str]:
-    """(FLOP/s, bytes/s, where they come from) for the roofline columns (``device``: cpu or not)."""
-    if device == "cpu":
+def peaks(device_kind: str, device_name: str, dtype: str) -> tuple[float, float, str]:
+    """(FLOP/s, bytes/s, where they come from) for the roofline columns."""
+    if device_kind == "cpu":
         f, b = roofline.measured_cpu_peak(DTYPES[dtype])
         return f, b, "measured on this CPU"
     found = roofline.table_peak(device_name, dtype)
@@ -167,7 +179,7 @@ def run(workloads: list[Workload], shapes: list[MoEShape], spec: BenchSpec,
     torch.manual_seed(spec.seed)
     backend = backend or TorchBackend(spec, progress)
     info = backend.info
-    peak = peaks("cpu" if info["device_kind"] == "cpu" else "accelerator", info["device_name"], spec.dtype)
+    peak = peaks(info["device_kind"], info["device_name"], spec.dtype)
     rows = []
     for w in workloads:
         if not any((s.experts, s.top_k) == (w.num_experts, w.top_k) for s in shapes):
@@ -207,7 +219,8 @@ def _case(w, shape, ep, tp, ffn, placement, spec, backend, loads, peak, progress
     args = backend.prepare(x, ids, wts, weights)
     touched = int(np.unique(local.ids[local.ids >= 0]).size)
     flops = roofline.layer_flops(local.pairs, shape.hidden, ffn)
-    nbytes = roofline.layer_bytes(touched, local.rows.size, shape.hidden, ffn, torch.empty((), dtype=dtype).element_size())
+    element = torch.empty((), dtype=dtype).element_size()
+    nbytes = roofline.layer_bytes(touched, local.rows.size, shape.hidden, ffn, element)
     base = {
         "trace": w.trace, "source_kind": w.source_kind, "source_id": w.source_id,
         "shape": shape.name, "shape_label": shape.label, "scale": shape.scale, "hidden": shape.hidden,
@@ -243,7 +256,7 @@ def _case(w, shape, ep, tp, ffn, placement, spec, backend, loads, peak, progress
             backend.profile(call, where)
         stats = timing.summary(ms)
         sec = stats["latency_p50_ms"] / 1e3
-        kind = backend.kind_of(name) if hasattr(backend, "kind_of") else base["device_kind"]
+        kind = backend.kind_of(name)
         rows.append({**base, "device_kind": kind, "implementation": name, "timing_method": method, **stats,
                      "throughput_tok_per_sec": w.tokens / sec, "tflops": flops / sec / 1e12,
                      "tbps": nbytes / sec / 1e12, "frac_peak_flops": flops / sec / peak[0],

@@ -17,8 +17,8 @@ def _fit(policy: str, seed: int, slack: float, num_experts: int, experts: np.nda
     return static.place(policy, experts, num_experts, ep, np.random.default_rng(seed), slack)
 
 
-def workloads(trace: Trace, trace_id: str, tokens: list[int], ep_sizes: list[int], placements: list[str], split_fraction: float,
-              seed: int, slack: float = 0.05) -> list[Workload]:
+def workloads(trace: Trace, trace_id: str, tokens: list[int], ep_sizes: list[int], placements: list[str],
+              split_fraction: float, seed: int, slack: float = 0.05) -> list[Workload]:
     """The kernel workloads of ``trace`` (see ``workloads.cut``); ``placements`` other than contiguous are
     fitted on the chosen layer's iterations before the split."""
     unknown = sorted(set(placements) - set(PLACEMENTS))

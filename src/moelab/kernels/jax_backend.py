@@ -3,9 +3,10 @@
 Compilation and warm-up are excluded. On TPU and GPU each step's time is the device's XLA module time read
 from a jax.profiler trace (host round trips dominate ``block_until_ready`` timings of small kernels); on a
 CPU, and wherever the trace has no device line, each step is timed to ``block_until_ready``. The row's
-``timing_method`` says which. ``profile_dir`` also keeps a trace per case for TensorBoard or Perfetto. Pallas kernels off-TPU run in interpret mode: those rows have ``device_kind``
-``interpret`` and are never put next to compiled ones as a speedup. The dense one-hot version materialises
-``[tokens, experts, capacity]`` and is skipped above ``dense_max_elements``."""
+``timing_method`` says which. ``profile_dir`` also keeps a trace per case for TensorBoard or Perfetto.
+Pallas kernels off-TPU run in interpret mode: those rows have ``device_kind`` ``interpret`` and are never
+put next to compiled ones as a speedup. The dense one-hot version materialises ``[tokens, experts,
+capacity]`` and is skipped above ``dense_max_elements``."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def device_info() -> dict[str, str]:
     kind = {"gpu": "cuda"}.get(d.platform, d.platform)
     name = d.device_kind
     if kind == "cpu":
-        from moelab.kernels.timing import _cpu_name
+        from moelab.kernels.timing import cpu_name
 
-        name = _cpu_name()
+        name = cpu_name()
     return {"device_kind": kind, "device_name": name, "jax_version": jax.__version__,
             "python_version": platform.python_version(), "device_count": str(jax.device_count())}
 

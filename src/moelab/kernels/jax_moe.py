@@ -139,7 +139,8 @@ def pallas_gmm(x, ids, weights, gate_up, down, *, activation="silu", block_m=64,
 
 # ---- the fused kernel ---------------------------------------------------------------------------------------
 
-def _fused_kernel(tile_expert_ref, tok_ref, wt_ref, x_ref, gu_ref, dn_ref, o_ref, *, activation, tokens):  # noqa: ANN001
+def _fused_kernel(tile_expert_ref, tok_ref, wt_ref, x_ref, gu_ref, dn_ref, o_ref, *,  # noqa: ANN001, ARG001
+                  activation, tokens):
     from jax.experimental import pallas as pl
 
     @pl.when(pl.program_id(0) == 0)

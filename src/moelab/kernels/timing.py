@@ -99,11 +99,11 @@ def device_info(device: str) -> dict[str, str]:
         info.update(device_kind="cuda", device_name=props.name, cuda_version=str(torch.version.cuda),
                     clock_note=_clocks())
     else:
-        info.update(device_kind="cpu", device_name=_cpu_name(), cuda_version="", clock_note="")
+        info.update(device_kind="cpu", device_name=cpu_name(), cuda_version="", clock_note="")
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):

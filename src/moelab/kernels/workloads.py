@@ -87,16 +87,19 @@ def cut(experts: np.ndarray, weights: np.ndarray, *, trace: str, source_kind: st
     n_it = T // concurrency
     first = int(n_it * split_fraction)
     out = []
+    fitted_by_layer: dict[int, dict] = {}  # token counts that draw the same layer share its fitted placements
     for n in tokens:
         rng = np.random.default_rng([seed, n])
         layer = int(rng.integers(L))
         need = math.ceil(n / concurrency)
         s = start_iteration(n_it, first, need, rng, trace, n)
         t0 = s * concurrency
-        fitted = {}
-        for name, fit in (placements or {}).items():
-            fitted[name] = {ep: np.asarray(fit(experts[:first * concurrency, layer], ep), dtype=np.int64)
-                            for ep in ep_sizes if ep > 1}
+        if layer not in fitted_by_layer:
+            fitted_by_layer[layer] = {
+                name: {ep: np.asarray(fit(experts[:first * concurrency, layer], ep), dtype=np.int64)
+                       for ep in ep_sizes if ep > 1}
+                for name, fit in (placements or {}).items()}
+        fitted = fitted_by_layer[layer]
         out.append(Workload(trace, source_kind, source_id, num_experts, k, concurrency, n, layer, s,
                             experts[t0:t0 + n, layer].astype(np.int64), weights[t0:t0 + n, layer].astype(np.float32),
                             fitted))
