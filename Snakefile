@@ -16,6 +16,7 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/coactivation.smk"
 include: "workflow/rules/placement.smk"
 include: "workflow/rules/kernels.smk"
+include: "workflow/rules/routing.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -73,6 +73,7 @@ def check(config: dict[str, Any]) -> None:
         names[sc.name] = i
     check_capture(config)
     check_kernels(config)
+    check_routing(config)
 
 
 def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:
@@ -124,6 +125,33 @@ def check_kernels(config: dict[str, Any]) -> None:
     a = k.get("alpha")
     if a and list(a["alphas"]) != sorted(a["alphas"]):
         raise ConfigError(f"kernels.alpha.alphas={a['alphas']} must be ascending")
+
+
+def check_routing(config: dict[str, Any]) -> None:
+    """routing: swept traces exist, batches hold at least one iteration, the gaussian grid has a valid
+    (E, k), the training study's spec is consistent."""
+    r = config.get("routing") or {}
+    c = r.get("capacity")
+    if c:
+        known = trace_ids(config)
+        for i, t in enumerate(c["traces"]):
+            if t not in known:
+                raise ConfigError(f"routing.capacity.traces[{i}]: {t!r} is not a trace this config makes "
+                                  f"(known: {sorted(known)})")
+        if c["batch_tokens"] < config["concurrency"]:
+            raise ConfigError(f"routing.capacity.batch_tokens={c['batch_tokens']} is below concurrency="
+                              f"{config['concurrency']}: a trace batch holds whole iterations")
+        g = c.get("gaussian")
+        if g and not any(k <= E for k in g["top_k"] for E in g["experts"]):
+            raise ConfigError(f"routing.capacity.gaussian: no top_k {g['top_k']} fits any experts {g['experts']}")
+    t = r.get("train")
+    if t:
+        from moelab.routing.study import StudySpec
+
+        try:
+            StudySpec.from_config(t)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"routing.train: {exc}") from None
 
 
 EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}

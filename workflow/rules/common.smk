@@ -69,6 +69,14 @@ RECORDED_KERNELS = sorted(
     str(p.relative_to(workflow.basedir))
     for p in Path(workflow.basedir).glob("recorded/*/kernels/*.parquet")
 )
+# Routing study: capacity-sweep sources (gaussian logits, traces) and the trained strategies.
+ROUTING = config.get("routing") or {}
+ROUTING_CAPACITY = ROUTING.get("capacity") or {}
+ROUTING_SOURCES = (["gaussian"] if ROUTING_CAPACITY.get("gaussian") else []) + list(
+    ROUTING_CAPACITY.get("traces", [])
+)
+ROUTING_TRAIN = ROUTING.get("train") or {}
+ROUTING_STRATEGIES = list(ROUTING_TRAIN.get("strategies", []))
 EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
     m["path"] for m in MODELS.values()
 }
@@ -83,6 +91,8 @@ wildcard_constraints:
     shape=_alternatives(SHAPES),
     model=_alternatives(MODELS),
     seed=r"\d+",
+    source=_alternatives(ROUTING_SOURCES),
+    strategy=_alternatives(ROUTING_STRATEGIES),
 
 
 def library_sources(*modules):
@@ -105,11 +115,26 @@ def mem(base_mb):
 
 def trace_file(wildcards):
     """Where a trace id's parquet lives (synthetic, captured or proxy)."""
-    t = wildcards.trace
+    return trace_path(wildcards.trace)
+
+
+def trace_path(t):
     if t in SPECS:
         return f"results/synthetic/{t}/trace.parquet"
     kind, name = t.split("-", 1)
     return f"results/{kind}/{name}/trace.parquet"
+
+
+def routing_source_input(wildcards):
+    """The capacity sweep reads a trace, except for the gaussian-logit source."""
+    return [] if wildcards.source == "gaussian" else [trace_path(wildcards.source)]
+
+
+def routing_tokenizer_input():
+    """The BPE training study reads the pipeline's tokenizer; the byte-level one reads nothing more."""
+    return (
+        ["results/models/tokenizer"] if ROUTING_TRAIN.get("tokenizer") == "bpe" else []
+    )
 
 
 def model_inputs(wildcards):
@@ -196,6 +221,19 @@ def figure(name):
     return [f"results/figures/{name}.{ext}" for ext in ("svg", "png", "html")]
 
 
+def bench_figure(name):
+    return [f"results/bench/figures/{name}.{ext}" for ext in ("svg", "png", "html")]
+
+
+ROUTING_FIGURES = (
+    "routing_convergence",
+    "routing_load_vs_ppl",
+    "routing_expert_load",
+    "routing_heatmap",
+    "routing_token_type",
+)
+
+
 def final_outputs():
     out = ["results/tables/load_stats.parquet", "results/tables/load_stats.html"]
     out += ["results/tables/coactivation.parquet", "results/tables/coactivation.html"]
@@ -224,6 +262,17 @@ def final_outputs():
             for n in ("latency", "speedup", "roofline", "placement")
             for ext in ("svg", "png", "html")
         ]
+    if ROUTING_SOURCES:
+        out += ["results/tables/routing_capacity.html"] + figure("routing_drop_rate")
+        out += bench_figure("routing_capacity_throughput")
+    if ROUTING_STRATEGIES:
+        out += [
+            "results/tables/routing_study.html",
+            "results/tables/routing_significance.html",
+        ]
+        for name in ROUTING_FIGURES:
+            out += figure(name)
+        out += bench_figure("routing_frontier")
     out += figure("powerlaw_comparison") + figure("top20_share")
     for shape in SHAPES:
         out += figure(f"expert_loads-{shape}") + figure(f"device_loads-{shape}")

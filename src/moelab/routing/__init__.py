@@ -1,0 +1,9 @@
+"""Routing strategies, capacity factor and routed adapters (issue 6).
+
+- ``dispatch``: capacity, token dropping, pack/combine (and the per-expert loop they are measured against);
+- ``routers``: the ``Router`` module (every strategy, three router architectures) and the balancing loss;
+- ``model``: the tiny MoE language model of the training study;
+- ``capacity_sweep``: drop rates vs capacity factor on gaussian logits, synthetic and captured traces;
+- ``study``: the training study (strategy x capacity factor x seed);
+- ``plots``: the study's figures.
+"""

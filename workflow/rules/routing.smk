@@ -1,0 +1,200 @@
+rule routing_capacity:
+    input:
+        trace=routing_source_input,
+        code=library_sources("routing.capacity_sweep", "traces", "kernels.timing"),
+    output:
+        drops="results/routing/capacity/{source}.parquet",
+        throughput="results/bench/routing/capacity/{source}.parquet",
+    log:
+        "logs/routing/capacity-{source}.log",
+    benchmark:
+        "results/bench/routing/capacity/{source}.tsv"
+    conda:
+        "../../envs/routing.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(4000),
+        runtime=20,
+    params:
+        capacity=ROUTING_CAPACITY,
+        seed=config["seed"],
+    script:
+        "../scripts/routing_capacity.py"
+
+
+rule routing_train:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        tokenizer=routing_tokenizer_input(),
+        code=library_sources("routing.study", "routing.model"),
+    output:
+        metrics="results/routing/train/{strategy}/metrics.parquet",
+        curves="results/routing/train/{strategy}/curves.parquet",
+        loads="results/routing/train/{strategy}/loads.parquet",
+        preference="results/routing/train/{strategy}/preference.parquet",
+        heatmap="results/routing/train/{strategy}/heatmap.parquet",
+        throughput="results/bench/routing/train/{strategy}.parquet",
+    log:
+        "logs/routing/train-{strategy}.log",
+    benchmark:
+        "results/bench/routing/train/{strategy}.tsv"
+    conda:
+        "../../envs/routing.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=mem(4000),
+        runtime=60,
+    params:
+        train=ROUTING_TRAIN,
+        seed=config["seed"],
+    script:
+        "../scripts/routing_train.py"
+
+
+rule collect_routing_capacity:
+    input:
+        drops=expand(
+            "results/routing/capacity/{source}.parquet", source=ROUTING_SOURCES
+        ),
+        code=library_sources("routing.plots", "tables", "plots"),
+    output:
+        table="results/tables/routing_capacity.parquet",
+        html=report(
+            "results/tables/routing_capacity.html",
+            caption="../report/routing_capacity_table.rst",
+            category="Routing",
+            subcategory="Capacity factor",
+            labels={"table": "drop rate vs capacity factor"},
+        ),
+        svg=report(
+            "results/figures/routing_drop_rate.svg",
+            caption="../report/routing_drop_rate.rst",
+            category="Routing",
+            subcategory="Capacity factor",
+            labels={"figure": "drop rate vs capacity factor"},
+        ),
+        png="results/figures/routing_drop_rate.png",
+        html_fig="results/figures/routing_drop_rate.html",
+    log:
+        "logs/routing/collect_capacity.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=5,
+    script:
+        "../scripts/collect_routing_capacity.py"
+
+
+rule collect_routing_study:
+    input:
+        metrics=expand(
+            "results/routing/train/{strategy}/metrics.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        curves=expand(
+            "results/routing/train/{strategy}/curves.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        loads=expand(
+            "results/routing/train/{strategy}/loads.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        preference=expand(
+            "results/routing/train/{strategy}/preference.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        heatmap=expand(
+            "results/routing/train/{strategy}/heatmap.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        code=library_sources("routing.plots", "routing.study", "tables", "plots"),
+    output:
+        table="results/tables/routing_study.parquet",
+        html=report(
+            "results/tables/routing_study.html",
+            caption="../report/routing_study_table.rst",
+            category="Routing",
+            subcategory="Training study",
+            labels={"table": "strategies x capacity factor"},
+        ),
+        significance="results/tables/routing_significance.parquet",
+        significance_html=report(
+            "results/tables/routing_significance.html",
+            caption="../report/routing_significance.rst",
+            category="Routing",
+            subcategory="Training study",
+            labels={"table": "which differences exceed the seed noise"},
+        ),
+        figures=[
+            report(
+                f"results/figures/{name}.svg",
+                caption=f"../report/{name}.rst",
+                category="Routing",
+                subcategory="Training study",
+                labels={"figure": name.removeprefix("routing_").replace("_", " ")},
+            )
+            for name in ROUTING_FIGURES
+        ],
+        other=[
+            f"results/figures/{name}.{ext}"
+            for name in ROUTING_FIGURES
+            for ext in ("png", "html")
+        ],
+    log:
+        "logs/routing/collect_study.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=5,
+    params:
+        train=ROUTING_TRAIN,
+    script:
+        "../scripts/collect_routing_study.py"
+
+
+rule collect_routing_bench:
+    input:
+        capacity=expand(
+            "results/bench/routing/capacity/{source}.parquet", source=ROUTING_SOURCES
+        ),
+        throughput=expand(
+            "results/bench/routing/train/{strategy}.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        metrics=expand(
+            "results/routing/train/{strategy}/metrics.parquet",
+            strategy=ROUTING_STRATEGIES,
+        ),
+        code=library_sources("routing.plots", "plots"),
+    output:
+        figures=[
+            report(
+                f"results/bench/figures/{name}.svg",
+                caption=f"../report/{name}.rst",
+                category="Routing",
+                subcategory="Throughput (timed on this machine)",
+                labels={"figure": name.removeprefix("routing_").replace("_", " ")},
+            )
+            for name in ("routing_capacity_throughput", "routing_frontier")
+        ],
+        other=[
+            f"results/bench/figures/{name}.{ext}"
+            for name in ("routing_capacity_throughput", "routing_frontier")
+            for ext in ("png", "html")
+        ],
+    log:
+        "logs/routing/collect_bench.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=5,
+    params:
+        train=ROUTING_TRAIN,
+    script:
+        "../scripts/collect_routing_bench.py"

@@ -1,0 +1,26 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import plots, tables
+from moelab.routing import plots as rplots
+from moelab.routing.study import significance
+
+i, o = snakemake.input, snakemake.output
+frames = {name: pl.concat([pl.read_parquet(f) for f in i[name]])
+          for name in ("metrics", "curves", "loads", "preference", "heatmap")}
+source = rplots.study_source(snakemake.params.train)
+summary = rplots.study_summary(frames["metrics"])
+write_parquet(summary, o.table)
+tables.write_html(summary, o.html, "Routing strategies: validation perplexity and routing metrics", source)
+sig = significance(frames["metrics"])
+write_parquet(sig, o.significance)
+tables.write_html(sig, o.significance_html, "Differences between strategies against twice the pooled seed std",
+                  source)
+charts = rplots.study_charts(frames, source)
+for svg in o.figures:
+    name = svg.rsplit("/", 1)[1].removesuffix(".svg")
+    plots.save(charts[name], svg, svg.removesuffix(".svg") + ".png", svg.removesuffix(".svg") + ".html")

@@ -1,0 +1,21 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, torch_threads, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab.kernels.timing import device_info
+from moelab.routing.study import StudySpec, Tokens, run_strategy
+
+p, o = snakemake.params, snakemake.output
+torch_threads(snakemake.threads)
+spec = StudySpec.from_config(p.train)
+tokens = Tokens(pl.read_parquet(snakemake.input.corpus), spec.tokenizer,
+                snakemake.input.tokenizer[0] if snakemake.input.tokenizer else None)
+tables = run_strategy(tokens, spec, snakemake.wildcards.strategy, p.seed)
+for name in ("metrics", "curves", "loads", "preference", "heatmap"):
+    write_parquet(tables[name], o[name])
+info = device_info("cpu")
+write_parquet(tables["throughput"].with_columns(threads=pl.lit(snakemake.threads), device_kind=pl.lit(
+    info["device_kind"]), device_name=pl.lit(info["device_name"])), o.throughput)
