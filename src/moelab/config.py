@@ -144,6 +144,28 @@ def check_routing(config: dict[str, Any]) -> None:
         g = c.get("gaussian")
         if g and not any(k <= E for k in g["top_k"] for E in g["experts"]):
             raise ConfigError(f"routing.capacity.gaussian: no top_k {g['top_k']} fits any experts {g['experts']}")
+    pf = r.get("perft")
+    if pf:
+        names = [m["name"] for m in config["capture"]["models"]]
+        if pf["model"] not in names:
+            raise ConfigError(f"routing.perft.model={pf['model']!r} is not a capture.models name (known: {names})")
+        domains = config["corpus"]["domains"]
+        if pf["domain"] != "auto" and config["corpus"].get("path") is None and pf["domain"] not in domains:
+            raise ConfigError(f"routing.perft.domain={pf['domain']!r} is not one of corpus.domains {domains}")
+        seen = set()
+        for i, v in enumerate(pf["variants"]):
+            key = tuple(sorted(v.items()))
+            if key in seen:
+                raise ConfigError(f"routing.perft.variants[{i}] repeats an earlier variant")
+            seen.add(key)
+            if v["kind"] in ("S", "E") and ("adapters" in v or "top_k" in v):
+                raise ConfigError(f"routing.perft.variants[{i}]: PERFT-{v['kind']} takes no adapters/top_k "
+                                  f"(S has one adapter; E one per base expert, weighted by the base router)")
+            if v["kind"] == "D" and "top_k" in v:
+                raise ConfigError(f"routing.perft.variants[{i}]: PERFT-D has every adapter active (no top_k)")
+            if v.get("top_k", 1) > v.get("adapters", 1):
+                raise ConfigError(f"routing.perft.variants[{i}].top_k={v['top_k']} exceeds adapters="
+                                  f"{v.get('adapters', 1)}")
     t = r.get("train")
     if t:
         from moelab.routing.study import StudySpec
@@ -152,6 +174,25 @@ def check_routing(config: dict[str, Any]) -> None:
             StudySpec.from_config(t)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"routing.train: {exc}") from None
+        for name, spec in train_variants(r).items():
+            try:
+                StudySpec.from_config(spec)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"routing.train_variants ({name}): {exc}") from None
+    elif r.get("train_variants"):
+        raise ConfigError("routing.train_variants needs routing.train (the base study they override)")
+
+
+def train_variants(routing: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """name -> routing.train with the variant's keys overriding it (routing.train_variants)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i, v in enumerate(routing.get("train_variants") or []):
+        name = v.get("name")
+        if not name or name == "base" or name in out or not str(name).replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"routing.train_variants[{i}].name={name!r}: give each variant a distinct name of "
+                              f"letters, digits, - and _ (not 'base')")
+        out[name] = {**routing["train"], **{k: val for k, val in v.items() if k != "name"}}
+    return out
 
 
 EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}

@@ -74,9 +74,12 @@ TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation", "s
 SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_domain_expert", "plot_layer_loads",
                                            "tiny_checkpoint_table", "plot_coactivation_gain"}
 KERNELS = {"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha", "collect_kernel_bench", "all"}
+ROUTING_CAPACITY = {"routing_capacity", "collect_routing_capacity", "collect_routing_bench", "all"}
+ROUTING_STUDY = {"routing_train", "collect_routing_study", "collect_routing_bench", "all"}
 CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
     | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} \
-    | (KERNELS - {"kernel_bench_jax"})  # captured-tiny is timed in torch (JAX times a synthetic trace only)
+    | (KERNELS - {"kernel_bench_jax"}) \
+    | ROUTING_CAPACITY  # captured-tiny is timed in torch (JAX times a synthetic trace only) and swept
 # changes that reach only some jobs of their stage's rule: the rule graph's dependents are a superset
 PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus size"}
 
@@ -116,8 +119,12 @@ PARAM_CHANGES = {
                             {"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"},
                             {"kernel_bench_jax": 1}),
     "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
-                    {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM,
-                    {"corpus": 1}),
+                    {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM
+                    | ROUTING_STUDY, {"corpus": 1, "routing_train": 8}),
+    "capacity factors": (lambda c: c["routing"]["capacity"].update(factors=[1.0, 1.5]), {"routing_capacity"},
+                         ROUTING_CAPACITY, {"routing_capacity": 3}),
+    "routing study steps": (lambda c: c["routing"]["train"].update(steps=3), {"routing_train"}, ROUTING_STUDY,
+                            {"routing_train": 8}),
 }
 
 
@@ -149,10 +156,17 @@ CODE_CHANGES = {
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
-                   "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic"},
+                   "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic",
+                   "collect_routing_capacity", "collect_routing_study"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
-                   "plot_placement", "collect_dynamic_synthetic", "all"}),
+                   "plot_placement", "collect_dynamic_synthetic", "collect_routing_capacity",
+                   "collect_routing_study", "all"}),
+    "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},
+                            ROUTING_CAPACITY | ROUTING_STUDY),
+    "routing/routers.py": ({"routing_train", "collect_routing_study"}, ROUTING_STUDY),
+    "routing/plots.py": ({"collect_routing_capacity", "collect_routing_study", "collect_routing_bench"},
+                         {"collect_routing_capacity", "collect_routing_study", "collect_routing_bench", "all"}),
     "capture.py": ({"capture", "proxy"}, {"capture"} | CAPTURED_DOWNSTREAM),
 }
 PARTIAL_CODE = {"capture.py"}  # reaches captured traces only, not the synthetic-shape figures

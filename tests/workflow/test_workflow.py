@@ -57,6 +57,11 @@ def test_gpu_config_plans_the_kernel_benchmarks():
      "has 16 experts, top-4, and no entry of kernels.shapes ['Mixtral-8x7B'] has that routing"),
     (lambda c: c["kernels"].update(ep_sizes=[3]), "kernels.ep_sizes: 3 does not divide kernels.devices=2"),
     (lambda c: c["kernels"].update(shapes=["no-such-model"]), "'no-such-model' is neither a built-in shape"),
+    (lambda c: c["routing"]["capacity"]["traces"].append("captured-nope"),
+     "routing.capacity.traces[2]: 'captured-nope' is not a trace this config makes"),
+    (lambda c: c["routing"]["capacity"].update(batch_tokens=8), "routing.capacity.batch_tokens=8 is below"),
+    (lambda c: c["routing"]["train"].update(top_k=9), "routing.train: top_k=9 must lie in [1, num_experts=4]"),
+    (lambda c: c["routing"]["train"].update(strategies=["softk", "magic"]), "magic"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -93,7 +98,10 @@ def test_report_zip_holds_every_figure(two_runs):
                 "dynamic_placement.svg", "dynamic_placement.html", "dynamic_synthetic.svg", "dynamic_synthetic.html",
                 "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg", "kernel_latency.svg",
                 "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.html",
-                "kernel_alpha.svg"):
+                "kernel_alpha.svg", "routing_drop_rate.svg", "routing_capacity.html", "routing_study.html",
+                "routing_significance.html", "routing_convergence.svg", "routing_load_vs_ppl.svg",
+                "routing_expert_load.svg", "routing_heatmap.svg", "routing_token_type.svg",
+                "routing_capacity_throughput.svg", "routing_frontier.svg"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 

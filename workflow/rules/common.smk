@@ -76,7 +76,15 @@ ROUTING_SOURCES = (["gaussian"] if ROUTING_CAPACITY.get("gaussian") else []) + l
     ROUTING_CAPACITY.get("traces", [])
 )
 ROUTING_TRAIN = ROUTING.get("train") or {}
-ROUTING_STRATEGIES = list(ROUTING_TRAIN.get("strategies", []))
+# The training study: `base` is routing.train; each routing.train_variants entry overrides some of its keys.
+ROUTING_STUDIES = (
+    {"base": ROUTING_TRAIN} | mconfig.train_variants(ROUTING) if ROUTING_TRAIN else {}
+)
+ROUTING_RUNS = [
+    (s, x) for s, spec in ROUTING_STUDIES.items() for x in spec["strategies"]
+]
+ROUTING_STRATEGIES = sorted({x for _, x in ROUTING_RUNS})
+ROUTING_PERFT = ROUTING.get("perft") or {}
 EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
     m["path"] for m in MODELS.values()
 }
@@ -93,6 +101,7 @@ wildcard_constraints:
     seed=r"\d+",
     source=_alternatives(ROUTING_SOURCES),
     strategy=_alternatives(ROUTING_STRATEGIES),
+    study=_alternatives(ROUTING_STUDIES),
 
 
 def library_sources(*modules):
@@ -130,11 +139,36 @@ def routing_source_input(wildcards):
     return [] if wildcards.source == "gaussian" else [trace_path(wildcards.source)]
 
 
-def routing_tokenizer_input():
-    """The BPE training study reads the pipeline's tokenizer; the byte-level one reads nothing more."""
-    return (
-        ["results/models/tokenizer"] if ROUTING_TRAIN.get("tokenizer") == "bpe" else []
-    )
+def routing_tokenizer_input(wildcards):
+    """A BPE training study reads the pipeline's tokenizer; a byte-level one reads nothing more."""
+    bpe = ROUTING_STUDIES[wildcards.study]["tokenizer"] == "bpe"
+    return ["results/models/tokenizer"] if bpe else []
+
+
+def routing_study_params(wildcards):
+    return ROUTING_STUDIES[wildcards.study]
+
+
+def routing_train_gpus(wildcards):
+    """A study on cuda asks for a GPU (the Slurm profile's gpu partition)."""
+    return 0 if ROUTING_STUDIES[wildcards.study].get("device", "cpu") == "cpu" else 1
+
+
+def routing_train_files(name, bench=False):
+    """One file per (study, strategy) run of the training study."""
+    if bench:
+        return [f"results/bench/routing/train/{s}/{x}.parquet" for s, x in ROUTING_RUNS]
+    return [f"results/routing/train/{s}/{x}/{name}.parquet" for s, x in ROUTING_RUNS]
+
+
+def perft_model_path():
+    return mconfig.model_dir(MODELS[ROUTING_PERFT["model"]]["path"])
+
+
+def perft_model_inputs():
+    """The pipeline-made checkpoint is an input of the PERFT job; a user's is not (checked in config)."""
+    path = MODELS[ROUTING_PERFT["model"]]["path"]
+    return [mconfig.model_dir(path)] if path in mconfig.EMBEDDED else []
 
 
 def model_inputs(wildcards):
@@ -265,7 +299,7 @@ def final_outputs():
     if ROUTING_SOURCES:
         out += ["results/tables/routing_capacity.html"] + figure("routing_drop_rate")
         out += bench_figure("routing_capacity_throughput")
-    if ROUTING_STRATEGIES:
+    if ROUTING_RUNS:
         out += [
             "results/tables/routing_study.html",
             "results/tables/routing_significance.html",
@@ -273,6 +307,8 @@ def final_outputs():
         for name in ROUTING_FIGURES:
             out += figure(name)
         out += bench_figure("routing_frontier")
+    if ROUTING_PERFT:
+        out += ["results/tables/routing_perft.html"] + figure("routing_perft_frontier")
     out += figure("powerlaw_comparison") + figure("top20_share")
     for shape in SHAPES:
         out += figure(f"expert_loads-{shape}") + figure(f"device_loads-{shape}")

@@ -25,27 +25,28 @@ rule routing_capacity:
 rule routing_train:
     input:
         corpus="results/corpus/corpus.parquet",
-        tokenizer=routing_tokenizer_input(),
+        tokenizer=routing_tokenizer_input,
         code=library_sources("routing.study", "routing.model"),
     output:
-        metrics="results/routing/train/{strategy}/metrics.parquet",
-        curves="results/routing/train/{strategy}/curves.parquet",
-        loads="results/routing/train/{strategy}/loads.parquet",
-        preference="results/routing/train/{strategy}/preference.parquet",
-        heatmap="results/routing/train/{strategy}/heatmap.parquet",
-        throughput="results/bench/routing/train/{strategy}.parquet",
+        metrics="results/routing/train/{study}/{strategy}/metrics.parquet",
+        curves="results/routing/train/{study}/{strategy}/curves.parquet",
+        loads="results/routing/train/{study}/{strategy}/loads.parquet",
+        preference="results/routing/train/{study}/{strategy}/preference.parquet",
+        heatmap="results/routing/train/{study}/{strategy}/heatmap.parquet",
+        throughput="results/bench/routing/train/{study}/{strategy}.parquet",
     log:
-        "logs/routing/train-{strategy}.log",
+        "logs/routing/train-{study}-{strategy}.log",
     benchmark:
-        "results/bench/routing/train/{strategy}.tsv"
+        "results/bench/routing/train/{study}/{strategy}.tsv"
     conda:
         "../../envs/routing.yaml"
     threads: config["threads"]
     resources:
         mem_mb=mem(4000),
         runtime=60,
+        gpu=routing_train_gpus,
     params:
-        train=ROUTING_TRAIN,
+        train=routing_study_params,
         seed=config["seed"],
     script:
         "../scripts/routing_train.py"
@@ -89,26 +90,11 @@ rule collect_routing_capacity:
 
 rule collect_routing_study:
     input:
-        metrics=expand(
-            "results/routing/train/{strategy}/metrics.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
-        curves=expand(
-            "results/routing/train/{strategy}/curves.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
-        loads=expand(
-            "results/routing/train/{strategy}/loads.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
-        preference=expand(
-            "results/routing/train/{strategy}/preference.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
-        heatmap=expand(
-            "results/routing/train/{strategy}/heatmap.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
+        metrics=routing_train_files("metrics"),
+        curves=routing_train_files("curves"),
+        loads=routing_train_files("loads"),
+        preference=routing_train_files("preference"),
+        heatmap=routing_train_files("heatmap"),
         code=library_sources("routing.plots", "routing.study", "tables", "plots"),
     output:
         table="results/tables/routing_study.parquet",
@@ -151,7 +137,7 @@ rule collect_routing_study:
         mem_mb=mem(2000),
         runtime=5,
     params:
-        train=ROUTING_TRAIN,
+        studies=ROUTING_STUDIES,
     script:
         "../scripts/collect_routing_study.py"
 
@@ -161,14 +147,8 @@ rule collect_routing_bench:
         capacity=expand(
             "results/bench/routing/capacity/{source}.parquet", source=ROUTING_SOURCES
         ),
-        throughput=expand(
-            "results/bench/routing/train/{strategy}.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
-        metrics=expand(
-            "results/routing/train/{strategy}/metrics.parquet",
-            strategy=ROUTING_STRATEGIES,
-        ),
+        throughput=routing_train_files("throughput", bench=True),
+        metrics=routing_train_files("metrics"),
         code=library_sources("routing.plots", "plots"),
     output:
         figures=[
@@ -195,6 +175,70 @@ rule collect_routing_bench:
         mem_mb=mem(2000),
         runtime=5,
     params:
-        train=ROUTING_TRAIN,
+        studies=ROUTING_STUDIES,
     script:
         "../scripts/collect_routing_bench.py"
+
+
+rule routing_perft:
+    input:
+        corpus="results/corpus/corpus.parquet",
+        model=perft_model_inputs(),
+        code=library_sources("routing.perft", "capture"),
+    output:
+        results="results/routing/perft/results.parquet",
+        curves="results/routing/perft/curves.parquet",
+        throughput="results/bench/routing/perft.parquet",
+    log:
+        "logs/routing/perft.log",
+    benchmark:
+        "results/bench/routing/perft.tsv"
+    conda:
+        "../../envs/routing.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=mem(4000),
+        runtime=60,
+    params:
+        perft=ROUTING_PERFT,
+        path=perft_model_path() if ROUTING_PERFT else None,
+        seed=config["seed"],
+    script:
+        "../scripts/routing_perft.py"
+
+
+rule plot_routing_perft:
+    input:
+        results="results/routing/perft/results.parquet",
+        curves="results/routing/perft/curves.parquet",
+        code=library_sources("routing.plots", "tables", "plots"),
+    output:
+        table="results/tables/routing_perft.parquet",
+        html=report(
+            "results/tables/routing_perft.html",
+            caption="../report/routing_perft_table.rst",
+            category="Routing",
+            subcategory="Routed adapters (PERFT)",
+            labels={"table": "PERFT variants"},
+        ),
+        svg=report(
+            "results/figures/routing_perft_frontier.svg",
+            caption="../report/routing_perft_frontier.rst",
+            category="Routing",
+            subcategory="Routed adapters (PERFT)",
+            labels={"figure": "loss vs trainable parameters"},
+        ),
+        png="results/figures/routing_perft_frontier.png",
+        html_fig="results/figures/routing_perft_frontier.html",
+    log:
+        "logs/routing/plot_perft.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    params:
+        perft=ROUTING_PERFT,
+    script:
+        "../scripts/plot_routing_perft.py"

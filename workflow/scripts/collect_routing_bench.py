@@ -13,7 +13,7 @@ capacity = pl.concat([pl.read_parquet(f) for f in i.capacity], how="diagonal_rel
 metrics = pl.concat([pl.read_parquet(f) for f in i.metrics])
 throughput = pl.concat([pl.read_parquet(f) for f in i.throughput])
 charts = {"routing_capacity_throughput": rplots.capacity_throughput(capacity),
-          "routing_frontier": rplots.frontier(metrics, throughput, rplots.study_source(snakemake.params.train))}
+          "routing_frontier": rplots.frontier(metrics, throughput, rplots.studies_source(snakemake.params.studies))}
 for svg in o.figures:
     name = svg.rsplit("/", 1)[1].removesuffix(".svg")
     plots.save(charts[name], svg, svg.removesuffix(".svg") + ".png", svg.removesuffix(".svg") + ".html")

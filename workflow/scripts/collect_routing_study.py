@@ -12,7 +12,8 @@ from moelab.routing.study import significance
 i, o = snakemake.input, snakemake.output
 frames = {name: pl.concat([pl.read_parquet(f) for f in i[name]])
           for name in ("metrics", "curves", "loads", "preference", "heatmap")}
-source = rplots.study_source(snakemake.params.train)
+studies = snakemake.params.studies
+source = rplots.studies_source(studies)
 summary = rplots.study_summary(frames["metrics"])
 write_parquet(summary, o.table)
 tables.write_html(summary, o.html, "Routing strategies: validation perplexity and routing metrics", source)
@@ -20,7 +21,7 @@ sig = significance(frames["metrics"])
 write_parquet(sig, o.significance)
 tables.write_html(sig, o.significance_html, "Differences between strategies against twice the pooled seed std",
                   source)
-charts = rplots.study_charts(frames, source)
+charts = rplots.study_charts(frames, studies)
 for svg in o.figures:
     name = svg.rsplit("/", 1)[1].removesuffix(".svg")
     plots.save(charts[name], svg, svg.removesuffix(".svg") + ".png", svg.removesuffix(".svg") + ".html")

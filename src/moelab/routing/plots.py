@@ -5,7 +5,6 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from moelab.plots import _subtitle
 
 CAPACITY_PROVENANCE = ("Drop rates computed exactly (no timing) per batch: gaussian = top-k of i.i.d. N(0,1) "
                        "logits, one seeded batch per draw; traces = consecutive iterations of one layer at the "
@@ -65,21 +64,27 @@ def capacity_throughput(frame: pl.DataFrame) -> alt.TopLevelMixin:
         anchor="start")).resolve_scale(y="independent")
 
 
-def study_source(train: dict) -> str:
-    return (f"tiny MoE LM trained on the corpus ({train['tokenizer']} tokens) on CPU: E={train['num_experts']}, "
-            f"k={train['top_k']}, width {train['dim']}, {train['layers']} layers, {train['steps']} steps, "
-            f"{train['seeds']} seeds, {train['arch']} router; causal evaluation on held-out text")
+def study_source(train: dict, study: str = "base") -> str:
+    where = "on CPU" if train.get("device", "cpu") == "cpu" else f"on {train['device']}"
+    return (f"study {study!r}: tiny MoE LM trained on the corpus ({train['tokenizer']} tokens) {where}: "
+            f"E={train['num_experts']}, k={train['top_k']}, width {train['dim']}, {train['layers']} layers, "
+            f"{train['steps']} steps, {train['seeds']} seeds, {train['arch']} router; causal evaluation on "
+            f"held-out text")
+
+
+def studies_source(studies: dict[str, dict]) -> str:
+    return " | ".join(study_source(spec, name) for name, spec in studies.items())
 
 
 def study_summary(metrics: pl.DataFrame) -> pl.DataFrame:
     """Mean and std over seeds per strategy and capacity factor."""
     cols = ["val_ppl", "drop_rate", "token_drop_rate", "load_cv", "entropy"]
-    return (metrics.group_by("strategy", "capacity_factor")
+    return (metrics.group_by("study", "strategy", "capacity_factor")
             .agg(seeds=pl.len(), **{c: pl.col(c).mean() for c in cols},
                  val_ppl_std=pl.col("val_ppl").std(), val_ppl_batch=pl.col("val_ppl_batch").mean())
-            .select("strategy", "capacity_factor", "seeds", "val_ppl", "val_ppl_std", "val_ppl_batch",
+            .select("study", "strategy", "capacity_factor", "seeds", "val_ppl", "val_ppl_std", "val_ppl_batch",
                     *cols[1:])
-            .sort("capacity_factor", "val_ppl"))
+            .sort("study", "capacity_factor", "val_ppl"))
 
 
 def _mean_std(frame: pl.DataFrame, keys: list[str], col: str) -> pl.DataFrame:
@@ -89,7 +94,7 @@ def _mean_std(frame: pl.DataFrame, keys: list[str], col: str) -> pl.DataFrame:
 def frontier(metrics: pl.DataFrame, throughput: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     """Validation perplexity against training tokens/s, one point per strategy x CF (mean +/- std over
     seeds on both axes)."""
-    keys = ["strategy", "capacity_factor"]
+    keys = ["study", "strategy", "capacity_factor"]
     joined = metrics.join(throughput.select(*keys, "seed", "tokens_per_s"), on=[*keys, "seed"])
     p = _mean_std(joined, keys, "val_ppl").rename({"mean": "val_ppl", "std": "ppl_std"})
     t = _mean_std(joined, keys, "tokens_per_s").rename({"mean": "tokens_per_s", "std": "tps_std"})
@@ -98,7 +103,7 @@ def frontier(metrics: pl.DataFrame, throughput: pl.DataFrame, source: str) -> al
         tps_lo=pl.col("tokens_per_s") - pl.col("tps_std"), tps_hi=pl.col("tokens_per_s") + pl.col("tps_std"),
         cf=pl.col("capacity_factor").cast(pl.String))
     dev = ", ".join(sorted(set(throughput.get_column("device_name").to_list())))
-    base = alt.Chart(f).encode(color=alt.Color("strategy:N"))
+    base = alt.Chart().encode(color=alt.Color("strategy:N"))
     pts = base.mark_point(filled=True, size=70).encode(
         x=alt.X("tokens_per_s:Q", title="training tokens/s (mean over seeds)", scale=alt.Scale(zero=False)),
         y=alt.Y("val_ppl:Q", title="validation perplexity (causal)", scale=alt.Scale(zero=False)),
@@ -106,8 +111,10 @@ def frontier(metrics: pl.DataFrame, throughput: pl.DataFrame, source: str) -> al
         tooltip=["strategy", "capacity_factor", "val_ppl", "ppl_std", "tokens_per_s", "tps_std"])
     ey = base.mark_rule().encode(x="tokens_per_s:Q", y="ppl_lo:Q", y2="ppl_hi:Q")
     ex = base.mark_rule().encode(y="val_ppl:Q", x="tps_lo:Q", x2="tps_hi:Q")
-    return _subtitle(alt.layer(ey, ex, pts).properties(width=460, height=300),
-                     "Quality/throughput frontier of the routing strategies", f"{source}; timed on {dev}")
+    chart = alt.layer(ey, ex, pts, data=f).properties(width=420, height=300).facet(
+        facet=alt.Facet("study:N", title=None), columns=2).resolve_scale(x="independent", y="independent")
+    return chart.properties(title=alt.TitleParams("Quality/throughput frontier of the routing strategies",
+                                                  subtitle=f"{source}; timed on {dev}", anchor="start"))
 
 
 def convergence(curves: pl.DataFrame, source: str) -> alt.TopLevelMixin:
@@ -122,7 +129,7 @@ def convergence(curves: pl.DataFrame, source: str) -> alt.TopLevelMixin:
 
 
 def load_vs_ppl(metrics: pl.DataFrame, source: str) -> alt.TopLevelMixin:
-    keys = ["strategy", "capacity_factor"]
+    keys = ["study", "strategy", "capacity_factor"]
     f = (metrics.group_by(keys).agg(load_cv=pl.col("load_cv").mean(), val_ppl=pl.col("val_ppl").mean(),
                                     drop_rate=pl.col("drop_rate").mean())
          .with_columns(cf=pl.col("capacity_factor").cast(pl.String)))
@@ -130,8 +137,10 @@ def load_vs_ppl(metrics: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         x=alt.X("load_cv:Q", title="load CV of requested (pre-capacity) loads"),
         y=alt.Y("val_ppl:Q", title="validation perplexity", scale=alt.Scale(zero=False)),
         color="strategy:N", shape=alt.Shape("cf:N", title="capacity factor"),
-        tooltip=["strategy", "capacity_factor", "load_cv", "val_ppl", "drop_rate"]).properties(width=420, height=280)
-    return _subtitle(chart, "Load balance vs quality (mean over seeds)", source)
+        tooltip=["study", "strategy", "capacity_factor", "load_cv", "val_ppl", "drop_rate"]
+    ).properties(width=380, height=260).facet(facet=alt.Facet("study:N", title=None), columns=2)
+    return chart.resolve_scale(y="independent").properties(title=alt.TitleParams(
+        "Load balance vs quality (mean over seeds)", subtitle=source, anchor="start"))
 
 
 def expert_load(loads: pl.DataFrame, source: str) -> alt.TopLevelMixin:
@@ -173,9 +182,35 @@ def token_type(pref: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         subtitle=source, anchor="start"))
 
 
-def study_charts(frames: dict[str, pl.DataFrame], source: str) -> dict[str, alt.TopLevelMixin]:
-    return {"routing_convergence": convergence(frames["curves"], source),
-            "routing_load_vs_ppl": load_vs_ppl(frames["metrics"], source),
-            "routing_expert_load": expert_load(frames["loads"], source),
-            "routing_heatmap": routing_heatmap(frames["heatmap"], source),
-            "routing_token_type": token_type(frames["preference"], source)}
+def study_charts(frames: dict[str, pl.DataFrame], studies: dict[str, dict]) -> dict[str, alt.TopLevelMixin]:
+    """The load/quality figure for every study; the per-strategy detail figures for the base study."""
+    base = {k: f.filter(pl.col("study") == "base") for k, f in frames.items()}
+    src = study_source(studies["base"])
+    return {"routing_convergence": convergence(base["curves"], src),
+            "routing_load_vs_ppl": load_vs_ppl(frames["metrics"], studies_source(studies)),
+            "routing_expert_load": expert_load(base["loads"], src),
+            "routing_heatmap": routing_heatmap(base["heatmap"], src),
+            "routing_token_type": token_type(base["preference"], src)}
+
+
+def perft_source(results: pl.DataFrame, cfg: dict) -> str:
+    domain = results.get_column("domain")[0]
+    return (f"PERFT on the frozen capture.models checkpoint {cfg['model']!r}, fine-tuned {cfg['steps']} steps on "
+            f"the {domain} domain of the corpus (train part), scored on its held-out part; CPU")
+
+
+def perft_frontier(results: pl.DataFrame, curves: pl.DataFrame, source: str) -> alt.TopLevelMixin:
+    f = results.with_columns(params=pl.col("trainable_params").clip(lower_bound=1))
+    pts = alt.Chart(f).mark_point(filled=True, size=80).encode(
+        x=alt.X("params:Q", title="trainable parameters (base: shown at 1)", scale=alt.Scale(type="log")),
+        y=alt.Y("val_loss:Q", title="held-out loss (nats/token)", scale=alt.Scale(zero=False)),
+        color=alt.Color("kind:N", title="PERFT"),
+        tooltip=["variant", "trainable_params", "adapters", "active", "base_val_loss", "val_loss"],
+    ).properties(width=320, height=240)
+    labels = pts.mark_text(align="left", dx=7, fontSize=10).encode(text="variant:N")
+    curve = alt.Chart(curves.drop_nulls("val_loss")).mark_line(point=True).encode(
+        x=alt.X("step:Q"), y=alt.Y("val_loss:Q", title="held-out loss", scale=alt.Scale(zero=False)),
+        color=alt.Color("variant:N"), tooltip=["variant", "step", "val_loss"],
+    ).properties(width=300, height=240)
+    return alt.hconcat(pts + labels, curve).properties(title=alt.TitleParams(
+        "Routed adapters: loss vs trainable parameters", subtitle=source, anchor="start"))

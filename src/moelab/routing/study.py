@@ -57,6 +57,7 @@ class StudySpec:
     eval_every: int = 50
     eval_batches: int = 4
     heatmap_tokens: int = 64
+    device: str = "cpu"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,6 +78,8 @@ class StudySpec:
             raise ValueError(f"warmup={self.warmup} must be below steps={self.steps}")
         if self.seeds < 1 or any(c <= 0 for c in self.capacity_factors):
             raise ValueError("seeds must be >= 1 and every capacity factor > 0")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device={self.device!r}: expected cpu, cuda or auto")
         if self.heatmap_tokens > self.seq_len:
             raise ValueError(f"heatmap_tokens={self.heatmap_tokens} exceeds seq_len={self.seq_len}")
 
@@ -140,10 +143,20 @@ def token_type(s: str) -> str:
     return "other"
 
 
-def _windows(ids: np.ndarray, starts: np.ndarray, length: int):  # noqa: ANN202 - torch tensor
+def _windows(ids: np.ndarray, starts: np.ndarray, length: int, device: str = "cpu"):  # noqa: ANN202
     import torch
 
-    return torch.from_numpy(ids[starts[:, None] + np.arange(length)[None, :]])
+    return torch.from_numpy(ids[starts[:, None] + np.arange(length)[None, :]]).to(device)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("routing.train.device=cuda, but torch sees no CUDA device")
+    return name
 
 
 def _lr_factor(step: int, spec: StudySpec) -> float:
@@ -168,24 +181,25 @@ def evaluate(model, ids: np.ndarray, starts: np.ndarray, spec: StudySpec, cf: fl
     for r in model.routers():
         r.batch_eval = batch_eval
     E, L = spec.num_experts, spec.layers
+    device = next(model.parameters()).device
     losses, drops, tdrops, cvs, ents = [], [], [], [], []
     loads = np.zeros((L, E), dtype=np.int64)
     prefs = np.zeros((L, len(TOKEN_TYPES), E), dtype=np.int64)
     with torch.no_grad():
         for b in range(spec.eval_batches):
-            x = _windows(ids, starts[b * spec.batch_size:(b + 1) * spec.batch_size], spec.seq_len + 1)
+            x = _windows(ids, starts[b * spec.batch_size:(b + 1) * spec.batch_size], spec.seq_len + 1, device)
             _, ce, routed = model.loss(x, cf, 0.0)
             losses.append(float(ce))
-            inp_pm = x[:, :-1].t().reshape(-1).numpy()
+            inp_pm = x[:, :-1].t().reshape(-1).cpu().numpy()
             for layer, r in enumerate(routed):
-                req = r.requested_loads().numpy()
+                req = r.requested_loads().cpu().numpy()
                 loads[layer] += req
                 drops.append(r.drop_rate)
                 tdrops.append(r.token_drop_rate)
                 cvs.append(float(req.std() / req.mean()))
                 ents.append(r.entropy())
                 if types is not None:
-                    np.add.at(prefs[layer], (types[inp_pm], r.experts[:, 0].numpy()), 1)
+                    np.add.at(prefs[layer], (types[inp_pm], r.experts[:, 0].cpu().numpy()), 1)
     for r in model.routers():
         r.batch_eval = False
     model.train()
@@ -195,29 +209,33 @@ def evaluate(model, ids: np.ndarray, starts: np.ndarray, spec: StudySpec, cf: fl
             "entropy": float(np.mean(ents)), "loads": loads, "prefs": prefs}
 
 
-def train_one(tokens: Tokens, spec: StudySpec, strategy: str, cf: float, seed: int,
+def train_one(tokens: Tokens, spec: StudySpec, strategy: str, cf: float, seed: int, eval_seed: int,
               steps: int | None = None) -> dict:
-    """Train one model; return its curve, final metrics, loads, preferences, heatmap and throughput."""
+    """Train one model (initialisation, batches and noise from ``seed``) and evaluate it on validation
+    windows drawn from ``eval_seed``: the same windows for every strategy and seed, so seed-to-seed spread
+    is the training's, not the text's. Returns its curve, final metrics, loads, preferences, heatmap and
+    throughput."""
     import torch
 
     from moelab.routing.model import ModelSpec, TinyMoELM
 
-    torch.use_deterministic_algorithms(True)
+    device = resolve_device(spec.device)
+    torch.use_deterministic_algorithms(True, warn_only=device != "cpu")  # CUDA: bit-exactness not promised
     steps = spec.steps if steps is None else steps
     mspec = ModelSpec(vocab_size=tokens.vocab_size, dim=spec.dim, ffn=spec.ffn, layers=spec.layers,
                       heads=spec.heads, num_experts=spec.num_experts, top_k=spec.top_k, seq_len=spec.seq_len,
                       arch=spec.arch)
-    model = TinyMoELM(mspec, strategy, seed=seed, bias_rate=spec.bias_rate)
+    model = TinyMoELM(mspec, strategy, seed=seed, bias_rate=spec.bias_rate).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, spec))
     train_ids, val_ids = tokens.ids["train"], tokens.ids["heldout"]
-    val_starts = _eval_starts(val_ids, spec, seed)
+    val_starts = _eval_starts(val_ids, spec, eval_seed)
     rng = np.random.default_rng([seed, 0])
     curve = []
     train_s = 0.0
     for step in range(steps):
         starts = rng.integers(0, len(train_ids) - spec.seq_len - 1, size=spec.batch_size)
-        x = _windows(train_ids, starts, spec.seq_len + 1)
+        x = _windows(train_ids, starts, spec.seq_len + 1, device)
         t0 = time.perf_counter()
         loss, ce, _ = model.loss(x, cf, spec.aux_loss_coef)
         loss.backward()
@@ -225,6 +243,8 @@ def train_one(tokens: Tokens, spec: StudySpec, strategy: str, cf: float, seed: i
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
         train_s += time.perf_counter() - t0
         row = {"step": step + 1, "train_loss": float(ce.detach()), "val_loss": None}
         if (step + 1) % spec.eval_every == 0 or step + 1 == steps:
@@ -245,7 +265,7 @@ def _heatmap(model, ids: np.ndarray, starts: np.ndarray, spec: StudySpec, cf: fl
     import torch
 
     model.eval()
-    x = _windows(ids, starts[:spec.batch_size], spec.seq_len + 1)[:, :-1]
+    x = _windows(ids, starts[:spec.batch_size], spec.seq_len + 1, next(model.parameters()).device)[:, :-1]
     B = x.shape[0]
     out = np.zeros((spec.layers, spec.heatmap_tokens, spec.num_experts), dtype=np.float32)
     with torch.no_grad():
@@ -253,7 +273,7 @@ def _heatmap(model, ids: np.ndarray, starts: np.ndarray, spec: StudySpec, cf: fl
     for layer, r in enumerate(routed):
         a = r.assignment
         dense = torch.zeros(a.experts.shape[0], spec.num_experts)
-        dense.scatter_add_(1, a.experts, a.combine_weights.float())
+        dense.scatter_add_(1, a.experts.cpu(), a.combine_weights.float().cpu())
         # position-major rows: sequence 0's position p is row p * B
         out[layer] = dense[torch.arange(spec.heatmap_tokens) * B].numpy()
     model.train()
@@ -269,7 +289,7 @@ def run_strategy(tokens: Tokens, spec: StudySpec, strategy: str, seed: int, step
         for s in range(spec.seeds):
             run_seed = seed + 1000 * s
             t0 = time.perf_counter()
-            r = train_one(tokens, spec, strategy, cf, run_seed, steps)
+            r = train_one(tokens, spec, strategy, cf, run_seed, seed, steps)
             key = {"strategy": strategy, "capacity_factor": cf, "seed": s}
             metrics.append(key | {k: r[k] for k in ("val_loss", "val_ppl", "val_ppl_batch", "drop_rate",
                                                     "token_drop_rate", "load_cv", "entropy")})
@@ -307,17 +327,19 @@ def significance(metrics: pl.DataFrame, column: str = "val_ppl") -> pl.DataFrame
     """Every pair of strategies at each capacity factor: difference of the seed means of ``column``, the
     pooled seed-to-seed standard deviation ``sqrt((s_a^2 + s_b^2) / 2)``, and whether the difference
     exceeds twice it."""
-    g = (metrics.group_by("strategy", "capacity_factor")
+    if "study" not in metrics.columns:
+        metrics = metrics.with_columns(study=pl.lit("base"))
+    g = (metrics.group_by("study", "strategy", "capacity_factor")
          .agg(mean=pl.col(column).mean(), std=pl.col(column).std(ddof=1), seeds=pl.len()))
     rows = []
-    for cf in sorted(g.get_column("capacity_factor").unique().to_list()):
-        sub = g.filter(pl.col("capacity_factor") == cf).sort("mean")
+    for study, cf in g.select("study", "capacity_factor").unique().sort("study", "capacity_factor").iter_rows():
+        sub = g.filter((pl.col("study") == study) & (pl.col("capacity_factor") == cf)).sort("mean", "strategy")
         recs = sub.to_dicts()
         for i, a in enumerate(recs):
             for b in recs[i + 1:]:
                 pooled = math.sqrt(((a["std"] or 0.0) ** 2 + (b["std"] or 0.0) ** 2) / 2)
                 diff = b["mean"] - a["mean"]
-                rows.append({"capacity_factor": cf, "better": a["strategy"], "worse": b["strategy"],
+                rows.append({"study": study, "capacity_factor": cf, "better": a["strategy"], "worse": b["strategy"],
                              f"{column}_better": a["mean"], f"{column}_worse": b["mean"], "difference": diff,
                              "pooled_std": pooled, "exceeds_2std": bool(diff > 2 * pooled)})
     return pl.DataFrame(rows)

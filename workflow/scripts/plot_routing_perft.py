@@ -1,0 +1,17 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import plots, tables
+from moelab.routing import plots as rplots
+
+o = snakemake.output
+results = pl.read_parquet(snakemake.input.results)
+source = rplots.perft_source(results, snakemake.params.perft)
+write_parquet(results, o.table)
+tables.write_html(results.drop("model"), o.html, "Routed adapters (PERFT) on the frozen checkpoint", source)
+plots.save(rplots.perft_frontier(results, pl.read_parquet(snakemake.input.curves), source), o.svg, o.png,
+           o.html_fig)
