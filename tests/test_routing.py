@@ -73,6 +73,22 @@ def test_pack_and_combine_match_the_per_expert_loop():
         assert torch.allclose(combine(buf, a), x * kept, atol=1e-6)
 
 
+def test_pack_and_combine_gradients_match_the_loop():
+    g = torch.Generator().manual_seed(1)
+    T, E, k, d = 64, 8, 2, 4
+    experts = torch.stack([torch.randperm(E, generator=g)[:k] for _ in range(T)])
+    x0, w0 = torch.randn(T, d, generator=g), torch.softmax(torch.randn(T, k, generator=g), 1)
+    scale = torch.randn(E, 1, d, generator=g)
+    grads = []
+    for p, c in ((pack, combine), (pack_loop, combine_loop)):
+        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+        a = assign(experts, w, E, capacity(0.75, T, k, E))  # some pairs dropped
+        (c(p(x, a) * scale, a) ** 2).sum().backward()
+        grads.append((x.grad, w.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
+
+
 # ---- routers on hand-made logits ---------------------------------------------------------------------------
 
 LOGITS = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 3.0, 1.0, 0.0], [0.0, 2.5, 0.0, 0.5]])

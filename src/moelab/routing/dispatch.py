@@ -12,8 +12,9 @@ Conventions (``anchors.md``, routing section):
   residual stream carries it).
 
 ``slots()`` is numpy and torch agnostic in spirit: the capacity sweep computes drops in numpy (exact, fast),
-the layers use the torch version. ``pack_loop``/``combine_loop`` are the straightforward per-expert loop that
-the benchmark compares against.
+the layers use the torch version. ``pack``/``combine`` are one ``embedding_bag`` each (no per-expert loop, no
+``[T, k, d]`` intermediate); ``pack_loop``/``combine_loop`` are the straightforward per-expert loop that the
+benchmark compares against.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def capacity(capacity_factor: float, tokens: int, top_k: int, num_experts: int) -> int:
@@ -115,23 +117,29 @@ def assign_chosen(chosen: torch.Tensor, weights: torch.Tensor, num_experts: int,
 
 
 def pack(x: torch.Tensor, a: Assignment) -> torch.Tensor:
-    """``[T, d]`` tokens -> ``[E, C, d]`` expert buffers (zeros in unused slots): one scatter of row copies."""
-    T, d = x.shape
-    k = a.buffer_index.shape[1]
-    buf = x.new_zeros(a.num_experts * a.capacity + 1, d)  # the last row takes the dropped pairs
-    src = x.unsqueeze(1).expand(T, k, d).reshape(-1, d)
-    buf[a.buffer_index.reshape(-1)] = src
-    return buf[:-1].view(a.num_experts, a.capacity, d)
+    """``[T, d]`` tokens -> ``[E, C, d]`` expert buffers (zeros in unused slots).
+
+    One ``embedding_bag`` over the slots: a used slot is a bag of one token row, an unused slot an empty bag
+    (zeros). No zero-filled buffer written first, no ``[T, k, d]`` copy of the tokens."""
+    T, k = a.buffer_index.shape
+    keep = a.keep.reshape(-1)
+    pos = a.buffer_index.reshape(-1)[keep]
+    tok = torch.arange(T, device=x.device).repeat_interleave(k)[keep]
+    used = torch.zeros(a.num_experts * a.capacity, dtype=torch.long, device=x.device)
+    used[pos] = 1
+    offsets = torch.cumsum(used, 0) - used  # bag s starts after the used slots before it
+    buf = F.embedding_bag(tok[torch.argsort(pos)], x, offsets, mode="sum")
+    return buf.view(a.num_experts, a.capacity, x.shape[1])
 
 
 def combine(y: torch.Tensor, a: Assignment) -> torch.Tensor:
-    """``[E, C, d]`` expert outputs -> ``[T, d]``: one gather (dropped pairs read a zero row) and a
-    weighted sum over each token's ``k`` choices."""
+    """``[E, C, d]`` expert outputs -> ``[T, d]``: each token a weighted bag of its ``k`` slots
+    (``embedding_bag`` with per-sample weights; a dropped pair reads slot 0 with weight 0), without
+    materialising ``[T, k, d]``."""
     E, C, d = y.shape
-    rows = torch.cat([y.reshape(E * C, d), y.new_zeros(1, d)])
-    T, k = a.buffer_index.shape
-    picked = rows[a.buffer_index.reshape(-1)].view(T, k, d)
-    return torch.einsum("tkd,tk->td", picked, a.combine_weights.to(y.dtype))
+    idx = torch.where(a.keep, a.buffer_index, torch.zeros_like(a.buffer_index))
+    return F.embedding_bag(idx, y.reshape(E * C, d), mode="sum",
+                           per_sample_weights=a.combine_weights.to(y.dtype))
 
 
 def pack_loop(x: torch.Tensor, a: Assignment) -> torch.Tensor:
