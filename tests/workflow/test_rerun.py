@@ -76,6 +76,7 @@ SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_do
 KERNELS = {"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha", "collect_kernel_bench", "all"}
 ROUTING_CAPACITY = {"routing_capacity", "collect_routing_capacity", "collect_routing_bench", "all"}
 ROUTING_STUDY = {"routing_train", "collect_routing_study", "collect_routing_bench", "all"}
+ROUTING_PERFT = {"routing_perft", "plot_routing_perft", "all"}
 CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
     | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} \
     | (KERNELS - {"kernel_bench_jax"}) \
@@ -109,7 +110,8 @@ PARAM_CHANGES = {
     "capture length": (lambda c: c["capture"].update(max_iterations=20), {"capture"},
                        {"capture"} | CAPTURED_DOWNSTREAM, {"capture": 2, "proxy": 1}),
     "training steps": (lambda c: c["tiny"].update(steps=7), {"train_tiny"},
-                       {"train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM, {"capture": 2}),
+                       {"train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM | ROUTING_PERFT,
+                       {"capture": 2}),
     "kernel token counts": (lambda c: c["kernels"].update(tokens=[8, 32]), {"kernel_workloads"}, KERNELS,
                             {"kernel_workloads": 3, "kernel_bench_torch": 3, "kernel_bench_jax": 1}),
     "kernel timing": (lambda c: c["kernels"].update(iters=4), {"kernel_bench_torch", "kernel_bench_jax"},
@@ -120,11 +122,13 @@ PARAM_CHANGES = {
                             {"kernel_bench_jax": 1}),
     "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
                     {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM
-                    | ROUTING_STUDY, {"corpus": 1, "routing_train": 8}),
+                    | ROUTING_STUDY | ROUTING_PERFT, {"corpus": 1, "routing_train": 8}),
     "capacity factors": (lambda c: c["routing"]["capacity"].update(factors=[1.0, 1.5]), {"routing_capacity"},
                          ROUTING_CAPACITY, {"routing_capacity": 3}),
     "routing study steps": (lambda c: c["routing"]["train"].update(steps=3), {"routing_train"}, ROUTING_STUDY,
                             {"routing_train": 8}),
+    "PERFT steps": (lambda c: c["routing"]["perft"].update(steps=3), {"routing_perft"}, ROUTING_PERFT,
+                    {"routing_perft": 1}),
 }
 
 
@@ -167,7 +171,8 @@ CODE_CHANGES = {
     "routing/routers.py": ({"routing_train", "collect_routing_study"}, ROUTING_STUDY),
     "routing/plots.py": ({"collect_routing_capacity", "collect_routing_study", "collect_routing_bench"},
                          {"collect_routing_capacity", "collect_routing_study", "collect_routing_bench", "all"}),
-    "capture.py": ({"capture", "proxy"}, {"capture"} | CAPTURED_DOWNSTREAM),
+    "capture.py": ({"capture", "proxy", "routing_perft"}, {"capture"} | CAPTURED_DOWNSTREAM | ROUTING_PERFT),
+    "routing/perft.py": ({"routing_perft"}, ROUTING_PERFT),
 }
 PARTIAL_CODE = {"capture.py"}  # reaches captured traces only, not the synthetic-shape figures
 

@@ -212,5 +212,5 @@ def perft_frontier(results: pl.DataFrame, curves: pl.DataFrame, source: str) -> 
         x=alt.X("step:Q"), y=alt.Y("val_loss:Q", title="held-out loss", scale=alt.Scale(zero=False)),
         color=alt.Color("variant:N"), tooltip=["variant", "step", "val_loss"],
     ).properties(width=300, height=240)
-    return alt.hconcat(pts + labels, curve).properties(title=alt.TitleParams(
+    return alt.hconcat(pts + labels, curve).resolve_scale(color="independent").properties(title=alt.TitleParams(
         "Routed adapters: loss vs trainable parameters", subtitle=source, anchor="start"))
