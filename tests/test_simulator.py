@@ -142,3 +142,25 @@ def test_interval_sweep_trades_par_for_slots_moved():
     assert eplb[4]["calls"] > eplb[32]["calls"] and eplb[4]["transmit"] > eplb[32]["transmit"]
     assert eplb[4]["mean_par"] < eplb[32]["mean_par"]
     assert set(f["policy"]) == {"DS-EPLB", "moelab"} and f.height == 4
+
+
+def test_devices_and_slots_sweep_replication_lowers_par():
+    from moelab.placement import dynamic_eval
+
+    rng = np.random.default_rng(3)
+    skew = np.arange(1, 17) ** -1.2  # a few hot experts: replicas are what spreads them
+    hot = rng.poisson(400 * skew[rng.permutation(16)], size=(64, 2, 16)).astype(float)
+    d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
+             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0)
+    f = dynamic_eval.capacity_sweep(hot, d, [2, 4], [0, 2])
+    assert f.height == 2 * 2 * 3
+    assert np.allclose(f.filter(policy="DS-EPLB")["score_vs_eplb"], 100.0)
+    default = f.filter(policy="Default")
+    for D in (2, 4):  # Default has no replicas: its PAR does not move with the slots
+        assert default.filter(sweep_devices=D)["mean_par"].n_unique() == 1
+    eplb = {(r["sweep_devices"], r["redundant_slots"]): r["mean_par"] for r in f.filter(policy="DS-EPLB").iter_rows(
+        named=True)}
+    assert eplb[(4, 2)] < eplb[(4, 0)] and eplb[(2, 2)] < eplb[(2, 0)]
+    assert set(f["slots_per_device"]) == {8, 10, 4, 6}
+    with pytest.raises(ValueError, match="sweep_devices: 3 does not divide"):
+        dynamic_eval.capacity_sweep(hot, d, [3], [0])

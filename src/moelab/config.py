@@ -72,6 +72,12 @@ def check(config: dict[str, Any]) -> None:
                               f" (set a distinct name:)")
         names[sc.name] = i
     check_capture(config)
+    if any(m["path"] in EMBEDDED for m in config["capture"]["models"]):
+        E = config["tiny"]["num_experts"]
+        for D in config["placement"]["sweep_devices"]:
+            if E % D:
+                raise ConfigError(f"placement.sweep_devices: {D} does not divide tiny.num_experts={E} (the "
+                                  f"embedded checkpoint's traces are swept)")
     check_kernels(config)
     check_routing(config)
 

@@ -239,19 +239,21 @@ def provenance(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
             f"{', '.join(meta.domains)}")
 
 
-def static_placement(frame: pl.DataFrame, source: str) -> alt.Chart:
-    """Devices touched per token against the number of devices, per policy (mean over layers);
-    the tooltip carries the load CV that a locality win must not break."""
+def static_placement(frame: pl.DataFrame, source: str) -> alt.TopLevelMixin:
+    """Devices touched per token (top) and the device load CV it costs (bottom) against the number of
+    devices, per policy (mean over layers): a locality win counts only at a matched load CV."""
     mean = (frame.group_by("trace", "devices", "policy")
             .agg(pl.col("devices_per_token", "load_cv", "par").mean()).sort("trace", "devices", "policy"))
-    chart = alt.Chart(mean).mark_line(point=True).encode(
-        x=alt.X("devices:O", title="devices"),
-        y=alt.Y("devices_per_token:Q", title="distinct devices per token"),
-        color=alt.Color("policy:N"),
-        tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q", "par:Q"],
-    ).properties(width=220, height=200)
-    return _subtitle(chart.facet(facet=alt.Facet("trace:N"), columns=3),
-                     "Static placement: all-to-all fan-out per token", source)
+    base = alt.Chart(mean).encode(
+        x=alt.X("devices:O", title="devices"), color=alt.Color("policy:N"),
+        tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q", "par:Q"])
+    fan = base.mark_line(point=True).encode(y=alt.Y("devices_per_token:Q", title="distinct devices per token"))
+    cv = base.mark_line(point=True).encode(y=alt.Y("load_cv:Q", title="device load CV"))
+    chart = alt.vconcat(
+        fan.properties(width=200, height=180).facet(column=alt.Column("trace:N", title=None)),
+        cv.properties(width=200, height=120).facet(column=alt.Column("trace:N", title=None)))
+    return chart.properties(title=alt.TitleParams("Static placement: all-to-all fan-out per token, and its load "
+                                                  "balance", subtitle=source, anchor="start"))
 
 
 def cache_miss(frame: pl.DataFrame, source: str) -> alt.Chart:
@@ -297,6 +299,25 @@ def dynamic_frontier(frame: pl.DataFrame, source: str) -> alt.Chart:
              + base.mark_text(dx=6, dy=-6, fontSize=9).encode(text="interval:Q"))
     return _subtitle(chart.properties(width=260, height=200).facet(facet=alt.Facet("trace:N"), columns=2),
                      "Dynamic placement: PAR vs slots moved, by call interval", source)
+
+
+def dynamic_slots(frame: pl.DataFrame, source: str) -> alt.TopLevelMixin:
+    """Mean PAR (top) and slots moved (bottom) against redundant slots per device, one column per device
+    count, per policy; the tooltip has the score against DS-EPLB on the same devices and slots."""
+    f = frame.sort("trace", "sweep_devices", "policy", "redundant_slots")
+    base = alt.Chart(f).encode(x=alt.X("redundant_slots:O", title="redundant slots per device"),
+                               color=alt.Color("policy:N"),
+                               tooltip=["trace", "policy", "sweep_devices", "redundant_slots", "mean_par",
+                                        "transmit", "score_vs_eplb"])
+    par = base.mark_line(point=True).encode(y=alt.Y("mean_par:Q", title="mean PAR", scale=alt.Scale(zero=False)))
+    moved = base.mark_line(point=True).encode(y=alt.Y("transmit:Q", title="slots moved (whole run)"))
+    chart = alt.vconcat(
+        par.properties(width=160, height=150).facet(column=alt.Column("sweep_devices:O", title="devices"),
+                                                    row=alt.Row("trace:N", title=None)),
+        moved.properties(width=160, height=120).facet(column=alt.Column("sweep_devices:O", title="devices"),
+                                                      row=alt.Row("trace:N", title=None)))
+    return chart.properties(title=alt.TitleParams("Dynamic placement by devices and redundant slots",
+                                                  subtitle=source, anchor="start"))
 
 
 def par_timeline(timeline: pl.DataFrame, source: str, window: int = 64) -> alt.Chart:

@@ -93,6 +93,8 @@ PARAM_CHANGES = {
     "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8),
                          {"dynamic_placement", "dynamic_synthetic"}, DYNAMIC,
                          {"dynamic_placement": 2, "dynamic_synthetic": 2}),
+    "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
+                              {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
     "serving-scale hotness": (lambda c: c["placement"]["dynamic_synthetic"].update(walk_sigma=0.03),
                               {"dynamic_synthetic"}, {"dynamic_synthetic", "collect_dynamic_synthetic", "all"},
                               {"dynamic_synthetic": 2}),

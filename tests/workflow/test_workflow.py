@@ -62,6 +62,8 @@ def test_gpu_config_plans_the_kernel_benchmarks():
     (lambda c: c["routing"]["capacity"].update(batch_tokens=8), "routing.capacity.batch_tokens=8 is below"),
     (lambda c: c["routing"]["train"].update(top_k=9), "routing.train: top_k=9 must lie in [1, num_experts=4]"),
     (lambda c: c["routing"]["train"].update(strategies=["softk", "magic"]), "magic"),
+    (lambda c: c["routing"]["perft"].update(model="nope"), "routing.perft.model='nope' is not a capture.models name"),
+    (lambda c: c["placement"].update(sweep_devices=[3]), "placement.sweep_devices: 3 does not divide"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -101,7 +103,8 @@ def test_report_zip_holds_every_figure(two_runs):
                 "kernel_alpha.svg", "routing_drop_rate.svg", "routing_capacity.html", "routing_study.html",
                 "routing_significance.html", "routing_convergence.svg", "routing_load_vs_ppl.svg",
                 "routing_expert_load.svg", "routing_heatmap.svg", "routing_token_type.svg",
-                "routing_capacity_throughput.svg", "routing_frontier.svg"):
+                "routing_capacity_throughput.svg", "routing_frontier.svg", "routing_perft_frontier.svg",
+                "routing_perft.html", "dynamic_slots.svg", "dynamic_slots.html"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 

@@ -146,6 +146,7 @@ rule dynamic_placement:
         summary="results/placement/dynamic/{trace}.parquet",
         timeline="results/placement/dynamic/{trace}-timeline.parquet",
         sweep="results/placement/dynamic/{trace}-sweep.parquet",
+        slots="results/placement/dynamic/{trace}-slots.parquet",
     log:
         "logs/placement/dynamic-{trace}.log",
     benchmark:
@@ -159,6 +160,8 @@ rule dynamic_placement:
     params:
         dynamic=config["placement"]["dynamic"],
         intervals=config["placement"]["sweep_intervals"],
+        sweep_devices=config["placement"]["sweep_devices"],
+        sweep_slots=config["placement"]["sweep_redundant_slots"],
     script:
         "../scripts/dynamic_placement.py"
 
@@ -170,6 +173,7 @@ rule plot_dynamic_placement:
             "results/placement/dynamic/{trace}-timeline.parquet", trace=CAPTURED
         ),
         sweeps=expand("results/placement/dynamic/{trace}-sweep.parquet", trace=CAPTURED),
+        slots=expand("results/placement/dynamic/{trace}-slots.parquet", trace=CAPTURED),
         code=library_sources("plots", "tables"),
     output:
         table="results/tables/dynamic_placement.parquet",
@@ -195,6 +199,21 @@ rule plot_dynamic_placement:
         ),
         frontier_png="results/figures/dynamic_frontier.png",
         frontier_html="results/figures/dynamic_frontier.html",
+        slots_svg=report(
+            "results/figures/dynamic_slots.svg",
+            caption="../report/dynamic_slots.rst",
+            category="Placement",
+            labels={"figure": "PAR vs devices and redundant slots"},
+        ),
+        slots_png="results/figures/dynamic_slots.png",
+        slots_html="results/figures/dynamic_slots.html",
+        slots_table="results/tables/dynamic_slots.parquet",
+        slots_table_html=report(
+            "results/tables/dynamic_slots.html",
+            caption="../report/dynamic_slots_table.rst",
+            category="Placement",
+            labels={"table": "devices x redundant slots"},
+        ),
     log:
         "logs/figures/dynamic_placement.log",
     conda:

@@ -19,5 +19,8 @@ write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), 
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)
 frontier = dynamic_eval.sweep(hot, d, snakemake.params.intervals)
 write_parquet(frontier.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.sweep)
+slots = dynamic_eval.capacity_sweep(hot, d, snakemake.params.sweep_devices, snakemake.params.sweep_slots)
+write_parquet(slots.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind)),
+              snakemake.output.slots)
 for r in summary.iter_rows(named=True):
     log.info("%s: PAR %.3f, %d slots moved, score %.1f", r["policy"], r["mean_par"], r["transmit"], r["score_vs_eplb"])

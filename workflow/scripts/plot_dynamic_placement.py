@@ -22,3 +22,10 @@ tables.write_html(summary, o.html, "Dynamic placement: Default, DS-EPLB and moel
 plots.save(plots.par_timeline(timeline, source), o.svg, o.png, o.fig_html)
 sweeps = pl.concat([pl.read_parquet(f) for f in i.sweeps], how="diagonal_relaxed")
 plots.save(plots.dynamic_frontier(sweeps, source), o.frontier_svg, o.frontier_png, o.frontier_html)
+slots = pl.concat([pl.read_parquet(f) for f in i.slots], how="diagonal_relaxed")
+write_parquet(slots, o.slots_table)
+slots_source = (f"hotness of captured traces (CPU capture); DS-EPLB every {d['eplb_interval']} iterations, moelab "
+                f"every {d['interval']}; each point scored against DS-EPLB on the same devices and slots")
+tables.write_html(slots, o.slots_table_html, "Dynamic placement by devices and redundant slots per device",
+                  slots_source)
+plots.save(plots.dynamic_slots(slots, slots_source), o.slots_svg, o.slots_png, o.slots_html)

@@ -38,6 +38,33 @@ def sweep(hot: np.ndarray, d: dict, intervals: list[int]) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def capacity_sweep(hot: np.ndarray, d: dict, devices: list[int], redundant: list[int]) -> pl.DataFrame:
+    """Default, DS-EPLB and moelab on every (devices, redundant slots per device) pair, each scored against
+    DS-EPLB on the same devices and slots; cadences and constants as configured. How much replication
+    buys, and whether moelab's lead holds as the cluster grows."""
+    I, L, E = hot.shape
+    const, _, _ = _specs(E, d)
+    rows = []
+    for D in devices:
+        if E % D:
+            raise ValueError(f"placement.sweep_devices: {D} does not divide the trace's {E} experts")
+        for r in redundant:
+            S = E // D + r
+            base = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
+            ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"],
+                               **const)
+            runs = {"Default": sim.simulate(hot, None, base),
+                    "DS-EPLB": sim.simulate(hot, sim.eplb_policy(base), base),
+                    "moelab": sim.simulate(hot, policies.moelab_policy(
+                        ours, total_iterations=I, halflife=d["halflife"], max_moves=d["max_moves"]), ours)}
+            ref = runs["DS-EPLB"]
+            rows += [{"policy": name, "sweep_devices": D, "redundant_slots": r, "slots_per_device": S,
+                      "mean_par": x["mean_par"], "transmit": x["transmit"], "calls": x["calls"],
+                      "modelled_time": x["modelled_time"], "score_vs_eplb": sim.score(x, ref)}
+                     for name, x in runs.items()]
+    return pl.DataFrame(rows)
+
+
 def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over
     layers). ``d`` is the config's ``placement.dynamic`` block."""
