@@ -155,3 +155,31 @@ def test_sort_topk_follows_the_contract():
 
 def test_every_supported_family_is_tested():
     assert set(FAMILIES) == set(capture.SUPPORTED)
+
+
+def test_domain_phases_arrival_moves_the_mix(tmp_path):
+    """Requests arrive in runs of one domain (``phase_requests`` each), every request exactly once."""
+    import polars as pl
+
+    from tiny_models import tokenizer
+
+    from moelab.capture import CaptureError, make_requests
+
+    tok = tokenizer(tmp_path / "tok")
+    texts = [f"{w} " * 200 for w in ("alpha", "beta", "gamma")]
+    corpus = pl.DataFrame({"doc": list(range(9)), "domain": pl.Series(["a", "b", "c"] * 3, dtype=pl.Enum(["a", "b", "c"])),
+                           "source": ["x"] * 9,
+                           "part": ["train"] * 9, "text": texts * 3})
+    shuffled, _ = make_requests(corpus, tok, 16, seed=1)
+    phased, _ = make_requests(corpus, tok, 16, seed=1, arrival="domain_phases", phase_requests=4)
+    key = lambda r: (r.doc, r.offset)  # noqa: E731
+    assert sorted(map(key, phased)) == sorted(map(key, shuffled))
+    dom = {d: "abc"[d % 3] for d in range(9)}
+    runs = [dom[r.doc] for r in phased]
+    changes = sum(a != b for a, b in zip(runs, runs[1:]))
+    assert all(len(set(runs[i:i + 4])) == 1 for i in (0, 4, 8))  # the first cycle: three phases of 4
+    assert len(set(runs[:12])) == 3
+    shuffled_changes = sum(dom[a.doc] != dom[b.doc] for a, b in zip(shuffled, shuffled[1:]))
+    assert changes < shuffled_changes / 2
+    with pytest.raises(CaptureError, match="arrival"):
+        make_requests(corpus, tok, 16, seed=1, arrival="sorted")

@@ -220,9 +220,19 @@ def sort_topk(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # The stream.
 
+ARRIVALS = ("shuffled", "domain_phases")
+
+
 def make_requests(corpus: pl.DataFrame, tokenizer, seq_len: int, seed: int,  # noqa: ANN001
-                  parts: tuple[str, ...] = ("train", "heldout")) -> tuple[list[Request], list[str]]:
-    """Documents tokenised and cut into requests of at most ``seq_len`` tokens, in a seeded order."""
+                  parts: tuple[str, ...] = ("train", "heldout"), arrival: str = "shuffled",
+                  phase_requests: int = 128) -> tuple[list[Request], list[str]]:
+    """Documents tokenised and cut into requests of at most ``seq_len`` tokens, in a seeded order.
+
+    ``arrival="domain_phases"``: requests arrive in phases of ``phase_requests`` requests of one domain,
+    the domains in a seeded order that is redrawn every cycle, so the mix of the stream (and the experts it
+    loads) moves over time, as serving load moves between workloads."""
+    if arrival not in ARRIVALS:
+        raise CaptureError(f"arrival={arrival!r}: expected one of {ARRIVALS}")
     docs = corpus.filter(pl.col("part").cast(pl.String).is_in(list(parts)))
     if docs.height == 0:
         raise CaptureError(f"the corpus has no documents in parts {list(parts)}")
@@ -239,7 +249,29 @@ def make_requests(corpus: pl.DataFrame, tokenizer, seq_len: int, seed: int,  # n
             reqs.append(Request(int(d), off, ids[off:off + seq_len], len(ids)))
     # Requests arrive in a seeded order too, so the slots of one iteration hold chunks of many
     # documents (in document order, one long document would fill every slot at once).
-    return [reqs[i] for i in np.random.default_rng([seed, 3]).permutation(len(reqs))], domains
+    reqs = [reqs[i] for i in np.random.default_rng([seed, 3]).permutation(len(reqs))]
+    if arrival == "domain_phases":
+        reqs = _domain_phases(reqs, docs, phase_requests, np.random.default_rng([seed, 4]))
+    return reqs, domains
+
+
+def _domain_phases(reqs: list[Request], docs: pl.DataFrame, phase_requests: int,
+                   rng: np.random.Generator) -> list[Request]:
+    if phase_requests < 1:
+        raise CaptureError(f"phase_requests={phase_requests} must be >= 1")
+    dom_of = dict(zip(docs.get_column("doc").to_list(), docs.get_column("domain").cast(pl.String).to_list(),
+                      strict=True))
+    queues: dict[str, list[Request]] = {}
+    for r in reqs:  # keeps the shuffled order within each domain
+        queues.setdefault(dom_of[r.doc], []).append(r)
+    names = sorted(queues)
+    out: list[Request] = []
+    while any(queues.values()):
+        for i in rng.permutation(len(names)):
+            q = queues[names[i]]
+            out += q[:phase_requests]
+            del q[:phase_requests]
+    return out
 
 
 def _batches(lengths: np.ndarray, batch_size: int, max_batch_tokens: int) -> Iterator[np.ndarray]:
@@ -319,14 +351,15 @@ def _progress(total: int, enabled: bool):  # noqa: ANN202
 def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurrency: int,  # noqa: ANN001
             seq_len: int, batch_size: int, seed: int, device: str, dtype: str,
             max_iterations: int | None = None, parts: tuple[str, ...] = ("train", "heldout"),
-            config: dict | None = None, progress: bool = True) -> Captured:
+            config: dict | None = None, progress: bool = True, arrival: str = "shuffled",
+            phase_requests: int = 128) -> Captured:
     """Capture the stream's routing (see the module docstring)."""
     layers = moe_layers(model)
     ks = {ml.top_k for ml in layers}
     es = {ml.num_experts for ml in layers}
     if len(ks) != 1 or len(es) != 1:
         raise CaptureError(f"{source_id}: MoE layers differ in top_k {ks} or num_experts {es}")
-    reqs, domains = make_requests(corpus, tokenizer, seq_len, seed, parts)
+    reqs, domains = make_requests(corpus, tokenizer, seq_len, seed, parts, arrival, phase_requests)
     st = mstream.schedule(np.asarray([len(r.ids) for r in reqs]), concurrency, max_iterations)
     # Only the prefix of each request that lands in the stream needs a forward pass.
     used = np.zeros(len(reqs), np.int64)
@@ -358,7 +391,8 @@ def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurren
         shared_experts=shared_experts(mcfg), capture_device=device.split(":")[0],
         capture_dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
         config={"model_type": mcfg.model_type, "seq_len": seq_len, "batch_size": batch_size,
-                "seed": seed, "parts": list(parts), **(config or {})})
+                "seed": seed, "parts": list(parts), "arrival": arrival,
+                **({"phase_requests": phase_requests} if arrival != "shuffled" else {}), **(config or {})})
     return Captured(meta, st, doc.astype(np.uint32), pos.astype(np.uint32), token.astype(np.uint32),
                     domain_code, 2 * pos >= doc_len, experts, weights, rate)
 

@@ -249,6 +249,8 @@ def check_capture(config: dict[str, Any]) -> None:
     names: dict[str, int] = {}
     for i, m in enumerate(config["capture"]["models"]):
         where = f"capture.models[{i}]"
+        if "phase_requests" in m and m.get("arrival") != "domain_phases":
+            raise ConfigError(f"{where}.phase_requests applies to arrival: domain_phases only")
         if m["name"] in names:
             raise ConfigError(f"{where}.name={m['name']!r} repeats capture.models[{names[m['name']]}]")
         names[m["name"]] = i

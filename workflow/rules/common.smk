@@ -185,6 +185,8 @@ def capture_params(wildcards):
         "dtype": m.get("dtype", config["capture"]["dtype"]),
         "seq_len": m.get("seq_len", config["capture"]["seq_len"]),
         "batch_size": m.get("batch_size", config["capture"]["batch_size"]),
+        "arrival": m.get("arrival", "shuffled"),
+        "phase_requests": m.get("phase_requests", 128),
     }
 
 

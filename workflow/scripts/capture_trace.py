@@ -18,7 +18,8 @@ model, tok = capture.load(m["path"], dtype=m["dtype"], device=device)
 cap = capture.capture(model, tok, corpus.read(snakemake.input.corpus), source_id=f"captured-{m['name']}",
                       concurrency=p.concurrency, seq_len=m["seq_len"], batch_size=m["batch_size"],
                       seed=p.seed, device=device, dtype=m["dtype"], max_iterations=p.max_iterations,
-                      parts=tuple(p.parts), config={"model": m["name"], "path": m["path"]})
+                      parts=tuple(p.parts), config={"model": m["name"], "path": m["path"]},
+                      arrival=m["arrival"], phase_requests=m["phase_requests"])
 write_trace(o.trace, cap.meta, cap.table())
 write_parquet(pl.DataFrame([capture.summary_row(cap)]), o.summary)
 with atomic_path(o.rate) as tmp, open(tmp, "w") as fh:  # a timing: lives under results/bench/

@@ -13,7 +13,8 @@ seed = int(snakemake.wildcards.seed)
 h = p.hot
 hot = hotness(hotness_spec(h, p.reference_tokens, seed))
 log.info("hotness %s (iterations x layers x experts), seed %d", hot.shape, seed)
-d = {**p.dynamic, **{k: h[k] for k in ("devices", "redundant_slots", "nodes", "expert_groups")}}
+own = ("devices", "redundant_slots", "nodes", "expert_groups", "interval", "window", "halflife")
+d = {**p.dynamic, **{k: h[k] for k in own if k in h}}
 summary, timeline = dynamic_eval.evaluate(hot, d)
 ident = {"seed": pl.lit(seed), "devices": pl.lit(h["devices"])}
 write_parquet(summary.with_columns(**ident), o.summary)
