@@ -161,8 +161,11 @@ def routing_train_files(name, bench=False):
     return [f"results/routing/train/{s}/{x}/{name}.parquet" for s, x in ROUTING_RUNS]
 
 
-def perft_model_path():
-    return mconfig.model_dir(MODELS[ROUTING_PERFT["model"]]["path"])
+def perft_model_path(wildcards, input):
+    """The pipeline-made checkpoint is the job's input; a user's is the configured path."""
+    if input.model:
+        return input.model[0]
+    return MODELS[ROUTING_PERFT["model"]]["path"]
 
 
 def perft_model_inputs():

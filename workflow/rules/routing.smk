@@ -65,7 +65,7 @@ rule collect_routing_capacity:
             caption="../report/routing_capacity_table.rst",
             category="Routing",
             subcategory="Capacity factor",
-            labels={"table": "drop rate vs capacity factor"},
+            labels={"table": "drop rates per source, E, k and CF"},
         ),
         svg=report(
             "results/figures/routing_drop_rate.svg",
@@ -201,7 +201,7 @@ rule routing_perft:
         runtime=60,
     params:
         perft=ROUTING_PERFT,
-        path=perft_model_path() if ROUTING_PERFT else None,
+        path=perft_model_path,
         seed=config["seed"],
     script:
         "../scripts/routing_perft.py"

@@ -84,11 +84,12 @@ def study_summary(metrics: pl.DataFrame) -> pl.DataFrame:
                  val_ppl_std=pl.col("val_ppl").std(), val_ppl_batch=pl.col("val_ppl_batch").mean())
             .select("study", "strategy", "capacity_factor", "seeds", "val_ppl", "val_ppl_std", "val_ppl_batch",
                     *cols[1:])
-            .sort("study", "capacity_factor", "val_ppl"))
+            .sort("study", "capacity_factor", "val_ppl", "strategy"))
 
 
 def _mean_std(frame: pl.DataFrame, keys: list[str], col: str) -> pl.DataFrame:
-    return frame.group_by(keys).agg(mean=pl.col(col).mean(), std=pl.col(col).std().fill_null(0.0))
+    # sorted: group_by's order is not deterministic, and the figures must be the same bytes every run
+    return frame.group_by(keys).agg(mean=pl.col(col).mean(), std=pl.col(col).std().fill_null(0.0)).sort(keys)
 
 
 def frontier(metrics: pl.DataFrame, throughput: pl.DataFrame, source: str) -> alt.TopLevelMixin:
@@ -132,7 +133,7 @@ def load_vs_ppl(metrics: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     keys = ["study", "strategy", "capacity_factor"]
     f = (metrics.group_by(keys).agg(load_cv=pl.col("load_cv").mean(), val_ppl=pl.col("val_ppl").mean(),
                                     drop_rate=pl.col("drop_rate").mean())
-         .with_columns(cf=pl.col("capacity_factor").cast(pl.String)))
+         .sort(keys).with_columns(cf=pl.col("capacity_factor").cast(pl.String)))
     chart = alt.Chart(f).mark_point(filled=True, size=70).encode(
         x=alt.X("load_cv:Q", title="load CV of requested (pre-capacity) loads"),
         y=alt.Y("val_ppl:Q", title="validation perplexity", scale=alt.Scale(zero=False)),
