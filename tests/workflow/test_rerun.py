@@ -124,11 +124,11 @@ PARAM_CHANGES = {
                             {"kernel_bench_jax": 1}),
     "corpus size": (lambda c: c["corpus"].update(max_chars=5000), {"corpus"},
                     {"corpus", "tokenizer", "train_tiny", "capture", "plot_tiny_training"} | CAPTURED_DOWNSTREAM
-                    | ROUTING_STUDY | ROUTING_PERFT, {"corpus": 1, "routing_train": 8}),
+                    | ROUTING_STUDY | ROUTING_PERFT, {"corpus": 1, "routing_train": 3}),
     "capacity factors": (lambda c: c["routing"]["capacity"].update(factors=[1.0, 1.5]), {"routing_capacity"},
                          ROUTING_CAPACITY, {"routing_capacity": 3}),
     "routing study steps": (lambda c: c["routing"]["train"].update(steps=3), {"routing_train"}, ROUTING_STUDY,
-                            {"routing_train": 8}),
+                            {"routing_train": 3}),
     "PERFT steps": (lambda c: c["routing"]["perft"].update(steps=3), {"routing_perft"}, ROUTING_PERFT,
                     {"routing_perft": 1}),
 }
