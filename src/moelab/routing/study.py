@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,6 @@ class StudySpec:
     eval_batches: int = 4
     heatmap_tokens: int = 64
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategies", tuple(self.strategies))
@@ -85,7 +84,7 @@ class StudySpec:
 
     @classmethod
     def from_config(cls, raw: dict) -> "StudySpec":
-        known = set(cls.__dataclass_fields__) - {"extra"}
+        known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"unknown keys {unknown}")
@@ -315,12 +314,6 @@ def run_strategy(tokens: Tokens, spec: StudySpec, strategy: str, seed: int, step
             "curves": pl.DataFrame(curves, schema_overrides={"val_loss": pl.Float64}),
             "loads": pl.DataFrame(loads), "preference": pl.DataFrame(prefs), "heatmap": pl.DataFrame(heat),
             "throughput": pl.DataFrame(thr)}
-
-
-def spec_dict(spec: StudySpec) -> dict:
-    d = asdict(spec)
-    d.pop("extra")
-    return d
 
 
 def significance(metrics: pl.DataFrame, column: str = "val_ppl") -> pl.DataFrame:
