@@ -99,7 +99,8 @@ def token_ids(corpus: pl.DataFrame, tokenizer, part: str) -> np.ndarray:  # noqa
     return np.asarray(out, dtype=np.int64)
 
 
-def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int):  # noqa: ANN202
+def windows(ids: np.ndarray, starts: np.ndarray, seq_len: int):  # noqa: ANN201 - a torch tensor
+    """``[len(starts), seq_len]`` token windows of ``ids`` (the training and evaluation batches)."""
     import torch
 
     idx = starts[:, None] + np.arange(seq_len)[None, :]
@@ -117,7 +118,7 @@ def evaluate(model, ids: np.ndarray, spec: TinySpec, seed: int) -> float:  # noq
     losses = []
     with torch.no_grad():
         for b in range(spec.eval_batches):
-            x = _windows(ids, starts[b * spec.batch_size:(b + 1) * spec.batch_size], spec.seq_len)
+            x = windows(ids, starts[b * spec.batch_size:(b + 1) * spec.batch_size], spec.seq_len)
             losses.append(float(model(input_ids=x, labels=x).loss))
     model.train()
     return float(np.mean(losses))
@@ -148,7 +149,7 @@ def train(model, train_ids: np.ndarray, eval_ids: np.ndarray, spec: TinySpec, se
     model.train()
     for step in range(spec.steps):
         starts = rng.integers(0, len(train_ids) - spec.seq_len, size=spec.batch_size)
-        x = _windows(train_ids, starts, spec.seq_len)
+        x = windows(train_ids, starts, spec.seq_len)
         out = model(input_ids=x, labels=x)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -27,6 +27,8 @@ import polars as pl
 import torch
 from torch import nn
 
+from moelab.tiny import windows
+
 log = logging.getLogger(__name__)
 
 KINDS = ("S", "D", "R", "E")
@@ -143,16 +145,12 @@ def least_seen_domain(corpus: pl.DataFrame) -> str:
     return per.get_column("domain")[0]
 
 
-def _windows(ids: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
-    return torch.from_numpy(ids[starts[:, None] + np.arange(length)[None, :]])
-
-
 def evaluate(model, ids: np.ndarray, starts: np.ndarray, batch: int, seq_len: int) -> float:  # noqa: ANN001
     model.eval()
     losses = []
     with torch.no_grad():
         for b in range(0, len(starts), batch):
-            x = _windows(ids, starts[b:b + batch], seq_len)
+            x = windows(ids, starts[b:b + batch], seq_len)
             losses.append(float(model(input_ids=x, labels=x).loss))
     model.train()
     return float(np.mean(losses))
@@ -188,7 +186,7 @@ def finetune(load_model, variant: Variant | None, data: dict[str, np.ndarray], c
     model.train()
     spent = 0.0
     for step in range(cfg["steps"]):
-        x = _windows(data["train"], rng.integers(0, len(data["train"]) - seq, size=batch), seq)
+        x = windows(data["train"], rng.integers(0, len(data["train"]) - seq, size=batch), seq)
         t0 = time.perf_counter()
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
