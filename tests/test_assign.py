@@ -78,3 +78,36 @@ def test_bad_loads_are_rejected():
         A.assign(np.array([[3, 3]]), 4, 2, "blocked")
     with pytest.raises(ValueError, match="concurrency"):
         A.assign(np.array([[5, 3]]), 4, 2, "blocked")
+
+
+@pytest.mark.parametrize("C", [256, 2 * A.TILE + 7])  # one tile; several tiles (bucketed token shuffle)
+def test_shuffled_token_order_carries_no_pairing(C):
+    """Consecutive tokens of an iteration share no more experts than two tokens picked at random:
+    the column-wise read gives neighbouring columns nearly the same set, so without a uniform
+    token permutation neighbours would share about k-1 experts."""
+    E, k, I = 64, 8, max(3, 6000 // C)
+    rng = np.random.default_rng(11)
+    loads = L.draw_multinomial(rng, np.full((I, E), k / E), C, k)  # near-uniform: chance is ~k*k/E
+    a = A.assign(loads, C, k, "shuffled", rng).astype(np.int64).reshape(I, C, k)
+    onehot = np.zeros((I, C, E), np.int8)
+    np.put_along_axis(onehot, a, 1, axis=2)
+    neighbours = (onehot[:, 1:] * onehot[:, :-1]).sum(axis=2).mean()
+    # two distinct tokens of an exchangeable iteration share expert e with chance l(l-1) / (C(C-1))
+    chance = (loads * (loads - 1)).sum(axis=1).mean() / (C * (C - 1))
+    assert neighbours == pytest.approx(chance, rel=0.1)
+    assert chance < 0.25 * (k - 1)
+
+
+def test_shuffled_spans_several_tiles_with_exact_margins():
+    E, k, C, I = 48, 6, 2 * A.TILE + 333, 2
+    loads = random_loads(9, E, k, C, I)
+    big = np.zeros((I * C, 3, k), np.uint16)  # the trace layout: write one layer of a [T, L, k] array
+    a = A.assign(loads, C, k, "shuffled", np.random.default_rng(2), out=big[:, 1])
+    assert (np.diff(a.astype(np.int64), axis=1) > 0).all()
+    np.testing.assert_array_equal(realised_loads(a, I, C, E), loads)
+    assert not big[:, 0].any() and not big[:, 2].any()
+
+
+def test_loads_that_are_not_integers_are_rejected():
+    with pytest.raises(ValueError, match="integers"):
+        A.assign(np.array([[2.0, 2.0]]), 2, 2, "blocked")
