@@ -128,16 +128,27 @@ def upper(m: np.ndarray) -> np.ndarray:
     return m[np.triu_indices(m.shape[0], 1)]
 
 
+def window_cv(window_loads: np.ndarray, labels: np.ndarray, groups: int) -> float:
+    """Mean over windows of the CV of group loads: ``window_loads [windows, E]``."""
+    g = window_loads @ np.eye(groups)[labels]
+    return float((g.std(1) / g.mean(1)).mean())
+
+
 def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = None,
             init: np.ndarray | None = None, loads: np.ndarray | None = None,
-            cap: float | None = None) -> np.ndarray:
+            cap: float | None = None, window_loads: np.ndarray | None = None,
+            cv_budget: float | None = None) -> np.ndarray:
     """Split experts into ``groups`` groups of equal size maximising the affinity inside groups.
 
     Greedy growth (a seed, then the expert with the most affinity to the group so far; seeds in
     ``order_hint`` order, default by id), or the labels ``init``, followed by best-swap
     refinement until no swap of two experts between groups increases the within-group affinity.
     With ``loads`` and ``cap``, a swap may not push a group's total load above ``cap`` (start from
-    an ``init`` that respects it). Returns ``[E]`` group labels.
+    an ``init`` that respects it). With ``window_loads [windows, E]`` (loads in consecutive windows
+    of the fitted stream) and ``cv_budget``, a swap may not raise the mean over windows of the
+    group-load CV above ``cv_budget``: experts whose loads rise and fall together (one domain's)
+    then do not pile onto one group, which is what unbalances it when the mix moves.
+    Returns ``[E]`` group labels.
     """
     A = np.asarray(affinity, dtype=np.float64).copy()
     E = A.shape[0]
@@ -166,6 +177,12 @@ def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = N
     if capped:
         w = np.asarray(loads, np.float64)
         group_load = w @ onehot
+    windowed = window_loads is not None and cv_budget is not None
+    if windowed:
+        W = np.asarray(window_loads, np.float64)
+        wmean = W.sum(1) / groups  # [n]: a window's mean group load (swaps keep it)
+        GW = W @ onehot  # [n, G]
+        swing = W[:, None, :] - W[:, :, None]  # [n, a, b]: w_b - w_a per window
     for _ in range(10 * E):
         own = S[np.arange(E), labels]
         cross = S[:, labels]  # cross[a, b] = S[a, group of b]
@@ -175,6 +192,14 @@ def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = N
             diff = w[None, :] - w[:, None]
             gl = group_load[labels]
             delta[(gl[:, None] + diff > cap) | (gl[None, :] - diff > cap)] = -np.inf
+        if windowed:  # only two groups change, so each window's sum of squares updates in O(1)
+            ga_load = GW[:, labels][:, :, None]  # [n, a, 1]: load of a's group
+            gb_load = GW[:, labels][:, None, :]
+            sq = ((GW ** 2).sum(1)[:, None, None] - ga_load ** 2 - gb_load ** 2
+                  + (ga_load + swing) ** 2 + (gb_load - swing) ** 2)
+            var = np.maximum(sq / groups - wmean[:, None, None] ** 2, 0.0)
+            cv = (np.sqrt(var) / wmean[:, None, None]).mean(0)
+            delta[cv > cv_budget] = -np.inf
         a, b = np.unravel_index(int(np.argmax(delta)), delta.shape)
         if delta[a, b] <= 1e-9:
             break
@@ -184,6 +209,9 @@ def cluster(affinity: np.ndarray, groups: int, order_hint: np.ndarray | None = N
         if capped:
             group_load[ga] += w[b] - w[a]
             group_load[gb] += w[a] - w[b]
+        if windowed:
+            GW[:, ga] += W[:, b] - W[:, a]
+            GW[:, gb] += W[:, a] - W[:, b]
         labels[a], labels[b] = gb, ga
     return labels
 

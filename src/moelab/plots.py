@@ -239,14 +239,20 @@ def provenance(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
             f"{', '.join(meta.domains)}")
 
 
-def static_placement(frame: pl.DataFrame, source: str) -> alt.TopLevelMixin:
+def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     """Devices touched per token (top) and the device load CV it costs (bottom) against the number of
-    devices, per policy (mean over layers): a locality win counts only at a matched load CV."""
-    mean = (frame.group_by("trace", "devices", "policy")
-            .agg(pl.col("devices_per_token", "load_cv", "par").mean()).sort("trace", "devices", "policy"))
+    devices, per policy (mean over layers): a locality win counts only at a matched load CV. The balanced
+    co-activation placement runs once per CV budget; it is drawn as the CV-matched reading of its frontier."""
+    mean = (frame.filter(pl.col("policy") != "coactivation_balanced")
+            .group_by("trace", "devices", "policy")
+            .agg(pl.col("devices_per_token", "load_cv").mean()))
+    best = (matched.drop_nulls("devices_per_token")
+            .select("trace", "devices", "devices_per_token", "load_cv",
+                    policy=pl.lit("co-activation at matched CV")))
+    mean = pl.concat([mean, best], how="diagonal_relaxed").sort("trace", "devices", "policy")
     base = alt.Chart(mean).encode(
         x=alt.X("devices:O", title="devices"), color=alt.Color("policy:N"),
-        tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q", "par:Q"])
+        tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q"])
     fan = base.mark_line(point=True).encode(y=alt.Y("devices_per_token:Q", title="distinct devices per token"))
     cv = base.mark_line(point=True).encode(y=alt.Y("load_cv:Q", title="device load CV"))
     chart = alt.vconcat(
@@ -254,6 +260,32 @@ def static_placement(frame: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         cv.properties(width=200, height=120).facet(column=alt.Column("trace:N", title=None)))
     return chart.properties(title=alt.TitleParams("Static placement: all-to-all fan-out per token, and its load "
                                                   "balance", subtitle=source, anchor="start"))
+
+
+def static_frontier(frame: pl.DataFrame, source: str) -> alt.Chart:
+    """Devices per token relative to frequency-balanced against the scored load CV, one line per trace
+    through the balanced co-activation placement's CV budgets (mean over layers); the frequency-balanced
+    placement is the hollow point at 0. Lower and further left is better."""
+    mean = (frame.group_by("trace", "devices", "policy", "cv_budget")
+            .agg(pl.col("devices_per_token", "load_cv").mean()))
+    freq = mean.filter(pl.col("policy") == "frequency").select("trace", "devices", f=pl.col("devices_per_token"))
+    mean = (mean.join(freq, on=["trace", "devices"])
+            .with_columns(vs_frequency=pl.col("devices_per_token") / pl.col("f") - 1).drop("f"))
+    data = (mean.filter(pl.col("policy").is_in(["coactivation_balanced", "frequency"]))
+            .sort("trace", "devices", "policy", "cv_budget"))
+    base = alt.Chart(data).encode(
+        x=alt.X("load_cv:Q", title="device load CV (scored part)"),
+        y=alt.Y("vs_frequency:Q", title="devices per token vs frequency-balanced", axis=alt.Axis(format="%")),
+        color=alt.Color("trace:N"),
+        tooltip=["trace:N", "devices:Q", "policy:N", "cv_budget:Q", "load_cv:Q", "vs_frequency:Q"])
+    layers = alt.layer(
+        base.transform_filter(alt.datum.policy == "coactivation_balanced").mark_line(point=True)
+        .encode(order="cv_budget:Q"),
+        base.transform_filter(alt.datum.policy == "frequency").mark_point(filled=False, size=80),
+    ).properties(width=220, height=200)
+    return _subtitle(layers.facet(facet=alt.Facet("devices:O", title="devices"), columns=4),
+                     "Static placement: locality against balance (balanced co-activation, one point per CV budget)",
+                     source)
 
 
 def cache_miss(frame: pl.DataFrame, source: str) -> alt.Chart:

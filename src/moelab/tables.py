@@ -81,15 +81,35 @@ def tiny_checkpoint(curve: pl.DataFrame, coact: pl.DataFrame, stats: pl.DataFram
 
 
 def static_placement_summary(frame: pl.DataFrame) -> pl.DataFrame:
-    """Per trace, devices and policy: means over layers, and devices/token relative to the
-    frequency-balanced placement."""
-    out = (frame.group_by("trace", "source_kind", "devices", "policy", maintain_order=True)
+    """Per trace, devices, policy (and CV budget): means over layers, and devices/token relative to
+    the frequency-balanced placement."""
+    out = (frame.group_by("trace", "source_kind", "devices", "policy", "cv_budget", maintain_order=True)
            .agg(pl.col("devices_per_token", "load_cv", "par").mean()))
     base = out.filter(pl.col("policy") == "frequency").select(
-        "trace", "devices", freq_dpt=pl.col("devices_per_token"))
+        "trace", "devices", freq_dpt=pl.col("devices_per_token"), freq_cv=pl.col("load_cv"))
     return (out.join(base, on=["trace", "devices"])
-            .with_columns(vs_frequency=pl.col("devices_per_token") / pl.col("freq_dpt") - 1)
-            .drop("freq_dpt").sort("trace", "devices", "policy"))
+            .with_columns(vs_frequency=pl.col("devices_per_token") / pl.col("freq_dpt") - 1,
+                          cv_vs_frequency=pl.col("load_cv") - pl.col("freq_cv"))
+            .drop("freq_dpt", "freq_cv").sort("trace", "devices", "policy", "cv_budget", nulls_last=True))
+
+
+def static_matched(frame: pl.DataFrame, tolerance: float) -> pl.DataFrame:
+    """Per trace and devices, the load-capped or balanced co-activation placement with the fewest
+    devices per token among those whose scored load CV is within ``tolerance`` of frequency-balanced
+    (a reading of the frontier at matched CV; the same rule for every trace, control included)."""
+    summary = static_placement_summary(frame)
+    cand = summary.filter(pl.col("policy").is_in(["coactivation_capped", "coactivation_balanced"]))
+    ok = cand.filter(pl.col("cv_vs_frequency").abs() <= tolerance + 1e-12)
+    best = (ok.sort("trace", "devices", "devices_per_token", "policy", "cv_budget", nulls_last=True)
+            .group_by("trace", "devices", maintain_order=True).first()
+            .select("trace", "devices", matched_policy="policy", matched_cv_budget="cv_budget",
+                    devices_per_token="devices_per_token", load_cv="load_cv", vs_frequency="vs_frequency"))
+    counts = (cand.group_by("trace", "devices")
+              .agg(candidates=pl.len(), within=(pl.col("cv_vs_frequency").abs() <= tolerance + 1e-12).sum()))
+    freq = summary.filter(pl.col("policy") == "frequency").select(
+        "trace", "source_kind", "devices", frequency_dpt="devices_per_token", frequency_cv="load_cv")
+    return (freq.join(best, on=["trace", "devices"], how="left").join(counts, on=["trace", "devices"], how="left")
+            .sort("trace", "devices"))
 
 
 def cache_summary(frame: pl.DataFrame) -> pl.DataFrame:

@@ -64,6 +64,7 @@ def test_gpu_config_plans_the_kernel_benchmarks():
     (lambda c: c["routing"]["train"].update(strategies=["softk", "magic"]), "magic"),
     (lambda c: c["routing"]["perft"].update(model="nope"), "routing.perft.model='nope' is not a capture.models name"),
     (lambda c: c["placement"].update(sweep_devices=[3]), "placement.sweep_devices: 3 does not divide"),
+    (lambda c: c["placement"].update(cv_budgets=[-0.01]), "On instance['placement']['cv_budgets'][0]"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -97,6 +98,7 @@ def test_report_zip_holds_every_figure(two_runs):
                 "coactivation_gain.svg", "coactivation_heatmap-captured-tiny.svg", "domain_expert-captured-tiny.svg",
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
+                "static_frontier.svg", "static_matched.html",
                 "dynamic_placement.svg", "dynamic_placement.html", "dynamic_synthetic.svg", "dynamic_synthetic.html",
                 "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg", "kernel_latency.svg",
                 "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.html",

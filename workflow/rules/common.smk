@@ -286,8 +286,16 @@ def final_outputs():
     for trace in CAPTURED:
         out += figure(f"domain_expert-{trace}")
     if PLACEMENT_TRACES:
-        out += ["results/tables/static_placement.html", "results/tables/cache.html"]
-        out += figure("static_placement") + figure("cache_miss")
+        out += [
+            "results/tables/static_placement.html",
+            "results/tables/static_matched.html",
+        ]
+        out += ["results/tables/cache.html"]
+        out += (
+            figure("static_placement")
+            + figure("static_frontier")
+            + figure("cache_miss")
+        )
     if CAPTURED:
         out += ["results/tables/dynamic_placement.html"] + figure("dynamic_placement")
     if HOT_SEEDS:

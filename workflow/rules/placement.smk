@@ -18,6 +18,8 @@ rule static_placement:
         devices=config["placement"]["devices"],
         split_fraction=config["placement"]["split_fraction"],
         load_slack=config["placement"]["load_slack"],
+        cv_budgets=config["placement"]["cv_budgets"],
+        balance_windows=config["placement"]["balance_windows"],
         seed=config["seed"],
     script:
         "../scripts/static_placement.py"
@@ -66,6 +68,13 @@ rule collect_placement:
             category="Placement",
             labels={"table": "static placement"},
         ),
+        matched="results/tables/static_matched.parquet",
+        matched_html=report(
+            "results/tables/static_matched.html",
+            caption="../report/static_matched_table.rst",
+            category="Placement",
+            labels={"table": "static placement at matched load CV"},
+        ),
         cache="results/tables/cache.parquet",
         cache_html=report(
             "results/tables/cache.html",
@@ -91,6 +100,7 @@ rule collect_placement:
     params:
         split_fraction=config["placement"]["split_fraction"],
         include_synthetic=config["placement"]["include_synthetic"],
+        cv_match=config["placement"]["cv_match"],
     script:
         "../scripts/collect_placement.py"
 
@@ -98,6 +108,7 @@ rule collect_placement:
 rule plot_placement:
     input:
         static="results/tables/static_placement.parquet",
+        matched="results/tables/static_matched.parquet",
         cache="results/tables/cache.parquet",
         prefetch="results/tables/prefetch.parquet",
         code=library_sources("plots"),
@@ -110,6 +121,14 @@ rule plot_placement:
         ),
         png="results/figures/static_placement.png",
         html="results/figures/static_placement.html",
+        frontier_svg=report(
+            "results/figures/static_frontier.svg",
+            caption="../report/static_frontier.rst",
+            category="Placement",
+            labels={"figure": "static placement: locality vs balance frontier"},
+        ),
+        frontier_png="results/figures/static_frontier.png",
+        frontier_html="results/figures/static_frontier.html",
         cache_svg=report(
             "results/figures/cache_miss.svg",
             caption="../report/cache_miss.rst",

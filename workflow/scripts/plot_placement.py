@@ -11,7 +11,9 @@ i, o = snakemake.input, snakemake.output
 static = pl.read_parquet(i.static)
 cache = pl.read_parquet(i.cache)
 source = "traces: " + ", ".join(sorted(static["trace"].unique().to_list())) + "; fit on the first part, scored on the rest"
-plots.save(plots.static_placement(static, source), o.svg, o.png, o.html)
+matched = pl.read_parquet(i.matched)
+plots.save(plots.static_placement(static, matched, source), o.svg, o.png, o.html)
+plots.save(plots.static_frontier(static, source), o.frontier_svg, o.frontier_png, o.frontier_html)
 plots.save(plots.cache_miss(cache, source), o.cache_svg, o.cache_png, o.cache_html)
 plots.save(plots.prefetch_hits(pl.read_parquet(i.prefetch), source), o.prefetch_svg, o.prefetch_png,
            o.prefetch_html)

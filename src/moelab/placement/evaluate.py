@@ -9,8 +9,10 @@ import polars as pl
 from moelab.placement import static
 
 
-def static_table(trace, devices: list[int], fraction: float, slack: float, seed: int) -> pl.DataFrame:  # noqa: ANN001
-    """One row per (layer, devices, policy): devices per token, load CV, PAR on the scored part."""
+def static_table(trace, devices: list[int], fraction: float, slack: float, seed: int,  # noqa: ANN001
+                 cv_budgets: list[float] = (0.02,), windows: int = 8) -> pl.DataFrame:
+    """One row per (layer, devices, policy, cv_budget): devices per token, load CV, PAR on the scored
+    part. ``cv_budget`` is null except for ``coactivation_balanced``, which runs once per budget."""
     m = trace.meta
     ex = trace.experts_by_layer()
     split = trace.split_token(fraction)
@@ -21,8 +23,11 @@ def static_table(trace, devices: list[int], fraction: float, slack: float, seed:
             if m.num_experts % D:
                 continue
             for policy in static.POLICIES:
-                rng = np.random.default_rng([seed, layer, D])
-                dev = static.place(policy, e[:split], m.num_experts, D, rng, slack)
-                rows.append({"layer": layer, "devices": D, "policy": policy,
-                             **static.score(e[split:], dev, D, m.concurrency)})
-    return pl.DataFrame(rows)
+                for budget in (cv_budgets if policy == "coactivation_balanced" else [None]):
+                    rng = np.random.default_rng([seed, layer, D])
+                    dev = static.place(policy, e[:split], m.num_experts, D, rng, slack, windows,
+                                       0.0 if budget is None else budget)
+                    rows.append({"layer": layer, "devices": D, "policy": policy,
+                                 "cv_budget": None if budget is None else float(budget),
+                                 **static.score(e[split:], dev, D, m.concurrency)})
+    return pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
