@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from moelab.placement import policies
 from moelab.placement import simulator as sim
 
 
@@ -56,7 +57,6 @@ def test_eplb_policy_balances_a_skewed_load():
 
 
 def test_moelab_policy_keeps_every_expert_once_per_device_and_moves_little():
-    from moelab.placement import policies
 
     rng = np.random.default_rng(1)
     prof = np.geomspace(400, 4, 16)
@@ -75,7 +75,6 @@ def test_moelab_policy_keeps_every_expert_once_per_device_and_moves_little():
 
 
 def test_align_keeps_contents_and_reuses_slots():
-    from moelab.placement import policies
 
     current = np.array([[0, 1, 2], [3, 4, 5]])
     plan = np.array([[5, 4, 0], [1, 2, 3]])  # device contents {0,4,5} and {1,2,3}
@@ -87,7 +86,6 @@ def test_align_keeps_contents_and_reuses_slots():
 
 
 def test_dedupe_moves_second_copies_off_a_device():
-    from moelab.placement import policies
 
     load = np.array([8.0, 4, 2, 2])
     table = np.array([[0, 0, 1], [2, 3, 1]])
@@ -164,3 +162,62 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     assert set(f["slots_per_device"]) == {8, 10, 4, 6}
     with pytest.raises(ValueError, match="sweep_devices: 3 does not divide"):
         dynamic_eval.capacity_sweep(hot, d, [3], [0])
+
+
+def _reference_plan_layer(load, current, target, max_moves, candidates=3):
+    """The least-move planner written move by move (each trial table scored on its own): the oracle
+    for the batched planner, which must choose exactly the same moves."""
+    table = current.copy()
+    D, S = table.shape
+    for _ in range(max_moves):
+        dev = policies.device_loads(load, table)
+        if dev.max() / dev.mean() <= target:
+            break
+        hi = int(np.argmax(dev))
+        flat = table.ravel()
+        copies = np.bincount(flat[flat >= 0], minlength=load.size)
+        holds = [set(table[d][table[d] >= 0].tolist()) for d in range(D)]
+        xs = sorted(holds[hi], key=lambda x: (-load[x] / copies[x], x))[:candidates]
+        lighter = [int(d) for d in np.argsort(dev, kind="stable") if d != hi][:max(2, D // 4)]
+        best, best_cut = None, 1e-12
+        for x in xs:
+            a = int(np.flatnonzero(table[hi] == x)[0])
+            for lo in lighter:
+                if x in holds[lo]:
+                    continue
+                for b in range(S):
+                    y = int(table[lo, b])
+                    if y < 0 or copies[y] >= 2:
+                        trial = table.copy()
+                        trial[lo, b] = x
+                        cut = dev[hi] - policies.device_loads(load, trial).max()
+                        if cut > best_cut:
+                            best, best_cut = trial, cut
+                    if (y < 0 or y not in holds[hi]) and not (y < 0 and copies[x] < 1):
+                        trial = table.copy()
+                        trial[hi, a], trial[lo, b] = y, x
+                        cut = (dev[hi] - policies.device_loads(load, trial).max()) / (1 if y < 0 else 2)
+                        if cut > best_cut:
+                            best, best_cut = trial, cut
+        if best is None:
+            break
+        table = best
+    return table, int((table != current).sum())
+
+
+def test_batched_least_move_planner_chooses_the_moves_of_the_move_by_move_one():
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        D = int(rng.choice([4, 8]))
+        E = D * int(rng.integers(2, 5))
+        S = E // D + int(rng.integers(0, 3))
+        load = rng.pareto(1.2, E) * 100 + rng.random(E)
+        if rng.random() < 0.3:
+            load = np.round(load)  # ties between moves
+        flat = np.concatenate([rng.permutation(E), rng.integers(0, E, D * S - E)])
+        if rng.random() < 0.3:
+            flat[rng.integers(0, D * S, 2)] = -1  # empty slots
+        current = flat.reshape(D, S)
+        got, ref = policies.plan_layer(load, current, 1.0, 6), _reference_plan_layer(load, current, 1.0, 6)
+        np.testing.assert_array_equal(got[0], ref[0])
+        assert got[1] == ref[1]

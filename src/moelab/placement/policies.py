@@ -39,6 +39,19 @@ def _par(load: np.ndarray, table: np.ndarray) -> float:
     return float(d.max() / d.mean()) if d.mean() > 0 else 1.0
 
 
+def _batch_device_loads(load: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """:func:`device_loads` of each table in ``tables [n, D, S]``, as ``[n, D]``: the same shares summed
+    over slots in the same order, so every value equals the one-table computation exactly."""
+    n, D, S = tables.shape
+    E = load.size
+    flat = tables.reshape(n, D * S)
+    valid = flat >= 0
+    rows = np.where(valid, flat, 0) + (np.arange(n) * E)[:, None]  # (trial, expert) cells
+    copies = np.bincount(rows[valid], minlength=n * E)
+    share = np.where(valid, np.tile(load, n)[rows] / np.maximum(copies[rows], 1), 0)
+    return share.reshape(n, D, S).sum(2)
+
+
 def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: int,
                candidates: int = 3) -> tuple[np.ndarray, int]:
     """Greedy least-move plan for one layer. Returns (table, slots changed).
@@ -47,7 +60,8 @@ def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: 
     a new copy of x on a lighter device that lacks x, in an empty slot or in place of a spare
     copy (of an expert with two or more) - one slot; and a swap of x with a slot of a lighter
     device - two slots (one if that slot is empty). The move with the largest cut of the peak
-    per slot wins; the plan stops at ``target`` PAR, after ``max_moves`` or when nothing helps.
+    per slot wins (the first in that order on a tie); the plan stops at ``target`` PAR, after
+    ``max_moves`` or when nothing helps. All of a step's trials are scored in one batch.
     """
     table = current.copy()
     D, S = table.shape
@@ -61,7 +75,8 @@ def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: 
         holds = [set(table[d][table[d] >= 0].tolist()) for d in range(D)]
         xs = sorted((x for x in holds[hi]), key=lambda x: (-load[x] / copies[x], x))[:candidates]
         lighter = [int(d) for d in np.argsort(dev, kind="stable") if d != hi][:max(2, D // 4)]
-        best, best_cut = None, 1e-12
+        # the moves in the order they are tried: (x, its slot a on hi, lo, b, swap?); per = slots changed
+        moves, per = [], []
         for x in xs:
             a = int(np.flatnonzero(table[hi] == x)[0])
             for lo in lighter:
@@ -69,25 +84,25 @@ def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: 
                     continue
                 for b in range(S):
                     y = int(table[lo, b])
-                    # (1) a new copy of x replacing an empty slot or a spare copy of y
-                    if y < 0 or copies[y] >= 2:
-                        trial = table.copy()
-                        trial[lo, b] = x
-                        cut = dev[hi] - device_loads(load, trial).max()
-                        if cut > best_cut:
-                            best, best_cut = trial, cut
-                    # (2) swap x and y between hi and lo
-                    if y < 0 or y not in holds[hi]:
-                        trial = table.copy()
-                        trial[hi, a], trial[lo, b] = y, x
-                        if y < 0 and copies[x] < 1:
-                            continue
-                        cut = (dev[hi] - device_loads(load, trial).max()) / (1 if y < 0 else 2)
-                        if cut > best_cut:
-                            best, best_cut = trial, cut
-        if best is None:
+                    if y < 0 or copies[y] >= 2:  # (1) a new copy of x in an empty slot or a spare copy's
+                        moves.append((x, a, lo, b, 0))
+                        per.append(1)
+                    if (y < 0 or y not in holds[hi]) and not (y < 0 and copies[x] < 1):  # (2) swap x and y
+                        moves.append((x, a, lo, b, 1))
+                        per.append(1 if y < 0 else 2)
+        if not moves:
             break
-        table = best
+        mv = np.array(moves)
+        trials = np.repeat(table[None], len(moves), axis=0)
+        k = np.arange(len(moves))
+        swap = mv[:, 4] == 1
+        trials[k[swap], hi, mv[swap, 1]] = table[mv[swap, 2], mv[swap, 3]]
+        trials[k, mv[:, 2], mv[:, 3]] = mv[:, 0]
+        cut = (dev[hi] - _batch_device_loads(load, trials).max(1)) / np.array(per)
+        best = int(np.argmax(cut))
+        if not cut[best] > 1e-12:
+            break
+        table = trials[best].copy()
     return table, int((table != current).sum())
 
 
