@@ -11,20 +11,20 @@ i, o, p = snakemake.input, snakemake.output, snakemake.params
 static = pl.concat([pl.read_parquet(f) for f in i.static], how="diagonal_relaxed")
 cache = pl.concat([pl.read_parquet(f) for f in i.cache], how="diagonal_relaxed")
 prefetch = pl.concat([pl.read_parquet(f) for f in i.prefetch], how="diagonal_relaxed")
+matched = tables.static_matched(static, p.cv_match)
 write_parquet(static, o.static)
-write_parquet(tables.static_matched(static, p.cv_match), o.matched)
+write_parquet(matched, o.matched)
 write_parquet(cache, o.cache)
 write_parquet(prefetch, o.prefetch)
 split = f"fitted on the first {p.split_fraction:.0%} of iterations, scored on the rest; mean over layers"
+sources = "captured (CPU) and proxy traces" + (" and synthetic scenarios" if p.include_synthetic else "")
 tables.write_html(tables.static_placement_summary(static), o.static_html, "Static expert placement",
-                  f"{split}; captured (CPU) and proxy traces" + (" and synthetic scenarios"
-                                                                 if p.include_synthetic else ""))
-tables.write_html(tables.static_matched(static, p.cv_match), o.matched_html,
-                  "Static placement at matched load CV",
-                  f"{split}; per trace and D, the capped or balanced co-activation placement with the fewest devices "
-                  f"per token among those whose scored load CV is within {p.cv_match} of frequency-balanced "
-                  "(the same rule for every trace: compare a trained checkpoint with its untrained control); "
-                  "within = how many of the candidates qualify")
+                  f"{split}; {sources}")
+tables.write_html(matched, o.matched_html, "Static placement at matched load CV",
+                  f"{split}; {sources}; per trace and D, the capped or balanced co-activation placement with the "
+                  f"fewest devices per token among those whose scored load CV is within {p.cv_match} of "
+                  "frequency-balanced (the same rule for every trace: compare a trained checkpoint with its "
+                  "untrained control); within = how many of the candidates qualify")
 tables.write_html(tables.cache_summary(cache), o.cache_html, "Expert cache: demand miss rate",
                   f"{split}; Belady is the offline optimum (a bound, not a policy); coact = LRU plus a "
                   "co-activation prefetcher (top_k experts per request; loads_per_activation counts its prefetches)")
