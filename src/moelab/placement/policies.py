@@ -27,11 +27,7 @@ from moelab.placement.simulator import Policy, SimSpec
 
 def device_loads(load: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Estimated load per device ``[D]`` of one layer: each expert's load split over its copies."""
-    flat = table.ravel()
-    valid = flat >= 0
-    copies = np.bincount(flat[valid], minlength=load.size)
-    share = np.where(valid, load[np.where(valid, flat, 0)] / np.maximum(copies[np.where(valid, flat, 0)], 1), 0)
-    return share.reshape(table.shape).sum(1)
+    return _batch_device_loads(load, table[None])[0]
 
 
 def _par(load: np.ndarray, table: np.ndarray) -> float:
@@ -40,8 +36,8 @@ def _par(load: np.ndarray, table: np.ndarray) -> float:
 
 
 def _batch_device_loads(load: np.ndarray, tables: np.ndarray) -> np.ndarray:
-    """:func:`device_loads` of each table in ``tables [n, D, S]``, as ``[n, D]``: the same shares summed
-    over slots in the same order, so every value equals the one-table computation exactly."""
+    """Estimated device loads ``[n, D]`` of each table in ``tables [n, D, S]`` (:func:`device_loads` is
+    the one-table case, so a batch of trial tables scores exactly as each would alone)."""
     n, D, S = tables.shape
     E = load.size
     flat = tables.reshape(n, D * S)
