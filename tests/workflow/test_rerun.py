@@ -166,7 +166,7 @@ CODE_CHANGES = {
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
-                   "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic",
+                   "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",

@@ -99,7 +99,6 @@ rule collect_placement:
         runtime=5,
     params:
         split_fraction=config["placement"]["split_fraction"],
-        include_synthetic=config["placement"]["include_synthetic"],
         cv_match=config["placement"]["cv_match"],
     script:
         "../scripts/collect_placement.py"
@@ -111,7 +110,7 @@ rule plot_placement:
         matched="results/tables/static_matched.parquet",
         cache="results/tables/cache.parquet",
         prefetch="results/tables/prefetch.parquet",
-        code=library_sources("plots"),
+        code=library_sources("plots", "tables"),
     output:
         svg=report(
             "results/figures/static_placement.svg",

@@ -17,7 +17,7 @@ write_parquet(matched, o.matched)
 write_parquet(cache, o.cache)
 write_parquet(prefetch, o.prefetch)
 split = f"fitted on the first {p.split_fraction:.0%} of iterations, scored on the rest; mean over layers"
-sources = "captured (CPU) and proxy traces" + (" and synthetic scenarios" if p.include_synthetic else "")
+sources = "traces: " + tables.trace_sources(static)
 tables.write_html(tables.static_placement_summary(static), o.static_html, "Static expert placement",
                   f"{split}; {sources}")
 tables.write_html(matched, o.matched_html, "Static placement at matched load CV",

@@ -5,12 +5,12 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import plots
+from moelab import plots, tables
 
 i, o = snakemake.input, snakemake.output
 static = pl.read_parquet(i.static)
 cache = pl.read_parquet(i.cache)
-source = "traces: " + ", ".join(sorted(static["trace"].unique().to_list())) + "; fit on the first part, scored on the rest"
+source = "traces: " + tables.trace_sources(static) + "; fit on the first part, scored on the rest"
 matched = pl.read_parquet(i.matched)
 plots.save(plots.static_placement(static, matched, source), o.svg, o.png, o.html)
 plots.save(plots.static_frontier(static, source), o.frontier_svg, o.frontier_png, o.frontier_html)

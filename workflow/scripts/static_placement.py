@@ -13,5 +13,6 @@ trace = read_trace(snakemake.input.trace)
 m = trace.meta
 table = evaluate.static_table(trace, p.devices, p.split_fraction, p.load_slack, p.seed, p.cv_budgets,
                              p.balance_windows)
-write_parquet(table.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind)), snakemake.output[0])
+write_parquet(table.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind),
+                                  capture_device=pl.lit(m.capture_device)), snakemake.output[0])
 log.info("%s: %d placements scored", m.source_id, table.height)
