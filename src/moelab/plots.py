@@ -262,16 +262,11 @@ def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str) ->
                                                   "balance", subtitle=source, anchor="start"))
 
 
-def static_frontier(frame: pl.DataFrame, source: str) -> alt.Chart:
+def static_frontier(summary: pl.DataFrame, source: str) -> alt.Chart:
     """Devices per token relative to frequency-balanced against the scored load CV, one line per trace
-    through the balanced co-activation placement's CV budgets (mean over layers); the frequency-balanced
-    placement is the hollow point at 0. Lower and further left is better."""
-    mean = (frame.group_by("trace", "devices", "policy", "cv_budget")
-            .agg(pl.col("devices_per_token", "load_cv").mean()))
-    freq = mean.filter(pl.col("policy") == "frequency").select("trace", "devices", f=pl.col("devices_per_token"))
-    mean = (mean.join(freq, on=["trace", "devices"])
-            .with_columns(vs_frequency=pl.col("devices_per_token") / pl.col("f") - 1).drop("f"))
-    data = (mean.filter(pl.col("policy").is_in(["coactivation_balanced", "frequency"]))
+    through the balanced co-activation placement's CV budgets; the frequency-balanced placement is the
+    hollow point at 0. Lower and further left is better. ``summary``: tables.static_placement_summary."""
+    data = (summary.filter(pl.col("policy").is_in(["coactivation_balanced", "frequency"]))
             .sort("trace", "devices", "policy", "cv_budget"))
     base = alt.Chart(data).encode(
         x=alt.X("load_cv:Q", title="device load CV (scored part)"),

@@ -13,7 +13,8 @@ cache = pl.read_parquet(i.cache)
 source = "traces: " + tables.trace_sources(static) + "; fit on the first part, scored on the rest"
 matched = pl.read_parquet(i.matched)
 plots.save(plots.static_placement(static, matched, source), o.svg, o.png, o.html)
-plots.save(plots.static_frontier(static, source), o.frontier_svg, o.frontier_png, o.frontier_html)
+plots.save(plots.static_frontier(tables.static_placement_summary(static), source), o.frontier_svg,
+           o.frontier_png, o.frontier_html)
 plots.save(plots.cache_miss(cache, source), o.cache_svg, o.cache_png, o.cache_html)
 plots.save(plots.prefetch_hits(pl.read_parquet(i.prefetch), source), o.prefetch_svg, o.prefetch_png,
            o.prefetch_html)
