@@ -63,7 +63,7 @@ def main() -> None:
             np.save(cached, hot)
         t1 = time.perf_counter()
         default = sim.simulate(hot, None, base)
-        eplb = sim.simulate(hot, sim.eplb_policy(base), base)
+        eplb = sim.simulate(hot, policies.eplb_policy(base), base)
         t2 = time.perf_counter()
         mine = sim.simulate(hot, policies.moelab_policy(ours, total_iterations=args.iterations,
                                                         halflife=args.halflife, accept=args.accept,

@@ -1,4 +1,4 @@
-"""Kernel-stage goal on this CPU (issue 5): the grouped path (sort + torch._grouped_mm) against the
+"""Kernel-stage goal on this CPU: the grouped path (sort + torch._grouped_mm) against the
 per-expert loop on imbalanced (power-law alpha 1.2) workloads at prefill sizes, measured side by side in one
 run, medians over --iters calls; balanced (alpha 0) and decode sizes printed next to them for contrast.
 Workloads are cut from synthetic traces generated here (seeded) exactly as the pipeline cuts them; shapes

@@ -1,4 +1,4 @@
-"""The kernel stage's GPU goals (issue 5), measured side by side in one run on the GPU this runs on:
+"""The kernel stage's GPU goals, measured side by side in one run on the GPU this runs on:
 
 - prefill (>= 4096 tokens, bf16, Mixtral-8x7B shape, alpha 1.2 routing): the grouped and Triton paths'
   achieved TFLOP/s as a fraction of the device's bf16 peak (goal: at least 50%);

@@ -59,6 +59,7 @@ def main() -> None:
 def simulator_speed() -> None:
     import numpy as np
 
+    from moelab.placement import policies
     from moelab.placement import simulator as sim
 
     rng = np.random.default_rng(0)
@@ -67,7 +68,7 @@ def simulator_speed() -> None:
     t0 = time.perf_counter()
     base = sim.simulate(hot, None, spec)
     t1 = time.perf_counter()
-    res = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    res = sim.simulate(hot, policies.eplb_policy(spec), spec)
     t2 = time.perf_counter()
     print(f"simulator, Default: {t1 - t0:.1f} s (mean PAR {base['mean_par']:.2f})")
     print(f"simulator, EPLB every 1024: {t2 - t1:.1f} s (mean PAR {res['mean_par']:.2f}, "

@@ -1,4 +1,4 @@
-"""How long Snakemake takes to decide there is nothing to do (the issue 7 goal: a no-op run under 10 s).
+"""How long Snakemake takes to decide there is nothing to do (the goal: a no-op run under 10 s).
 
 Run after a complete pipeline run of the default config (`make run`); prints the median of 5 no-op runs and,
 when the local Slurm cluster is up (tools/local-slurm start), of 5 through the Slurm profile.

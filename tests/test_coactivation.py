@@ -41,13 +41,6 @@ def test_null_draw_keeps_saturated_experts_in_every_token(rng):
     assert np.array_equal(np.bincount(null.ravel(), minlength=E), np.bincount(ex.ravel(), minlength=E))
 
 
-def test_pair_counts_count_each_token_pair_once():
-    ex = np.array([[0, 1, 2], [0, 1, 3]], np.uint16)
-    m = co.pair_counts(ex, 4)
-    assert m[0, 1] == m[1, 0] == 2 and m[2, 3] == 0 and m[0, 3] == 1 and np.trace(m) == 0
-    assert m.sum() == 2 * 2 * 3  # tokens x pairs per token x both orientations
-
-
 @pytest.mark.parametrize("bias_scale", [0.0, 1.0, 2.0])
 def test_null_scores_chance_on_a_random_router(bias_scale):
     rng = np.random.default_rng(int(bias_scale * 10))
@@ -71,14 +64,6 @@ def test_planted_coactivation_is_detected_and_recovered(rng):
     # the fitted groups are the planted teams
     groups = {tuple(np.flatnonzero(res["labels"] == g)) for g in range(4)}
     assert groups == {tuple(range(8 * t, 8 * t + 8)) for t in range(4)}
-
-
-def test_cluster_gives_equal_groups():
-    a = np.random.default_rng(1).normal(size=(12, 12))
-    labels = co.cluster(a + a.T, 3)
-    assert sorted(np.bincount(labels)) == [4, 4, 4]
-    with pytest.raises(ValueError, match="equal groups"):
-        co.cluster(a, 5)
 
 
 def test_domain_mi_is_zero_for_domain_blind_routing_and_positive_otherwise(rng):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from moelab import traces
-from moelab.kernels import bench, shapes, summary, workloads
+from moelab.kernels import bench, registry, shapes, summary, workloads
 from moelab.kernels import torch_moe as tm
 from moelab.kernels.from_trace import workloads as cut_workloads
 from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, generate
@@ -251,14 +251,14 @@ def test_benchmark_rows_on_cpu(tmp_path):
 def test_a_wrong_implementation_is_refused(monkeypatch, tmp_path):
     tr, tid = make_trace(tmp_path, kind="balanced")
     ws = cut_workloads(tr, tid, [16], [1], ["contiguous"], 0.5, seed=4)
-    real = tm.implementations
+    real = registry.implementations
 
     def broken(cf):
         impls = real(cf)
         impls["grouped"] = lambda x, i, g, w: (tm.moe_grouped(x, i, g, w) * 1.01, 0)
         return impls
 
-    monkeypatch.setattr(tm, "implementations", broken)
+    monkeypatch.setattr(registry, "implementations", broken)
     with pytest.raises(bench.KernelMismatch, match="grouped differs from the per-expert loop"):
         bench.run(ws, [shapes.MoEShape("s", hidden=16, ffn=8, experts=16, top_k=4)], bench.BenchSpec(iters=1),
                   progress=lambda m: None)

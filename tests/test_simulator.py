@@ -51,7 +51,7 @@ def test_eplb_policy_balances_a_skewed_load():
     hot = rng.poisson(np.geomspace(200, 5, 16), size=(64, 3, 16)).astype(float)
     spec = sim.SimSpec(devices=4, slots_per_device=5, window=16, interval=16)
     default = sim.simulate(hot, None, spec)
-    eplb = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    eplb = sim.simulate(hot, policies.eplb_policy(spec), spec)
     assert eplb["mean_par"] < default["mean_par"] - 0.3
     assert eplb["transmit"] > 0
 
@@ -62,7 +62,7 @@ def test_moelab_policy_keeps_every_expert_once_per_device_and_moves_little():
     prof = np.geomspace(400, 4, 16)
     hot = rng.poisson(np.broadcast_to(prof, (96, 3, 16))).astype(float)
     spec = sim.SimSpec(devices=4, slots_per_device=5, window=32, interval=32)
-    eplb = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    eplb = sim.simulate(hot, policies.eplb_policy(spec), spec)
     ours = sim.simulate(hot, policies.moelab_policy(spec, total_iterations=96), spec)
     for table in ours["tables"]:
         for row in table:
@@ -103,9 +103,9 @@ def test_oracle_sees_the_coming_window_and_bounds_the_past_window_policy():
     profiles = rng.dirichlet(np.full(E, 0.3), size=(2, L)) * 1000
     hot = np.stack([profiles[(i // 16) % 2] for i in range(I)])
     spec = sim.SimSpec(4, 5, window=16, interval=15, slot_bytes=0)
-    past = sim.simulate(hot, sim.eplb_policy(spec), spec)
+    past = sim.simulate(hot, policies.eplb_policy(spec), spec)
     oracle_spec = sim.SimSpec(4, 5, window=16, interval=15, slot_bytes=0, oracle=True)
-    oracle = sim.simulate(hot, sim.eplb_policy(oracle_spec), oracle_spec)
+    oracle = sim.simulate(hot, policies.eplb_policy(oracle_spec), oracle_spec)
     assert oracle["mean_par"] < past["mean_par"] - 0.05
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from moelab.coactivation import window_cv
+from moelab.grouping import window_cv, window_loads
 from moelab.placement import static
 
 E, K = 32, 4
@@ -62,7 +62,7 @@ def phased_teams_router(rng, phase_tokens, hot_teams, strength=2.0, boost=4.0):
 @pytest.mark.parametrize("budget", [0.0, 0.02, 0.05])
 def test_balanced_keeps_the_window_cv_within_its_budget(rng, budget):
     fit = phased_teams_router(rng, 2000, rng.permutation(8))
-    W = static.window_loads(fit, E, 8)
+    W = window_loads(fit, E, 8)
     cv = {p: window_cv(W, static.place(p, fit, E, 8, rng, cv_budget=budget), 8)
           for p in ("frequency", "coactivation_balanced")}
     assert cv["coactivation_balanced"] <= cv["frequency"] + budget + 1e-12
@@ -81,13 +81,6 @@ def test_balanced_is_the_locality_you_can_keep_when_the_mix_moves(rng):
     assert c["load_cv"] > f["load_cv"] + 0.015  # the capped placement follows the mix
     assert b["load_cv"] < c["load_cv"] - 0.015
     assert b["devices_per_token"] < f["devices_per_token"] - 0.1
-
-
-def test_window_loads_cover_the_stream_in_order():
-    ex = np.array([[0, 1], [0, 2], [1, 3], [2, 3], [3, 0]])
-    W = static.window_loads(ex, 4, 2)
-    np.testing.assert_array_equal(W, [[2, 2, 1, 1], [1, 0, 1, 2]])
-    np.testing.assert_array_equal(W.sum(0), np.bincount(ex.ravel(), minlength=4))
 
 
 def test_matched_reading_takes_the_best_placement_within_the_cv_tolerance():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from moelab import corpus, tiny
+from moelab import corpus, tiny, windows
 
 SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=16, num_layers=2, num_heads=2, num_experts=8,
              top_k=2, seq_len=32, batch_size=4, steps=4, warmup=1, eval_every=2, eval_batches=1)
@@ -28,7 +28,7 @@ def test_tokenizer_and_training_are_reproducible(tmp_path):
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "a")
     spec = tiny.TinySpec(**SMALL)
-    tr, ev = tiny.token_ids(c, tok, "train"), tiny.token_ids(c, tok, "heldout")
+    tr, ev = windows.token_ids(c, tok, "train"), windows.token_ids(c, tok, "heldout")
     runs = []
     for _ in range(2):
         m = tiny.build_model(spec, tok, seed=3)

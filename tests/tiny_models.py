@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from moelab import tiny
+from moelab import tiny, windows
 
 TEXT = ["The quick brown fox jumps over the lazy dog. " * 20, "def f(x):\n    return x + 1\n" * 20,
         "Permission is hereby granted, free of charge, to any person. " * 20]
@@ -38,7 +38,7 @@ def tokenizer(path: Path):  # noqa: ANN201
 def save_model(model_type: str, out: Path, tok_dir: Path, seed: int = 0, **overrides) -> Path:
     """Build a tiny random model of ``model_type`` from config and save it with a tokenizer."""
     tok = tokenizer(tok_dir)
-    special = tok.convert_tokens_to_ids(tiny.SPECIAL)
+    special = tok.convert_tokens_to_ids(windows.SPECIAL)
     kw = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=32, num_hidden_layers=2,
               num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
               pad_token_id=special, bos_token_id=special, eos_token_id=special)

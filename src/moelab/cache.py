@@ -1,4 +1,4 @@
-"""Expert cache simulation for one MoE layer, with the semantics pinned in anchors.md.
+"""Expert cache simulation for one MoE layer, with the semantics pinned in ``docs/stages/caching.md``.
 
 A request is one token's k experts in one layer; all must be resident. Each missing one is a
 demand load. An expert of the current request is never evicted to serve that same request

@@ -5,7 +5,7 @@ module (``mlp.gate``) reads its ``(logits, weights, indices)`` output, the very 
 layer passes to its experts. Nothing is recomputed from logits, so DeepSeek-style routers (group
 limit, score-correction bias, sigmoid scores) are recorded as they decide.
 
-The stream (DESIGN.md "Iterations"): documents cut into requests of at most ``seq_len`` tokens,
+The stream (``docs/design.md``, "Iterations"): documents cut into requests of at most ``seq_len`` tokens,
 taken in a seeded order and scheduled ``concurrency`` at a time. Each request runs through the model in
 one forward pass (a causal model's routing does not depend on its batch neighbours), batched and
 right-padded, and ``t`` is assigned afterwards by replaying the scheduler.
@@ -90,17 +90,6 @@ def _torch_dtype(name: str):  # noqa: ANN202
     if name not in DTYPES:
         raise CaptureError(f"dtype {name!r}: expected one of {DTYPES}")
     return getattr(torch, name)
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` is CUDA when present, else CPU."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise CaptureError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return name
 
 
 def _missing(path: str, exc: Exception) -> CaptureError:

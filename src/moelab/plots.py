@@ -227,18 +227,6 @@ def training_curve(curve: pl.DataFrame, source: str) -> alt.Chart:
     return _subtitle(chart, "Embedded checkpoint training", source)
 
 
-def provenance(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
-    """Where a trace's data came from, for a figure's subtitle."""
-    c = meta.config
-    if meta.source_kind == "synthetic":
-        return f"synthetic scenario {meta.source_id}, generated on CPU"
-    what = f"{c.get('path', meta.source_id)} ({c.get('model_type', '?')}, E={meta.num_experts}, k={meta.top_k})"
-    if meta.source_kind == "proxy":
-        return f"proxy: N(0,1) hidden states into the routers of {what}"
-    return (f"captured from {what} on {meta.capture_device}, {meta.capture_dtype}; corpus domains: "
-            f"{', '.join(meta.domains)}")
-
-
 def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     """Devices touched per token (top) and the device load CV it costs (bottom) against the number of
     devices, per policy (mean over layers): a locality win counts only at a matched load CV. The balanced

@@ -1,4 +1,4 @@
-"""The serving stream: continuous batching replayed as token positions (DESIGN.md "Iterations").
+"""The serving stream: continuous batching replayed as token positions (``docs/design.md``, "Iterations").
 
 ``concurrency`` slots are active from iteration 0; each iteration takes the next token of every
 active request; a finished request is replaced at once by the next one in the given order. Token

@@ -80,14 +80,6 @@ def tiny_checkpoint(curve: pl.DataFrame, coact: pl.DataFrame, stats: pl.DataFram
          "ratio": [r[1] / r[2] if r[2] else float("nan") for r in rows]})
 
 
-def trace_sources(frame: pl.DataFrame) -> str:
-    """Where a placement frame's traces came from, e.g. ``captured-tiny (captured on cpu), proxy-tiny
-    (proxy on cpu)``: read from the frame's own ``source_kind`` and ``capture_device`` columns."""
-    rows = frame.select("trace", "source_kind", "capture_device").unique().sort("trace")
-    return ", ".join(f"{t} ({k})" if k == "synthetic" else f"{t} ({k} on {d})"
-                     for t, k, d in rows.iter_rows())
-
-
 def static_placement_summary(frame: pl.DataFrame) -> pl.DataFrame:
     """Per trace, devices, policy (and CV budget): means over layers, and devices/token relative to
     the frequency-balanced placement."""

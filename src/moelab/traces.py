@@ -1,4 +1,4 @@
-"""The routing trace: the one data contract between every stage (see DESIGN.md).
+"""The routing trace: the one data contract between every stage (``docs/design.md``).
 
 A trace is a parquet table, rows in stream order (sorted by ``t``, then ``layer``):
 
@@ -125,7 +125,7 @@ class Trace:
         return self.experts().reshape(self.n_tokens, m.n_moe_layers, m.top_k)
 
     def split_token(self, fraction: float) -> int:
-        """First token of the scored part: ``split_iteration = floor(fraction * iterations)`` (DESIGN.md
+        """First token of the scored part: ``split_iteration = floor(fraction * iterations)`` (``docs/design.md``
         "Splits": policies fit before it and are scored after it)."""
         return int(self.n_iterations * fraction) * self.meta.concurrency
 

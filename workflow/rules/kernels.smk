@@ -104,7 +104,7 @@ rule collect_kernel_bench:
         jax=expand("results/bench/kernels/jax/{trace}.parquet", trace=JAX_TRACES),
         alpha=expand("results/bench/kernels/alpha/{trace}.parquet", trace=ALPHA_TRACES),
         recorded=RECORDED_KERNELS,
-        code=library_sources("kernel_plots", "kernels.summary"),
+        code=library_sources("kernels.plots", "kernels.summary", "provenance"),
     output:
         table="results/bench/kernels/torch.parquet",
         csv="results/bench/kernels/torch.csv",

@@ -1,7 +1,7 @@
 rule static_placement:
     input:
         trace=trace_file,
-        code=library_sources("placement.evaluate", "traces"),
+        code=library_sources("placement.static_eval", "traces"),
     output:
         "results/placement/static/{trace}.parquet",
     log:

@@ -9,11 +9,12 @@ import json
 import polars as pl
 
 from moelab import capture, corpus
+from moelab.devices import resolve_device
 from moelab.traces import write_trace
 
 o, p = snakemake.output, snakemake.params
 m = p.model
-device = capture.resolve_device(p.device)
+device = resolve_device(p.device, "capture.device")
 model, tok = capture.load(m["path"], dtype=m["dtype"], device=device)
 cap = capture.capture(model, tok, corpus.read(snakemake.input.corpus), source_id=f"captured-{m['name']}",
                       concurrency=p.concurrency, seq_len=m["seq_len"], batch_size=m["batch_size"],

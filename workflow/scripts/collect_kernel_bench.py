@@ -5,7 +5,8 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import kernel_plots, plots
+from moelab import plots, provenance
+from moelab.kernels import plots as kernel_plots
 from moelab.kernels import summary
 
 i, o = snakemake.input, snakemake.output
@@ -19,7 +20,7 @@ write_parquet(table, o.table)
 rows = table.to_dicts()
 with atomic_path(o.csv) as tmp:
     tmp.write_text(summary.to_csv(rows))
-title = "MoE kernel benchmark: " + kernel_plots.source(table)
+title = "MoE kernel benchmark: " + provenance.of_measurements(table)
 with atomic_path(o.markdown) as tmp:
     tmp.write_text(summary.to_markdown(rows, title))
 with atomic_path(o.summary) as tmp:

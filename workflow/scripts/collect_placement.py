@@ -5,7 +5,7 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import tables
+from moelab import provenance, tables
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 static = pl.concat([pl.read_parquet(f) for f in i.static], how="diagonal_relaxed")
@@ -17,7 +17,7 @@ write_parquet(matched, o.matched)
 write_parquet(cache, o.cache)
 write_parquet(prefetch, o.prefetch)
 split = f"fitted on the first {p.split_fraction:.0%} of iterations, scored on the rest; mean over layers"
-sources = "traces: " + tables.trace_sources(static)
+sources = "traces: " + provenance.of_rows(static, "trace", "source_kind", "capture_device")
 tables.write_html(tables.static_placement_summary(static), o.static_html, "Static expert placement",
                   f"{split}; {sources}")
 tables.write_html(matched, o.matched_html, "Static placement at matched load CV",

@@ -5,10 +5,10 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import plots
+from moelab import plots, provenance
 from moelab.traces import read_meta
 
 o = snakemake.output
 chart = plots.coactivation_heatmap(pl.read_parquet(snakemake.input.pairs),
-                                   source=plots.provenance(read_meta(snakemake.input.trace)))
+                                   source=provenance.of_trace(read_meta(snakemake.input.trace)))
 plots.save(chart, o.svg, o.png, o.html)

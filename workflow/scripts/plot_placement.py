@@ -5,12 +5,12 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import plots, tables
+from moelab import plots, provenance, tables
 
 i, o = snakemake.input, snakemake.output
 static = pl.read_parquet(i.static)
 cache = pl.read_parquet(i.cache)
-source = "traces: " + tables.trace_sources(static) + "; fit on the first part, scored on the rest"
+source = "traces: " + provenance.of_rows(static, "trace", "source_kind", "capture_device") + "; fit on the first part, scored on the rest"
 matched = pl.read_parquet(i.matched)
 plots.save(plots.static_placement(static, matched, source), o.svg, o.png, o.html)
 plots.save(plots.static_frontier(tables.static_placement_summary(static), source), o.frontier_svg,

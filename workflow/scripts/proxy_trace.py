@@ -5,10 +5,11 @@ log = start(snakemake)
 torch_threads(snakemake.threads)
 
 from moelab import capture
+from moelab.devices import resolve_device
 from moelab.traces import read_trace, write_trace
 
 p = snakemake.params
-device = capture.resolve_device(p.device)
+device = resolve_device(p.device, "capture.device")
 model, _ = capture.load(p.model["path"], dtype=p.model["dtype"], device=device)
 meta, table = capture.proxy_trace(read_trace(snakemake.input.trace), model, p.seed,
                                   source_id=f"proxy-{p.model['name']}")

@@ -6,7 +6,8 @@ log = start(snakemake)
 import polars as pl
 
 from moelab.kernels.timing import device_info
-from moelab.routing.study import StudySpec, Tokens, resolve_device, run_strategy
+from moelab.devices import resolve_device
+from moelab.routing.study import StudySpec, Tokens, run_strategy
 
 p, o = snakemake.params, snakemake.output
 torch_threads(snakemake.threads)
@@ -18,6 +19,6 @@ tables = {name: t.with_columns(study=pl.lit(study))
           for name, t in run_strategy(tokens, spec, snakemake.wildcards.strategy, p.seed).items()}
 for name in ("metrics", "curves", "loads", "preference", "heatmap"):
     write_parquet(tables[name], o[name])
-info = device_info(resolve_device(spec.device))
+info = device_info(resolve_device(spec.device, "routing.train.device"))
 write_parquet(tables["throughput"].with_columns(threads=pl.lit(snakemake.threads), device_kind=pl.lit(
     info["device_kind"]), device_name=pl.lit(info["device_name"])), o.throughput)

@@ -5,13 +5,13 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab.placement import evaluate
+from moelab.placement import static_eval
 from moelab.traces import read_trace
 
 p = snakemake.params
 trace = read_trace(snakemake.input.trace)
 m = trace.meta
-table = evaluate.static_table(trace, p.devices, p.split_fraction, p.load_slack, p.seed, p.cv_budgets,
+table = static_eval.static_table(trace, p.devices, p.split_fraction, p.load_slack, p.seed, p.cv_budgets,
                              p.balance_windows)
 write_parquet(table.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind),
                                   capture_device=pl.lit(m.capture_device)), snakemake.output[0])

@@ -6,14 +6,14 @@ torch_threads(snakemake.threads)
 
 from transformers import AutoTokenizer
 
-from moelab import corpus, tiny
+from moelab import corpus, tiny, windows
 
 o, p = snakemake.output, snakemake.params
 spec = tiny.TinySpec(**p.tiny)
 tok = AutoTokenizer.from_pretrained(snakemake.input.tokenizer)
 frame = corpus.read(snakemake.input.corpus)
-train_ids = tiny.token_ids(frame, tok, "train")
-eval_ids = tiny.token_ids(frame, tok, "heldout")
+train_ids = windows.token_ids(frame, tok, "train")
+eval_ids = windows.token_ids(frame, tok, "heldout")
 log.info("tokens: %d train, %d held out", train_ids.size, eval_ids.size)
 model = tiny.build_model(spec, tok, p.seed)
 # Folders written under temporary names and renamed when complete: a killed job leaves no half checkpoint.

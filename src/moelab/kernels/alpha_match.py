@@ -17,7 +17,7 @@ import polars as pl
 import torch
 
 from moelab import traces
-from moelab.kernels import timing
+from moelab.kernels import registry, timing
 from moelab.kernels import torch_moe as tm
 from moelab.kernels.shapes import MoEShape
 from moelab.kernels.workloads import Workload, cut, ep_local
@@ -56,7 +56,7 @@ def measure(captured: Workload, shape: MoEShape, alphas: list[float], ep: int, *
     (which experts land together on a rank varies from draw to draw as much as alpha does): bottleneck
     pairs and median latency."""
     timing.keep_freed_memory()
-    impl = tm.implementations(1.0)[implementation]
+    impl = registry.implementations(1.0)[implementation]
     cases = [("captured", float("nan"), captured)]
     cases += [(f"alpha {a:g}", float(a), synthetic_workload(a, captured, request_length, reference_tokens, seed + d))
               for a in alphas for d in range(draws)]

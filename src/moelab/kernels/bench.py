@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from moelab.kernels import roofline, timing
+from moelab.devices import resolve_device
+from moelab.kernels import registry, roofline, timing
 from moelab.kernels import torch_moe as tm
 from moelab.kernels.shapes import MoEShape
 from moelab.kernels.workloads import Workload, ep_local
@@ -72,15 +73,15 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, spec: BenchSpec, progress: Callable[[str], None]) -> None:
-        self.device = resolve_device(spec.device)
+        self.device = resolve_device(spec.device, "kernels.device")
         if self.device == "cpu" and not timing.keep_freed_memory():
             progress("glibc's mallopt is not available: large temporaries pay page faults on every call")
         self.info = timing.device_info(self.device)
         self.spec = spec
-        self.impls = tm.implementations(spec.capacity_factor)
+        self.impls = registry.implementations(spec.capacity_factor)
         missing = sorted(set(spec.implementations) - set(self.impls))
         if missing:
-            progress(f"not run here: {missing} ({tm.triton_available()[1]})")
+            progress(f"not run here: {missing} ({registry.triton_available()[1]})")
 
     def wanted(self) -> list[str]:
         return [i for i in self.spec.implementations if i in self.impls]
@@ -115,14 +116,6 @@ class TorchBackend:
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize()
         prof.export_chrome_trace(str(path.with_suffix(".json")))
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"kernels device {device!r}: torch sees no CUDA device here")
-    return device
 
 
 def peaks(device_kind: str, device_name: str, dtype: str) -> tuple[float, float, str]:

@@ -1,4 +1,4 @@
-"""FLOPs, bytes and the device's roofline for a gated-expert MoE layer (anchors.md).
+"""FLOPs, bytes and the device's roofline for a gated-expert MoE layer (``docs/stages/kernels.md``).
 
 FLOPs = 2 * pairs * 3 * hidden * ffn (gate, up and down projections of each token-expert pair); bytes =
 weights of the experts actually touched + activations in and out. Peaks: a table of published dense

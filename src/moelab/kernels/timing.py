@@ -1,4 +1,4 @@
-"""Timing discipline (anchors.md, "Kernel benchmarking practice").
+"""Timing discipline (``docs/stages/kernels.md``, "Timing").
 
 Warm-up calls (compilation, autotuning, allocator growth) are never timed. On a GPU each sample is one
 replay of a CUDA graph of the call, bracketed by CUDA events; where the call cannot be captured (it waits
@@ -92,7 +92,7 @@ def measure(fn: Callable[[], object], device: str, warmup: int, iters: int,
 
 
 def device_info(device: str) -> dict[str, str]:
-    """``device_kind``/``device_name`` (DESIGN.md) and what else identifies the run."""
+    """``device_kind``/``device_name`` (``docs/design.md``) and what else identifies the run."""
     info = {"torch_version": torch.__version__, "python_version": platform.python_version()}
     if str(device).startswith("cuda"):
         props = torch.cuda.get_device_properties(device)

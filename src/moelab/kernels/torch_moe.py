@@ -147,29 +147,3 @@ def moe_capacity(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: E
     out = torch.zeros_like(x)
     out.index_add_(0, t, h[e, s] * wt[o, None].to(h.dtype))
     return out, int((~keep).sum())
-
-
-def triton_available() -> tuple[bool, str]:
-    """Whether the Triton grouped GEMM can run here, and why not."""
-    if not torch.cuda.is_available():
-        return False, "no CUDA device (Triton kernels run on GPUs only)"
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False, "triton is not installed"
-    return True, ""
-
-
-def implementations(capacity_factor: float) -> dict:
-    """Name -> ``fn(x, ids, weights, w) -> (out, dropped)``; the Triton kernel only where it can run."""
-    impls = {
-        "loop": lambda x, i, g, w: (moe_loop(x, i, g, w), 0),
-        "grouped": lambda x, i, g, w: (moe_grouped(x, i, g, w), 0),
-        "capacity": lambda x, i, g, w: moe_capacity(x, i, g, w, capacity_factor),
-    }
-    ok, _ = triton_available()
-    if ok:
-        from moelab.kernels.triton_moe import moe_triton
-
-        impls["triton"] = lambda x, i, g, w: (moe_triton(x, i, g, w), 0)
-    return impls

@@ -24,12 +24,12 @@ def sweep(hot: np.ndarray, d: dict, intervals: list[int]) -> pl.DataFrame:
     I, L, E = hot.shape
     const, D, S = _specs(E, d)
     pinned = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
-    ref = sim.simulate(hot, sim.eplb_policy(pinned), pinned)
+    ref = sim.simulate(hot, policies.eplb_policy(pinned), pinned)
     rows = []
     for iv in intervals:
         eplb = sim.SimSpec(D, S, window=d["eplb_window"], interval=iv, **const)
         ours = sim.SimSpec(D, S, window=d["window"], interval=iv, first_call=d["eplb_window"], **const)
-        runs = {"DS-EPLB": sim.simulate(hot, sim.eplb_policy(eplb), eplb),
+        runs = {"DS-EPLB": sim.simulate(hot, policies.eplb_policy(eplb), eplb),
                 "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
                                                                    max_moves=d["max_moves"]), ours)}
         rows += [{"policy": name, "interval": iv, "mean_par": r["mean_par"], "transmit": r["transmit"],
@@ -54,7 +54,7 @@ def capacity_sweep(hot: np.ndarray, d: dict, devices: list[int], redundant: list
             ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"],
                                **const)
             runs = {"Default": sim.simulate(hot, None, base),
-                    "DS-EPLB": sim.simulate(hot, sim.eplb_policy(base), base),
+                    "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base),
                     "moelab": sim.simulate(hot, policies.moelab_policy(
                         ours, total_iterations=I, halflife=d["halflife"], max_moves=d["max_moves"]), ours)}
             ref = runs["DS-EPLB"]
@@ -78,15 +78,15 @@ def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"], **const)
     runs = {
         "Default": sim.simulate(hot, None, base),
-        "DS-EPLB": sim.simulate(hot, sim.eplb_policy(base), base),
-        **({"DS-EPLB hierarchical": sim.simulate(hot, sim.eplb_policy(base, groups, nodes), base)} if nodes > 1
+        "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base),
+        **({"DS-EPLB hierarchical": sim.simulate(hot, policies.eplb_policy(base, groups, nodes), base)} if nodes > 1
            else {}),
         "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
                                                            max_moves=d["max_moves"]), ours),
     }
     if d["oracle"]:
         oracle = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], oracle=True, **const)
-        runs["DS-EPLB oracle (bound)"] = sim.simulate(hot, sim.eplb_policy(oracle), oracle)
+        runs["DS-EPLB oracle (bound)"] = sim.simulate(hot, policies.eplb_policy(oracle), oracle)
     ref = runs["DS-EPLB"]
     summary = pl.DataFrame([{"policy": name, "mean_par": r["mean_par"], "transmit": r["transmit"],
                              "calls": r["calls"], "modelled_time": r["modelled_time"],

@@ -1,4 +1,4 @@
-"""DeepSeek's expert-parallel load balancer (EPLB), written from its description (anchors.md).
+"""DeepSeek's expert-parallel load balancer (EPLB), written from its description (``docs/stages/placement.md``).
 
 ``rebalance(weight[L, E], P, G, N, D)`` replicates experts to ``P`` physical slots and packs them
 onto ``D`` GPUs in ``N`` nodes. Hierarchical when ``G % N == 0`` (expert groups packed onto nodes,

@@ -1,6 +1,7 @@
-"""moelab's dynamic placement policy, built where EPLB is weak (anchors.md).
+"""Every dynamic placement policy the simulator runs (``docs/stages/placement.md``): Default is no policy
+(``simulate(hot, None, spec)``), :func:`eplb_policy` is DeepSeek's EPLB, :func:`moelab_policy` is ours.
 
-EPLB re-derives every placement from scratch, so each call moves most slots, and it can put two
+moelab's policy is built where EPLB is weak. EPLB re-derives every placement from scratch, so each call moves most slots, and it can put two
 copies of an expert on one device. This policy:
 
 - smooths hotness (an exponentially weighted window: recent iterations count more);
@@ -23,6 +24,18 @@ import numpy as np
 
 from moelab.placement.eplb import rebalance
 from moelab.placement.simulator import Policy, SimSpec
+
+
+def eplb_policy(spec: SimSpec, num_groups: int = 1, num_nodes: int = 1) -> Policy:
+    """DeepSeek EPLB on the window's summed hotness, layers redeployed in index order."""
+
+    def policy(window: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        L = window.shape[1]
+        phy2log, _, _ = rebalance(window.sum(0), spec.devices * spec.slots_per_device, num_groups,
+                                  num_nodes, spec.devices)
+        return phy2log.reshape(L, spec.devices, spec.slots_per_device), np.arange(L)
+
+    return policy
 
 
 def device_loads(load: np.ndarray, table: np.ndarray) -> np.ndarray:

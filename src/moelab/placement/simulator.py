@@ -1,4 +1,4 @@
-"""The dynamic placement simulator, with the competition's semantics (anchors.md).
+"""The dynamic placement simulator, with the competition's semantics (``docs/stages/placement.md``).
 
 Hotness ``[I, L, E]``; a deployment is, per layer, a table ``[devices, slots]`` of expert ids
 (-1 = an empty slot). Each iteration:
@@ -128,16 +128,3 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
 def score(result: dict, baseline: dict) -> float:
     """The competition's score: 100 x modelled time of the baseline / that of the policy."""
     return 100.0 * baseline["modelled_time"] / result["modelled_time"]
-
-
-def eplb_policy(spec: SimSpec, num_groups: int = 1, num_nodes: int = 1) -> Policy:
-    """DeepSeek EPLB on the window's summed hotness, layers redeployed in index order."""
-    from moelab.placement.eplb import rebalance
-
-    def policy(window: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        L = window.shape[1]
-        phy2log, _, _ = rebalance(window.sum(0), spec.devices * spec.slots_per_device, num_groups,
-                                  num_nodes, spec.devices)
-        return phy2log.reshape(L, spec.devices, spec.slots_per_device), np.arange(L)
-
-    return policy

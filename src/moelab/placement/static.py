@@ -20,17 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from moelab.coactivation import cluster, pair_counts, window_cv
+from moelab.grouping import cluster, pair_counts, window_cv, window_loads
 from moelab.placement.eplb import balanced_packing
 
 POLICIES = ("random", "frequency", "coactivation", "coactivation_capped", "coactivation_balanced")
-
-
-def window_loads(experts: np.ndarray, num_experts: int, windows: int) -> np.ndarray:
-    """Per-expert loads ``[windows, E]`` in consecutive equal windows of ``experts`` ``[tokens, k]``
-    (windows with no tokens are dropped)."""
-    chunks = np.array_split(experts, max(1, min(windows, experts.shape[0])))
-    return np.array([np.bincount(c.ravel(), minlength=num_experts) for c in chunks if c.size], np.float64)
 
 
 def place(policy: str, experts: np.ndarray, num_experts: int, devices: int, rng: np.random.Generator,

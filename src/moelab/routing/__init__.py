@@ -1,4 +1,4 @@
-"""Routing strategies, capacity factor and routed adapters (issue 6).
+"""Routing strategies, capacity factor and routed adapters.
 
 - ``dispatch``: capacity, token dropping, pack/combine (and the per-expert loop they are measured against);
 - ``routers``: the ``Router`` module (every strategy, three router architectures) and the balancing loss;

@@ -1,6 +1,6 @@
 """Capacity, token dropping, pack and combine: the part of an MoE layer between the router and the experts.
 
-Conventions (``anchors.md``, routing section):
+Conventions (``docs/stages/routing.md``):
 
 - capacity ``C = ceil(CF * T * k / E)`` slots per expert for ``T`` tokens routed to ``k`` experts each;
 - slots are handed out first come, first served in *token order*, a token's choices in their column order

@@ -27,7 +27,7 @@ import polars as pl
 import torch
 from torch import nn
 
-from moelab.tiny import windows
+from moelab.windows import windows
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def base_changed(state: list[tuple[str, nn.Parameter, torch.Tensor]]) -> list[st
 
 
 def domain_tokens(corpus: pl.DataFrame, tokenizer, domain: str) -> dict[str, np.ndarray]:  # noqa: ANN001
-    from moelab.tiny import token_ids
+    from moelab.windows import token_ids
 
     sub = corpus.filter(pl.col("domain").cast(pl.String) == domain)
     if sub.is_empty():

@@ -5,16 +5,13 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from moelab import provenance
+
 
 CAPACITY_PROVENANCE = ("Drop rates computed exactly (no timing) per batch: gaussian = top-k of i.i.d. N(0,1) "
                        "logits, one seeded batch per draw; traces = consecutive iterations of one layer at the "
                        "trace's own E and k (smaller k as prefixes only where weights are distinct). Slots first "
                        "come, first served in token order. Load CV = requested (pre-capacity) loads.")
-
-
-def _sources(frame: pl.DataFrame) -> str:
-    kinds = frame.select("source", "source_kind").unique().sort("source")
-    return "; ".join(f"{s} ({k})" for s, k in kinds.iter_rows())
 
 
 def capacity_summary(drops: pl.DataFrame) -> pl.DataFrame:
@@ -45,7 +42,7 @@ def drop_rate(drops: pl.DataFrame) -> alt.TopLevelMixin:
         facet=alt.Facet("source:N", title=None), columns=3)
     return chart.properties(title=alt.TitleParams(
         "Drop rate vs capacity factor (solid: pairs; dashed: tokens with every choice dropped)",
-        subtitle=_sources(drops), anchor="start")).resolve_scale(y="independent")
+        subtitle=provenance.of_rows(drops, "source"), anchor="start")).resolve_scale(y="independent")
 
 
 def capacity_throughput(frame: pl.DataFrame) -> alt.TopLevelMixin:
@@ -60,7 +57,7 @@ def capacity_throughput(frame: pl.DataFrame) -> alt.TopLevelMixin:
     ).properties(width=220, height=170).facet(facet=alt.Facet("source:N", title=None), columns=3)
     return chart.properties(title=alt.TitleParams(
         "Pack/combine throughput vs capacity factor (no expert compute)",
-        subtitle=f"timed on {dev} (CPU, one thread), width {f.get_column('hidden')[0]}; {_sources(f)}",
+        subtitle=f"timed on {dev} (CPU, one thread), width {f.get_column('hidden')[0]}; {provenance.of_rows(f, "source")}",
         anchor="start")).resolve_scale(y="independent")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from moelab.devices import resolve_device
 from moelab.routing.names import ARCHS, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class Tokens:
                 raise ValueError("routing.train.tokenizer=bpe needs the pipeline's tokenizer")
             from transformers import AutoTokenizer
 
-            from moelab.tiny import SPECIAL
+            from moelab.windows import SPECIAL
 
             tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
             eos = tok.convert_tokens_to_ids(SPECIAL)
@@ -143,19 +144,9 @@ def token_type(s: str) -> str:
 
 
 def _windows(ids: np.ndarray, starts: np.ndarray, length: int, device: str = "cpu"):  # noqa: ANN202
-    from moelab.tiny import windows
+    from moelab.windows import windows
 
     return windows(ids, starts, length).to(device)
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("routing.train.device=cuda, but torch sees no CUDA device")
-    return name
 
 
 def _lr_factor(step: int, spec: StudySpec) -> float:
@@ -218,7 +209,7 @@ def train_one(tokens: Tokens, spec: StudySpec, strategy: str, cf: float, seed: i
 
     from moelab.routing.model import ModelSpec, TinyMoELM
 
-    device = resolve_device(spec.device)
+    device = resolve_device(spec.device, "routing.train.device")
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")  # CUDA: bit-exactness not promised
     steps = spec.steps if steps is None else steps
     mspec = ModelSpec(vocab_size=tokens.vocab_size, dim=spec.dim, ffn=spec.ffn, layers=spec.layers,

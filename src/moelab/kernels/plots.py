@@ -8,22 +8,10 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from moelab import provenance
 from moelab.plots import _subtitle
 
 BASELINE = "loop"
-
-
-def source(frame: pl.DataFrame) -> str:
-    devices = (frame.select("device_kind", "device_name", "provenance", "scale").unique()
-               .sort("device_kind", "device_name", "provenance", "scale"))
-    where = "; ".join(
-        f"{r['device_kind']} {r['device_name']}"
-        + (f" (hidden, ffn / {r['scale']})" if r["scale"] > 1 else "")
-        + ("" if r["provenance"] == "regenerated" else f", {r['provenance']}")
-        for r in devices.iter_rows(named=True))
-    kinds = frame.group_by("source_kind").agg(pl.col("trace").unique().sort()).sort("source_kind")
-    traces = "; ".join(f"{r['source_kind']}: {', '.join(r['trace'])}" for r in kinds.iter_rows(named=True))
-    return f"{where} | traces {traces}"
 
 
 def _panel(frame: pl.DataFrame) -> pl.DataFrame:
@@ -54,7 +42,7 @@ def latency(frame: pl.DataFrame) -> alt.FacetChart:
                  "max_imbalance:Q", "timing_method:N", "device_name:N"],
     ).properties(width=220, height=180)
     return _subtitle(chart.facet(facet=alt.Facet("panel:N", title=None), columns=3),
-                     "MoE layer latency against tokens (whole layer, EP = 1)", source(frame))
+                     "MoE layer latency against tokens (whole layer, EP = 1)", provenance.of_measurements(frame))
 
 
 def speedups(frame: pl.DataFrame) -> pl.DataFrame:
@@ -77,7 +65,7 @@ def speedup_heatmap(frame: pl.DataFrame) -> alt.FacetChart:
     text = base.mark_text(fontSize=10).encode(text="label:N")
     return _subtitle((cells + text).properties(width=160).facet(
         column=alt.Column("implementation:N"), row=alt.Row("device_name:N", title=None)),
-        "Speedup over the per-expert loop (median latencies, EP = 1)", source(frame))
+        "Speedup over the per-expert loop (median latencies, EP = 1)", provenance.of_measurements(frame))
 
 
 def roofline(frame: pl.DataFrame) -> alt.FacetChart:
@@ -94,7 +82,7 @@ def roofline(frame: pl.DataFrame) -> alt.FacetChart:
     ).properties(width=220, height=180)
     return _subtitle(chart.facet(facet=alt.Facet("panel:N", title=None), columns=3),
                      "Fraction of the device's roofline (CPU: measured matmul rate and copy bandwidth)",
-                     source(frame))
+                     provenance.of_measurements(frame))
 
 
 def placement(frame: pl.DataFrame) -> alt.FacetChart:
@@ -115,7 +103,7 @@ def placement(frame: pl.DataFrame) -> alt.FacetChart:
     ).properties(width=200, height=180)
     return _subtitle(chart.facet(facet=alt.Facet("panel:N", title=None), columns=3),
                      "Placement to latency: the busiest rank's layer time under each placement (largest tokens)",
-                     source(frame))
+                     provenance.of_measurements(frame))
 
 
 def alpha_match(frame: pl.DataFrame | None) -> alt.TopLevelMixin:
