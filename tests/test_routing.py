@@ -12,7 +12,8 @@ from moelab import traces
 from moelab.routing import capacity_sweep as cs
 from moelab.routing.dispatch import (assign, capacity, combine, combine_loop, drop_metrics, pack, pack_loop,
                                      slots_numpy)
-from moelab.routing.model import ModelSpec, TinyMoELM
+from moelab.model_shape import ModelShape
+from moelab.routing.model import TinyMoELM
 from moelab.routing.names import STRATEGIES
 from moelab.routing.routers import Router, balancing_loss
 from moelab.routing.study import StudySpec, significance, token_type
@@ -243,8 +244,8 @@ def test_evaluation_is_causal_for_every_strategy(strategy):
     """Changing the last position of every sequence changes nothing at earlier positions (capacity slots go
     position-major, expert choice routes by thresholds in eval mode)."""
     torch.manual_seed(0)
-    m = TinyMoELM(ModelSpec(vocab_size=32, dim=16, ffn=16, layers=2, heads=2, num_experts=4, top_k=2,
-                            seq_len=12), strategy, seed=1)
+    m = TinyMoELM(ModelShape(vocab_size=32, dim=16, ffn=16, layers=2, heads=2, num_experts=4, top_k=2,
+                             seq_len=12), strategy, seed=1)
     ids = torch.randint(0, 32, (6, 12))
     m.train()
     m.loss(ids, 1.0, 0.01)  # one training batch: expert choice learns its thresholds

@@ -41,3 +41,13 @@ def test_tokenizer_and_training_are_reproducible(tmp_path):
     assert c1["step"].to_list() == [0, 1, 2, 3, 4]
     assert np.isfinite(c1.drop_nulls("eval_loss")["eval_loss"].to_numpy()).all()
     assert c1["eval_loss"][0] > c1["eval_loss"][-1], "training lowers the held-out loss"
+
+
+def test_the_tiny_checkpoint_and_the_routing_study_share_one_shape_check():
+    from moelab.routing.study import StudySpec
+
+    with pytest.raises(ValueError, match=r"tiny.hidden_size=30 is not divisible by tiny.num_heads=4"):
+        tiny.TinySpec(hidden_size=30, num_heads=4)
+    with pytest.raises(ValueError, match=r"^dim=30 is not divisible by heads=4"):
+        StudySpec(dim=30, heads=4)
+    assert tiny.TinySpec(**SMALL).shape.dim == SMALL["hidden_size"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from moelab.model_shape import ModelShape, check_schedule
 from moelab.windows import SPECIAL, windows
 
 
@@ -44,13 +45,18 @@ class TinySpec:
     eval_batches: int = 8
 
     def __post_init__(self) -> None:
-        if self.top_k > self.num_experts:
-            raise ValueError(f"tiny.top_k={self.top_k} exceeds tiny.num_experts={self.num_experts}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"tiny.hidden_size={self.hidden_size} is not divisible by "
-                             f"tiny.num_heads={self.num_heads}")
-        if self.warmup >= self.steps:
-            raise ValueError(f"tiny.warmup={self.warmup} must be below tiny.steps={self.steps}")
+        self.shape  # noqa: B018 - builds the shape, which checks it
+        check_schedule(self.steps, self.warmup, "tiny.")
+
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape(self.vocab_size, self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads,
+                          self.num_experts, self.top_k, self.seq_len, keys=_TINY_KEYS)
+
+
+_TINY_KEYS = tuple((f, f"tiny.{k}") for f, k in (
+    ("vocab_size", "vocab_size"), ("dim", "hidden_size"), ("ffn", "intermediate_size"), ("layers", "num_layers"),
+    ("heads", "num_heads"), ("num_experts", "num_experts"), ("top_k", "top_k"), ("seq_len", "seq_len")))
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path) -> None:

@@ -9,41 +9,21 @@ position (``dispatch.py``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moelab.model_shape import ModelShape
 from moelab.routing.dispatch import combine, pack
 from moelab.routing.names import LEARNED_TOKEN_CHOICE
 from moelab.routing.routers import Routed, Router
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    vocab_size: int
-    dim: int = 64
-    ffn: int = 128
-    layers: int = 2
-    heads: int = 4
-    num_experts: int = 8
-    top_k: int = 2
-    seq_len: int = 128
-    arch: str = "linear"
-
-    def __post_init__(self) -> None:
-        if self.dim % self.heads:
-            raise ValueError(f"dim={self.dim} is not divisible by heads={self.heads}")
-        if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"top_k={self.top_k} must lie in [1, num_experts={self.num_experts}]")
-
-
 class MoEFeedForward(nn.Module):
-    def __init__(self, spec: ModelSpec, strategy: str, seed: int, bias_rate: float) -> None:
+    def __init__(self, spec: ModelShape, strategy: str, arch: str, seed: int, bias_rate: float) -> None:
         super().__init__()
         E = spec.num_experts
-        self.router = Router(spec.dim, E, spec.top_k, strategy, spec.arch, vocab_size=spec.vocab_size,
+        self.router = Router(spec.dim, E, spec.top_k, strategy, arch, vocab_size=spec.vocab_size,
                              seed=seed, bias_rate=bias_rate)
         self.w_in = nn.Parameter(torch.randn(E, spec.dim, spec.ffn) / math.sqrt(spec.dim))
         self.w_out = nn.Parameter(torch.randn(E, spec.ffn, spec.dim) / math.sqrt(spec.ffn))
@@ -57,14 +37,14 @@ class MoEFeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, spec: ModelSpec, strategy: str, seed: int, bias_rate: float) -> None:
+    def __init__(self, spec: ModelShape, strategy: str, arch: str, seed: int, bias_rate: float) -> None:
         super().__init__()
         self.heads = spec.heads
         self.norm1 = nn.LayerNorm(spec.dim)
         self.qkv = nn.Linear(spec.dim, 3 * spec.dim, bias=False)
         self.proj = nn.Linear(spec.dim, spec.dim, bias=False)
         self.norm2 = nn.LayerNorm(spec.dim)
-        self.moe = MoEFeedForward(spec, strategy, seed, bias_rate)
+        self.moe = MoEFeedForward(spec, strategy, arch, seed, bias_rate)
 
     def forward(self, x: torch.Tensor, capacity_factor: float, ids_pm: torch.Tensor,
                 pos_pm: torch.Tensor) -> tuple[torch.Tensor, Routed]:
@@ -78,13 +58,14 @@ class Block(nn.Module):
 
 
 class TinyMoELM(nn.Module):
-    def __init__(self, spec: ModelSpec, strategy: str, *, seed: int, bias_rate: float = 1e-3) -> None:
+    def __init__(self, spec: ModelShape, strategy: str, *, arch: str = "linear", seed: int,
+                 bias_rate: float = 1e-3) -> None:
         super().__init__()
         torch.manual_seed(int(seed))
         self.spec, self.strategy = spec, strategy
         self.embed = nn.Embedding(spec.vocab_size, spec.dim)
         self.pos = nn.Embedding(spec.seq_len, spec.dim)
-        self.blocks = nn.ModuleList(Block(spec, strategy, seed + i, bias_rate) for i in range(spec.layers))
+        self.blocks = nn.ModuleList(Block(spec, strategy, arch, seed + i, bias_rate) for i in range(spec.layers))
         self.norm = nn.LayerNorm(spec.dim)
         self.head = nn.Linear(spec.dim, spec.vocab_size, bias=False)
 

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from moelab.devices import resolve_device
+from moelab.model_shape import ModelShape, check_schedule
 from moelab.routing.names import ARCHS, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,18 @@ class StudySpec:
             raise ValueError(f"arch={self.arch!r}: expected one of {list(ARCHS)}")
         if self.tokenizer not in ("bytes", "bpe"):
             raise ValueError(f"tokenizer={self.tokenizer!r}: expected 'bytes' or 'bpe'")
-        if not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"top_k={self.top_k} must lie in [1, num_experts={self.num_experts}]")
-        if self.dim % self.heads:
-            raise ValueError(f"dim={self.dim} is not divisible by heads={self.heads}")
-        if self.warmup >= self.steps:
-            raise ValueError(f"warmup={self.warmup} must be below steps={self.steps}")
+        self.shape(vocab_size=1)  # checks the model's shape (the vocabulary comes with the tokenizer)
+        check_schedule(self.steps, self.warmup)
         if self.seeds < 1 or any(c <= 0 for c in self.capacity_factors):
             raise ValueError("seeds must be >= 1 and every capacity factor > 0")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device={self.device!r}: expected cpu, cuda or auto")
         if self.heatmap_tokens > self.seq_len:
             raise ValueError(f"heatmap_tokens={self.heatmap_tokens} exceeds seq_len={self.seq_len}")
+
+    def shape(self, vocab_size: int) -> ModelShape:
+        return ModelShape(vocab_size, self.dim, self.ffn, self.layers, self.heads, self.num_experts, self.top_k,
+                          self.seq_len)
 
     @classmethod
     def from_config(cls, raw: dict) -> "StudySpec":
@@ -207,15 +208,13 @@ def train_one(tokens: Tokens, spec: StudySpec, strategy: str, cf: float, seed: i
     throughput."""
     import torch
 
-    from moelab.routing.model import ModelSpec, TinyMoELM
+    from moelab.routing.model import TinyMoELM
 
     device = resolve_device(spec.device, "routing.train.device")
     torch.use_deterministic_algorithms(True, warn_only=device != "cpu")  # CUDA: bit-exactness not promised
     steps = spec.steps if steps is None else steps
-    mspec = ModelSpec(vocab_size=tokens.vocab_size, dim=spec.dim, ffn=spec.ffn, layers=spec.layers,
-                      heads=spec.heads, num_experts=spec.num_experts, top_k=spec.top_k, seq_len=spec.seq_len,
-                      arch=spec.arch)
-    model = TinyMoELM(mspec, strategy, seed=seed, bias_rate=spec.bias_rate).to(device)
+    model = TinyMoELM(spec.shape(tokens.vocab_size), strategy, arch=spec.arch, seed=seed,
+                      bias_rate=spec.bias_rate).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, spec))
     train_ids, val_ids = tokens.ids["train"], tokens.ids["heldout"]
