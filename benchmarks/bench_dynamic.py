@@ -27,7 +27,7 @@ def hotness(seed: int, layers: int, experts: int, iterations: int):  # noqa: ANN
 
     cfg = dict(alpha=1.2, experts=experts, top_k=8, concurrency=1024, iterations=iterations, layers=layers,
                walk_sigma=0.02, walk_reversion=0.001)
-    return hotness(hotness_spec(cfg, 4096, seed))
+    return hotness(hotness_spec(**cfg, reference_tokens=4096, seed=seed))
 
 
 def main() -> None:

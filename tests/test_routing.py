@@ -10,6 +10,7 @@ import torch
 
 from moelab import traces
 from moelab.routing import capacity_sweep as cs
+from moelab.routing.spec import CapacitySpec
 from moelab.routing.dispatch import (assign, capacity, combine, combine_loop, drop_metrics, pack, pack_loop,
                                      slots_numpy)
 from moelab.model_shape import ModelShape
@@ -299,8 +300,9 @@ def make_trace(tmp_path, **sc):
 def test_trace_sweep_batches_and_prefixes(tmp_path):
     t = make_trace(tmp_path, kind="powerlaw", alpha=1.2)
     assert not cs.weights_distinct(t) and cs.trace_top_ks(t, [1, 2]) == [4]  # 1/k weights: no prefixes
-    drops, cases = cs.sweep("syn", t, {"factors": [1.0, 2.0], "batch_tokens": 64, "top_k": [1, 2],
-                                       "max_batches": 3}, seed=1)
+    spec = CapacitySpec.from_config({"factors": [1.0, 2.0], "batch_tokens": 64, "gaussian": None, "traces": ["syn"],
+                                     "top_k": [1, 2], "max_batches": 3, "hidden": 8, "warmup": 1, "iters": 1})
+    drops, cases = cs.sweep("syn", t, spec, seed=1)
     assert drops.height == 2 * 3 * 2  # layers x batches x factors
     assert set(drops.get_column("tokens")) == {64}
     assert [c[2].shape for c in cases] == [(64, 4)]

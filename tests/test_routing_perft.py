@@ -8,6 +8,8 @@ import torch
 
 from moelab.capture import load
 from moelab.routing import perft
+from moelab.routing.spec import PerftSpec
+from moelab.spec import ConfigError
 
 from tiny_models import save_model
 
@@ -76,8 +78,13 @@ def test_bad_variants_are_refused():
         perft.Variant("X", 8)
     with pytest.raises(ValueError, match="top_k"):
         perft.Variant("R", 8, adapters=2, top_k=3)
-    with pytest.raises(ValueError, match=r"variants\[1\]"):
-        perft.variants_from_config([{"kind": "S", "rank": 8}, {"kind": "S", "rank": 0}])
+    base = dict(model="tiny", domain="auto", steps=1, batch_size=1, seq_len=8, lr=0.1, eval_every=1, eval_batches=1)
+    with pytest.raises(ConfigError, match=r"routing.perft: variants\[1\]: PERFT-S: rank=0"):
+        PerftSpec.from_config({**base, "variants": [{"kind": "S", "rank": 8}, {"kind": "S", "rank": 0}]})
+    with pytest.raises(ConfigError, match=r"variants\[1\] repeats an earlier variant"):
+        PerftSpec.from_config({**base, "variants": [{"kind": "S", "rank": 8}, {"kind": "S", "rank": 8}]})
+    with pytest.raises(ConfigError, match=r"variants\[0\]: PERFT-D has every adapter active"):
+        PerftSpec.from_config({**base, "variants": [{"kind": "D", "rank": 8, "top_k": 1}]})
 
 
 def test_two_step_run_end_to_end(checkpoint):
@@ -89,7 +96,8 @@ def test_two_step_run_end_to_end(checkpoint):
                                                           .otherwise(700)))
     assert perft.least_seen_domain(corpus) == "a"
     data = perft.domain_tokens(corpus, tok, "a")
-    cfg = {"steps": 2, "batch_size": 2, "seq_len": 8, "lr": 1e-2, "eval_every": 1, "eval_batches": 1}
+    cfg = PerftSpec.from_config({"model": "tiny", "domain": "a", "variants": [{"kind": "S", "rank": 4}], "steps": 2,
+                                 "batch_size": 2, "seq_len": 8, "lr": 1e-2, "eval_every": 1, "eval_batches": 1})
     out = perft.run(lambda: load(checkpoint)[0].train(), VARIANTS[::3], data, cfg, seed=1, domain="a",
                     progress=lambda s: None)
     res = out["results"]

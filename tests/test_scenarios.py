@@ -79,8 +79,8 @@ def test_hotness_is_seeded_exact_and_capped():
 
     cfg = dict(alpha=1.2, experts=32, top_k=4, concurrency=64, iterations=50, layers=3, walk_sigma=0.02,
                walk_reversion=0.001)
-    h = hotness(hotness_spec(cfg, 4096, seed=5))
+    h = hotness(hotness_spec(**cfg, reference_tokens=4096, seed=5))
     assert h.shape == (50, 3, 32)
     assert (h.sum(axis=2) == 64 * 4).all() and h.max() <= 64  # each iteration: exact total, capped per expert
-    assert np.array_equal(h, hotness(hotness_spec(cfg, 4096, seed=5)))
-    assert not np.array_equal(h, hotness(hotness_spec(cfg, 4096, seed=6)))
+    assert np.array_equal(h, hotness(hotness_spec(**cfg, reference_tokens=4096, seed=5)))
+    assert not np.array_equal(h, hotness(hotness_spec(**cfg, reference_tokens=4096, seed=6)))

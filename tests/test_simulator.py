@@ -3,6 +3,7 @@ import pytest
 
 from moelab.placement import policies
 from moelab.placement import simulator as sim
+from moelab.spec import ConfigError
 
 
 def test_par_by_hand():
@@ -117,13 +118,15 @@ def test_dynamic_evaluation_rows_and_its_config_check():
     d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
              max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
              nodes=2, expert_groups=4, oracle=True)
-    summary, timeline = dynamic_eval.evaluate(hot, d)
+    summary, timeline = dynamic_eval.evaluate(hot, dynamic_eval.DynamicSpec.from_config(d))
     assert summary["policy"].to_list() == ["Default", "DS-EPLB", "DS-EPLB hierarchical", "moelab",
                                            "DS-EPLB oracle (bound)"]
     assert summary.filter(policy="DS-EPLB")["score_vs_eplb"].item() == 100.0
     assert timeline.height == 5 * 64
-    with pytest.raises(ValueError, match="nodes=3 must divide devices=4"):
-        dynamic_eval.evaluate(hot, {**d, "nodes": 3})
+    with pytest.raises(ConfigError, match="placement.dynamic: nodes=3 must divide devices=4"):
+        dynamic_eval.DynamicSpec.from_config({**d, "nodes": 3})
+    with pytest.raises(ValueError, match="devices=4 and expert_groups=4 must divide the 18 experts"):
+        dynamic_eval.evaluate(np.ones((64, 2, 18)), dynamic_eval.DynamicSpec.from_config(d))
 
 
 def test_interval_sweep_trades_par_for_slots_moved():
@@ -134,8 +137,9 @@ def test_interval_sweep_trades_par_for_slots_moved():
     drift = np.cumsum(rng.normal(0, 0.3, size=(96, 1, 16)), axis=0)
     hot = rng.poisson(50 * np.exp(drift - drift.max(axis=2, keepdims=True))).astype(float)
     d = dict(devices=4, redundant_slots=1, eplb_interval=16, eplb_window=8, interval=4, window=8, halflife=4,
-             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0)
-    f = dynamic_eval.sweep(hot, d, [4, 32])
+             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
+             nodes=1, expert_groups=4, oracle=False)
+    f = dynamic_eval.sweep(hot, dynamic_eval.DynamicSpec.from_config(d), [4, 32])
     eplb = {r["interval"]: r for r in f.filter(policy="DS-EPLB").iter_rows(named=True)}
     assert eplb[4]["calls"] > eplb[32]["calls"] and eplb[4]["transmit"] > eplb[32]["transmit"]
     assert eplb[4]["mean_par"] < eplb[32]["mean_par"]
@@ -149,7 +153,9 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     skew = np.arange(1, 17) ** -1.2  # a few hot experts: replicas are what spreads them
     hot = rng.poisson(400 * skew[rng.permutation(16)], size=(64, 2, 16)).astype(float)
     d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
-             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0)
+             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
+             nodes=1, expert_groups=4, oracle=False)
+    d = dynamic_eval.DynamicSpec.from_config(d)
     f = dynamic_eval.capacity_sweep(hot, d, [2, 4], [0, 2])
     assert f.height == 2 * 2 * 3
     assert np.allclose(f.filter(policy="DS-EPLB")["score_vs_eplb"], 100.0)
@@ -162,6 +168,23 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     assert set(f["slots_per_device"]) == {8, 10, 4, 6}
     with pytest.raises(ValueError, match="sweep_devices: 3 does not divide"):
         dynamic_eval.capacity_sweep(hot, d, [3], [0])
+
+
+def test_the_serving_scale_block_overrides_the_dynamic_block_on_its_own_devices():
+    from moelab.placement.dynamic_eval import DynamicSpec, HotnessSpec
+
+    d = DynamicSpec.from_config(dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4,
+                                     window=8, halflife=4, max_moves=4, zero_to_one=True, par_weight=60,
+                                     slot_bytes=1, bandwidth=1, policy_seconds=0, nodes=2, expert_groups=4,
+                                     oracle=False))
+    h = HotnessSpec.from_config(dict(seeds=[1], layers=2, experts=64, top_k=4, concurrency=16, iterations=32,
+                                     alpha=1.2, walk_sigma=0.0, walk_reversion=0.0, devices=32, redundant_slots=2,
+                                     nodes=4, expert_groups=8, interval=16))
+    on = h.on(d)
+    assert (on.devices, on.redundant_slots, on.nodes, on.expert_groups, on.interval, on.window) == (32, 2, 4, 8, 16, 8)
+    assert h.generator()["experts"] == 64 and h.seeds == (1,)
+    with pytest.raises(ConfigError, match="placement.dynamic_synthetic: devices=5 and expert_groups=8 must divide"):
+        HotnessSpec.from_config({**h.to_config(), "devices": 5})
 
 
 def _reference_plan_layer(load, current, target, max_moves, candidates=3):

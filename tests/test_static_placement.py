@@ -28,7 +28,7 @@ def test_coactivation_touches_fewer_devices_and_the_cap_keeps_balance(rng):
     assert out["coactivation"]["devices_per_token"] < out["frequency"]["devices_per_token"] - 0.3
     assert out["coactivation_capped"]["devices_per_token"] < out["frequency"]["devices_per_token"]
     loads = np.bincount(fit.ravel(), minlength=E)
-    capped = static.place("coactivation_capped", fit, E, 8, rng, slack=0.05)
+    capped = static.place("coactivation_capped", fit, E, 8, rng, load_slack=0.05)
     dev_load = np.bincount(capped, weights=loads, minlength=8)
     assert dev_load.max() <= 1.05 * dev_load.mean() + 1e-9 or \
         dev_load.max() <= np.bincount(static.place("frequency", fit, E, 8, rng), weights=loads).max()
@@ -75,7 +75,7 @@ def test_balanced_is_the_locality_you_can_keep_when_the_mix_moves(rng):
     the capped placement's, and it still cuts the fan-out."""
     fit = phased_teams_router(rng, 2000, rng.permutation(8), boost=2.0)
     test = phased_teams_router(rng, 2000, [0, 1, 0, 1, 0, 1, 2, 3], boost=2.0)
-    out = {p: static.score(test, static.place(p, fit, E, 8, rng, slack=0.05, cv_budget=0.02), 8, 16)
+    out = {p: static.score(test, static.place(p, fit, E, 8, rng, load_slack=0.05, cv_budget=0.02), 8, 16)
            for p in ("frequency", "coactivation_capped", "coactivation_balanced")}
     f, c, b = out["frequency"], out["coactivation_capped"], out["coactivation_balanced"]
     assert c["load_cv"] > f["load_cv"] + 0.015  # the capped placement follows the mix

@@ -233,14 +233,14 @@ def next_token_hit_rates(requests: np.ndarray, doc: np.ndarray, pos: np.ndarray,
              "hit_rate": hits[p, B] / (pairs * k) if pairs else float("nan")} for p in PREDICTORS for B in budgets]
 
 
-def cache_table(trace, capacities: list[float], fraction: float) -> pl.DataFrame:  # noqa: ANN001
+def cache_table(trace, cache_capacities: list[float], split_fraction: float) -> pl.DataFrame:  # noqa: ANN001
     """One row per (layer, capacity, policy): demand miss rate and loads per activation (prefetches
     included) on the scored part. Capacities are fractions of the expert count (at least top_k); the
     co-activation prefetcher's budget is top_k experts per request."""
     m = trace.meta
     ex = trace.experts_by_layer()
-    split = trace.split_token(fraction)
-    caps = sorted({min(m.num_experts, max(m.top_k, round(f * m.num_experts))) for f in capacities})
+    split = trace.split_token(split_fraction)
+    caps = sorted({min(m.num_experts, max(m.top_k, round(f * m.num_experts))) for f in cache_capacities})
     rows = []
     for layer in range(m.n_moe_layers):
         req = ex[:, layer, :]
@@ -253,14 +253,14 @@ def cache_table(trace, capacities: list[float], fraction: float) -> pl.DataFrame
     return pl.DataFrame(rows)
 
 
-def prefetch_table(trace, budgets: list[float], fraction: float) -> pl.DataFrame:  # noqa: ANN001
+def prefetch_table(trace, prefetch_budgets: list[float], split_fraction: float) -> pl.DataFrame:  # noqa: ANN001
     """One row per (layer, budget, predictor): next-token prefetch hit rate on the scored part. Budgets
     are fractions of the expert count (at least 1)."""
     m = trace.meta
     ex = trace.experts_by_layer()
-    split = trace.split_token(fraction)
+    split = trace.split_token(split_fraction)
     cols = trace.token_columns()
-    Bs = sorted({min(m.num_experts, max(1, round(f * m.num_experts))) for f in budgets})
+    Bs = sorted({min(m.num_experts, max(1, round(f * m.num_experts))) for f in prefetch_budgets})
     rows = []
     for layer in range(m.n_moe_layers):
         for r in next_token_hit_rates(ex[:, layer, :], cols["doc"], cols["pos"], m.num_experts, Bs, split):

@@ -6,16 +6,14 @@ was expected. Keys are addressed as dotted paths, e.g. ``synthetic.scenarios[2].
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
+from moelab.capture_spec import EMBEDDED
+from moelab.spec import ConfigError
 from moelab.synthetic.drift import Drift
 from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, trace_id
 
 
-class ConfigError(ValueError):
-    pass
 
 
 def _scenario(raw: dict[str, Any], where: str) -> Scenario:
@@ -78,6 +76,7 @@ def check(config: dict[str, Any]) -> None:
             if E % D:
                 raise ConfigError(f"placement.sweep_devices: {D} does not divide tiny.num_experts={E} (the "
                                   f"embedded checkpoint's traces are swept)")
+    check_placement(config)
     check_kernels(config)
     check_routing(config)
 
@@ -95,22 +94,21 @@ def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:
 
 
 def check_kernels(config: dict[str, Any]) -> None:
-    """kernels: traces exist, shapes resolve, every timed trace has a shape of its experts and top-k, EP
-    sizes divide the devices and the experts."""
+    """kernels: the block's spec, then what ties it to other blocks: shapes resolve (``tiny`` reads the
+    tiny block), every timed trace exists and has a shape of its experts and top-k, EP sizes divide them."""
     k = config.get("kernels")
     if not k:
         return
     from moelab.kernels.shapes import ShapeError, resolve
+    from moelab.kernels.spec import KernelsSpec
 
+    spec = KernelsSpec.from_config(k)
     try:
-        shapes = [resolve(s, config["tiny"]) for s in k["shapes"]]
+        shapes = [resolve(s, config["tiny"]) for s in spec.shapes]
     except ShapeError as exc:
         raise ConfigError(str(exc)) from None
     known = trace_ids(config)
-    for ep in k["ep_sizes"]:
-        if k["devices"] % ep:
-            raise ConfigError(f"kernels.ep_sizes: {ep} does not divide kernels.devices={k['devices']}")
-    for t in k["traces"]:
+    for t in spec.traces:
         if t not in known:
             raise ConfigError(f"kernels.traces: {t!r} is not a trace this config makes (known: {sorted(known)})")
         ek = known[t]
@@ -119,123 +117,62 @@ def check_kernels(config: dict[str, Any]) -> None:
         if not any((s.experts, s.top_k) == ek for s in shapes):
             raise ConfigError(f"kernels.traces: {t!r} has {ek[0]} experts, top-{ek[1]}, and no entry of "
                               f"kernels.shapes {[s.name for s in shapes]} has that routing")
-        for ep in k["ep_sizes"]:
+        for ep in spec.ep_sizes:
             if ek[0] % ep:
                 raise ConfigError(f"kernels.ep_sizes: {ep} does not divide the {ek[0]} experts of trace {t!r}")
-    j = k.get("jax")
-    if j:
-        for key in ("traces", "tokens"):
-            extra = sorted(set(j[key]) - set(k[key]))
-            if extra:
-                raise ConfigError(f"kernels.jax.{key}: {extra} not in kernels.{key} (workloads are cut once)")
-    a = k.get("alpha")
-    if a and list(a["alphas"]) != sorted(a["alphas"]):
-        raise ConfigError(f"kernels.alpha.alphas={a['alphas']} must be ascending")
 
 
 def check_routing(config: dict[str, Any]) -> None:
-    """routing: swept traces exist, batches hold at least one iteration, the gaussian grid has a valid
-    (E, k), the training study's spec is consistent."""
+    """routing: each block's spec (its own checks), then what ties it to other blocks: swept traces exist,
+    batches hold at least one iteration, PERFT names a captured model and a corpus domain."""
+    from moelab.routing.spec import CapacitySpec, PerftSpec, StudySpec, train_variants
+
     r = config.get("routing") or {}
-    c = r.get("capacity")
-    if c:
+    if r.get("capacity"):
+        c = CapacitySpec.from_config(r["capacity"])
         known = trace_ids(config)
-        for i, t in enumerate(c["traces"]):
+        for i, t in enumerate(c.traces):
             if t not in known:
                 raise ConfigError(f"routing.capacity.traces[{i}]: {t!r} is not a trace this config makes "
                                   f"(known: {sorted(known)})")
-        if c["batch_tokens"] < config["concurrency"]:
-            raise ConfigError(f"routing.capacity.batch_tokens={c['batch_tokens']} is below concurrency="
+        if c.batch_tokens < config["concurrency"]:
+            raise ConfigError(f"routing.capacity.batch_tokens={c.batch_tokens} is below concurrency="
                               f"{config['concurrency']}: a trace batch holds whole iterations")
-        g = c.get("gaussian")
-        if g and not any(k <= E for k in g["top_k"] for E in g["experts"]):
-            raise ConfigError(f"routing.capacity.gaussian: no top_k {g['top_k']} fits any experts {g['experts']}")
-    pf = r.get("perft")
-    if pf:
+    if r.get("perft"):
+        pf = PerftSpec.from_config(r["perft"])
         names = [m["name"] for m in config["capture"]["models"]]
-        if pf["model"] not in names:
-            raise ConfigError(f"routing.perft.model={pf['model']!r} is not a capture.models name (known: {names})")
+        if pf.model not in names:
+            raise ConfigError(f"routing.perft.model={pf.model!r} is not a capture.models name (known: {names})")
         domains = config["corpus"]["domains"]
-        if pf["domain"] != "auto" and config["corpus"].get("path") is None and pf["domain"] not in domains:
-            raise ConfigError(f"routing.perft.domain={pf['domain']!r} is not one of corpus.domains {domains}")
-        seen = set()
-        for i, v in enumerate(pf["variants"]):
-            key = tuple(sorted(v.items()))
-            if key in seen:
-                raise ConfigError(f"routing.perft.variants[{i}] repeats an earlier variant")
-            seen.add(key)
-            if v["kind"] in ("S", "E") and ("adapters" in v or "top_k" in v):
-                raise ConfigError(f"routing.perft.variants[{i}]: PERFT-{v['kind']} takes no adapters/top_k "
-                                  f"(S has one adapter; E one per base expert, weighted by the base router)")
-            if v["kind"] == "D" and "top_k" in v:
-                raise ConfigError(f"routing.perft.variants[{i}]: PERFT-D has every adapter active (no top_k)")
-            if v.get("top_k", 1) > v.get("adapters", 1):
-                raise ConfigError(f"routing.perft.variants[{i}].top_k={v['top_k']} exceeds adapters="
-                                  f"{v.get('adapters', 1)}")
-    t = r.get("train")
-    if t:
-        from moelab.routing.study import StudySpec
-
-        try:
-            StudySpec.from_config(t)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"routing.train: {exc}") from None
+        if pf.domain != "auto" and config["corpus"].get("path") is None and pf.domain not in domains:
+            raise ConfigError(f"routing.perft.domain={pf.domain!r} is not one of corpus.domains {domains}")
+    if r.get("train"):
+        StudySpec.from_config(r["train"])
         for name, spec in train_variants(r).items():
-            try:
-                StudySpec.from_config(spec)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"routing.train_variants ({name}): {exc}") from None
+            StudySpec.from_config(spec, f"routing.train_variants ({name})")
     elif r.get("train_variants"):
         raise ConfigError("routing.train_variants needs routing.train (the base study they override)")
 
 
-def train_variants(routing: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """name -> routing.train with the variant's keys overriding it (routing.train_variants)."""
-    out: dict[str, dict[str, Any]] = {}
-    for i, v in enumerate(routing.get("train_variants") or []):
-        name = v.get("name")
-        if not name or name == "base" or name in out or not str(name).replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"routing.train_variants[{i}].name={name!r}: give each variant a distinct name of "
-                              f"letters, digits, - and _ (not 'base')")
-        out[name] = {**routing["train"], **{k: val for k, val in v.items() if k != "name"}}
-    return out
+def check_placement(config: dict[str, Any]) -> None:
+    """placement.dynamic and placement.dynamic_synthetic: their specs, and the serving-scale block on the
+    dynamic block's policies."""
+    from moelab.placement.dynamic_eval import DynamicSpec, HotnessSpec
 
-
-EMBEDDED = {"embedded:tiny": "results/models/tiny", "embedded:tiny-untrained": "results/models/tiny-untrained"}
-
-
-def model_dir(path: str) -> str:
-    """Where a configured model lives: the embedded checkpoints map to the pipeline's outputs."""
-    return EMBEDDED.get(path, path)
-
-
-def _hub_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
-
-
-def _check_model(path: str, where: str) -> None:
-    """A configured checkpoint must exist before anything runs: a local folder with config.json,
-    or a hub id already in the local cache (runs are offline)."""
-    if path in EMBEDDED:
-        return
-    if path.startswith("embedded:"):
-        raise ConfigError(f"{where}.path={path!r}: unknown embedded checkpoint (known: {sorted(EMBEDDED)})")
-    local = Path(path)
-    if local.exists() or path.startswith((".", "/", "~")) or path.count("/") != 1:
-        if not (local.expanduser() / "config.json").exists():
-            raise ConfigError(f"{where}.path={path!r}: expected a folder with config.json (a "
-                              f"save_pretrained checkpoint); none found")
-        return
-    cached = _hub_cache() / f"models--{path.replace('/', '--')}"
-    if not cached.exists():
-        raise ConfigError(f"{where}.path={path!r}: not a local folder and not in the Hugging Face cache "
-                          f"{_hub_cache()} (runs are offline). Download it where there is network "
-                          f"(`hf download {path}`) and copy the cache here, or give a local folder")
+    p = config["placement"]
+    dynamic = DynamicSpec.from_config(p["dynamic"])
+    if p.get("dynamic_synthetic"):
+        try:
+            HotnessSpec.from_config(p["dynamic_synthetic"]).on(dynamic)
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"placement.dynamic_synthetic on placement.dynamic: {exc}") from None
 
 
 def check_capture(config: dict[str, Any]) -> None:
+    """tiny, capture and corpus: their specs; co-activation groups split the embedded checkpoint's experts."""
+    from moelab.capture_spec import CaptureSpec
     from moelab.tiny import TinySpec
 
     try:
@@ -246,29 +183,10 @@ def check_capture(config: dict[str, Any]) -> None:
     if spec.num_experts % groups or spec.num_experts // groups < 2:
         raise ConfigError(f"coactivation.groups={groups} must divide tiny.num_experts={spec.num_experts} "
                           f"into groups of at least 2")
-    names: dict[str, int] = {}
-    for i, m in enumerate(config["capture"]["models"]):
-        where = f"capture.models[{i}]"
-        if "phase_requests" in m and m.get("arrival") != "domain_phases":
-            raise ConfigError(f"{where}.phase_requests applies to arrival: domain_phases only")
-        if m["name"] in names:
-            raise ConfigError(f"{where}.name={m['name']!r} repeats capture.models[{names[m['name']]}]")
-        names[m["name"]] = i
-        _check_model(m["path"], where)
-    for j, name in enumerate(config["capture"]["proxy"]):
-        if name not in names:
-            raise ConfigError(f"capture.proxy[{j}]={name!r} is not a capture.models name (known: {sorted(names)})")
-    if config["corpus"].get("path") is None:
-        from moelab.corpus import BUILTIN
+    CaptureSpec.from_config(config["capture"])
+    from moelab.corpus import CorpusSpec
 
-        unknown = sorted(set(config["corpus"]["domains"]) - set(BUILTIN))
-        if unknown:
-            raise ConfigError(f"corpus.domains {unknown} are not built-in domains {sorted(BUILTIN)} "
-                              f"(or set corpus.path to your own corpus)")
-    elif not Path(config["corpus"]["path"]).exists():
-        raise ConfigError(f"corpus.path={config['corpus']['path']!r} does not exist")
-    if 0 < len(config["corpus"]["domains"]) < 2:
-        raise ConfigError("corpus.domains: list at least two domains (expert/domain information needs them)")
+    CorpusSpec.from_config(config["corpus"])
 
 
 def synthetic_specs(config: dict[str, Any]) -> dict[str, SyntheticSpec]:

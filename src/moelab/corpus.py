@@ -30,6 +30,7 @@ import json
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -37,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from moelab.jobs import atomic_path
+from moelab.spec import ConfigSpec
 
 DEFAULT_DOMAINS = ("prose", "dialogue", "code", "technical", "legal", "math", "multilingual")
 PARTS = ("train", "heldout")
@@ -217,6 +219,29 @@ def split_text(text: str, doc_chars: int) -> list[str]:
     if cur:
         pieces.append("".join(cur))
     return [p for p in pieces if p.strip()]
+
+
+@dataclass(frozen=True)
+class CorpusSpec(ConfigSpec):
+    """Config block ``corpus``: built-in domains (``path: null``) or the user's own corpus file."""
+
+    key = "corpus"
+    path: str | None
+    domains: tuple[str, ...]
+    max_chars: int
+    doc_chars: int
+    heldout: float
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            unknown = sorted(set(self.domains) - set(BUILTIN))
+            if unknown:
+                raise ValueError(f"domains {unknown} are not built-in domains {sorted(BUILTIN)} (or set "
+                                 f"corpus.path to your own corpus)")
+        elif not Path(self.path).exists():
+            raise ValueError(f"path={self.path!r} does not exist")
+        if 0 < len(self.domains) < 2:
+            raise ValueError("domains: list at least two domains (expert/domain information needs them)")
 
 
 def build(domains: list[str] | tuple[str, ...] = DEFAULT_DOMAINS, *, max_chars: int = 300_000,

@@ -124,10 +124,10 @@ class Trace:
         m = self.meta
         return self.experts().reshape(self.n_tokens, m.n_moe_layers, m.top_k)
 
-    def split_token(self, fraction: float) -> int:
-        """First token of the scored part: ``split_iteration = floor(fraction * iterations)`` (``docs/design.md``
+    def split_token(self, split_fraction: float) -> int:
+        """First token of the scored part: ``split_iteration = floor(split_fraction * iterations)`` (``docs/design.md``
         "Splits": policies fit before it and are scored after it)."""
-        return int(self.n_iterations * fraction) * self.meta.concurrency
+        return int(self.n_iterations * split_fraction) * self.meta.concurrency
 
     def token_columns(self) -> dict[str, np.ndarray]:
         """Per-token arrays in stream order (one row per token, from the layer-0 rows): ``t``,

@@ -8,7 +8,9 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 import moelab.config as mconfig
+from moelab.capture_spec import EMBEDDED, CaptureSpec, model_dir
 from moelab.deps import module_files
+from moelab.routing.spec import train_variants
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -39,6 +41,7 @@ SHAPES = sorted(
 DRIFTING = sorted(t for t, s in SPECS.items() if not s.drift.is_static)
 
 # Captured traces: one per configured model, plus the gaussian-input proxies.
+CAPTURE = CaptureSpec.from_config(config["capture"])
 MODELS = {m["name"]: m for m in config["capture"]["models"]}
 CAPTURED = [f"captured-{name}" for name in MODELS]
 PROXIES = [f"proxy-{name}" for name in config["capture"]["proxy"]]
@@ -78,7 +81,7 @@ ROUTING_SOURCES = (["gaussian"] if ROUTING_CAPACITY.get("gaussian") else []) + l
 ROUTING_TRAIN = ROUTING.get("train") or {}
 # The training study: `base` is routing.train; each routing.train_variants entry overrides some of its keys.
 ROUTING_STUDIES = (
-    {"base": ROUTING_TRAIN} | mconfig.train_variants(ROUTING) if ROUTING_TRAIN else {}
+    {"base": ROUTING_TRAIN} | train_variants(ROUTING) if ROUTING_TRAIN else {}
 )
 ROUTING_RUNS = [
     (s, x) for s, spec in ROUTING_STUDIES.items() for x in spec["strategies"]
@@ -171,31 +174,22 @@ def perft_model_path(wildcards, input):
 def perft_model_inputs():
     """The pipeline-made checkpoint is an input of the PERFT job; a user's is not (checked in config)."""
     path = MODELS[ROUTING_PERFT["model"]]["path"]
-    return [mconfig.model_dir(path)] if path in mconfig.EMBEDDED else []
+    return [model_dir(path)] if path in EMBEDDED else []
 
 
 def model_inputs(wildcards):
     """A pipeline-made checkpoint is an input of its capture; a user's is not (checked in config)."""
     path = MODELS[wildcards.model]["path"]
-    return [mconfig.model_dir(path)] if path in mconfig.EMBEDDED else []
+    return [model_dir(path)] if path in EMBEDDED else []
 
 
 def capture_params(wildcards):
-    m = MODELS[wildcards.model]
-    return {
-        "name": m["name"],
-        "path": mconfig.model_dir(m["path"]),
-        "dtype": m.get("dtype", config["capture"]["dtype"]),
-        "seq_len": m.get("seq_len", config["capture"]["seq_len"]),
-        "batch_size": m.get("batch_size", config["capture"]["batch_size"]),
-        "arrival": m.get("arrival", "shuffled"),
-        "phase_requests": m.get("phase_requests", 128),
-    }
+    return CAPTURE.model(wildcards.model)
 
 
 def capture_gpus(wildcards):
     """Real checkpoints ask for a GPU so a cluster profile sends them to GPU nodes."""
-    return 0 if MODELS[wildcards.model]["path"] in mconfig.EMBEDDED else 1
+    return 0 if MODELS[wildcards.model]["path"] in EMBEDDED else 1
 
 
 def kernel_shapes():

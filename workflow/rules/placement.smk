@@ -43,7 +43,7 @@ rule cache_simulation:
         mem_mb=mem(2000),
         runtime=20,
     params:
-        capacities=config["placement"]["cache_capacities"],
+        cache_capacities=config["placement"]["cache_capacities"],
         prefetch_budgets=config["placement"]["prefetch_budgets"],
         split_fraction=config["placement"]["split_fraction"],
     script:

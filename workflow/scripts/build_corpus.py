@@ -5,8 +5,8 @@ log = start(snakemake)
 
 from moelab import corpus
 
-c = snakemake.params.corpus
-frame = corpus.build(c["domains"], max_chars=c["max_chars"], doc_chars=c["doc_chars"],
-                     heldout=c["heldout"], seed=snakemake.params.seed, path=c.get("path"), log=log.info)
+c = corpus.CorpusSpec.from_config(snakemake.params.corpus)
+frame = corpus.build(c.domains, max_chars=c.max_chars, doc_chars=c.doc_chars, heldout=c.heldout,
+                     seed=snakemake.params.seed, path=c.path, log=log.info)
 corpus.write(frame, snakemake.output.corpus)
 corpus.write(corpus.summary(frame), snakemake.output.summary)

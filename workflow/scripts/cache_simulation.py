@@ -12,7 +12,7 @@ p, o = snakemake.params, snakemake.output
 trace = read_trace(snakemake.input.trace)
 m = trace.meta
 ident = {"trace": pl.lit(m.source_id), "source_kind": pl.lit(m.source_kind)}
-table = cache.cache_table(trace, p.capacities, p.split_fraction)
+table = cache.cache_table(trace, p.cache_capacities, p.split_fraction)
 write_parquet(table.with_columns(**ident), o.cache)
 prefetch = cache.prefetch_table(trace, p.prefetch_budgets, p.split_fraction)
 write_parquet(prefetch.with_columns(**ident), o.prefetch)

@@ -7,12 +7,13 @@ import polars as pl
 
 from moelab import plots, tables
 from moelab.routing import plots as rplots
+from moelab.routing.spec import StudySpec
 from moelab.routing.study import significance
 
 i, o = snakemake.input, snakemake.output
 frames = {name: pl.concat([pl.read_parquet(f) for f in i[name]])
           for name in ("metrics", "curves", "loads", "preference", "heatmap")}
-studies = snakemake.params.studies
+studies = {name: StudySpec.from_config(raw) for name, raw in snakemake.params.studies.items()}
 source = rplots.studies_source(studies)
 summary = rplots.study_summary(frames["metrics"])
 write_parquet(summary, o.table)

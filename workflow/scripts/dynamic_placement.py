@@ -9,12 +9,12 @@ from moelab import hotness
 from moelab.placement import dynamic_eval
 from moelab.traces import read_trace
 
-d = snakemake.params.dynamic
+d = dynamic_eval.DynamicSpec.from_config(snakemake.params.dynamic)
 trace = read_trace(snakemake.input.trace)
 m = trace.meta
 hot = hotness.from_trace(trace)  # once: both the policies and the interval sweep replay it
 summary, timeline = dynamic_eval.evaluate(hot, d)
-ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d["devices"]}
+ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d.devices}
 write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)
 frontier = dynamic_eval.sweep(hot, d, snakemake.params.intervals)

@@ -5,18 +5,16 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab.placement import dynamic_eval
+from moelab.placement.dynamic_eval import DynamicSpec, HotnessSpec, evaluate
 from moelab.synthetic.scenarios import hotness, hotness_spec
 
 p, o = snakemake.params, snakemake.output
 seed = int(snakemake.wildcards.seed)
-h = p.hot
-hot = hotness(hotness_spec(h, p.reference_tokens, seed))
+h = HotnessSpec.from_config(p.hot)
+hot = hotness(hotness_spec(**h.generator(), reference_tokens=p.reference_tokens, seed=seed))
 log.info("hotness %s (iterations x layers x experts), seed %d", hot.shape, seed)
-own = ("devices", "redundant_slots", "nodes", "expert_groups", "interval", "window", "halflife")
-d = {**p.dynamic, **{k: h[k] for k in own if k in h}}
-summary, timeline = dynamic_eval.evaluate(hot, d)
-ident = {"seed": pl.lit(seed), "devices": pl.lit(h["devices"])}
+summary, timeline = evaluate(hot, h.on(DynamicSpec.from_config(p.dynamic)))
+ident = {"seed": pl.lit(seed), "devices": pl.lit(h.devices)}
 write_parquet(summary.with_columns(**ident), o.summary)
 write_parquet(timeline.with_columns(**ident), o.timeline)
 for row in summary.iter_rows(named=True):

@@ -7,10 +7,11 @@ import polars as pl
 
 from moelab import plots, tables
 from moelab.routing import plots as rplots
+from moelab.routing.spec import PerftSpec
 
 o = snakemake.output
 results = pl.read_parquet(snakemake.input.results)
-source = rplots.perft_source(results, snakemake.params.perft)
+source = rplots.perft_source(results, PerftSpec.from_config(snakemake.params.perft))
 write_parquet(results, o.table)
 tables.write_html(results.drop("model"), o.html, "Routed adapters (PERFT) on the frozen checkpoint", source)
 plots.save(rplots.perft_frontier(results, pl.read_parquet(snakemake.input.curves), source), o.svg, o.png,

@@ -8,19 +8,19 @@ import polars as pl
 from moelab.capture import load
 from moelab.kernels.timing import device_info
 from moelab.routing import perft
+from moelab.routing.spec import PerftSpec
 
 p, o = snakemake.params, snakemake.output
 torch_threads(snakemake.threads)
-cfg = p.perft
-variants = perft.variants_from_config(cfg["variants"])
+cfg = PerftSpec.from_config(p.perft)
 model, tokenizer = load(p.path)  # fails fast, naming the checkpoint, before any training
 corpus = pl.read_parquet(snakemake.input.corpus)
-domain = perft.least_seen_domain(corpus) if cfg["domain"] == "auto" else cfg["domain"]
+domain = perft.least_seen_domain(corpus) if cfg.domain == "auto" else cfg.domain
 data = perft.domain_tokens(corpus, tokenizer, domain)
 log.info("PERFT on %s, task: the %s domain (%d train / %d held-out tokens)", p.path, domain,
          len(data["train"]), len(data["heldout"]))
-tables = perft.run(lambda: load(p.path)[0].train(), variants, data, cfg, p.seed, domain)
-write_parquet(tables["results"].with_columns(model=pl.lit(cfg["model"])), o.results)
+tables = perft.run(lambda: load(p.path)[0].train(), list(cfg.variants), data, cfg, p.seed, domain)
+write_parquet(tables["results"].with_columns(model=pl.lit(cfg.model)), o.results)
 write_parquet(tables["curves"], o.curves)
 info = device_info("cpu")
 write_parquet(tables["throughput"].with_columns(device_kind=pl.lit(info["device_kind"]),

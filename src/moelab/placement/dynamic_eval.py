@@ -1,62 +1,151 @@
 """Dynamic placement on a trace's hotness: Default, DS-EPLB (global, and hierarchical when the config has
 nodes) and moelab's policy side by side, with DS-EPLB fed the coming window as a bound; scored with the
-competition's modelled time (constants from the config)."""
+competition's modelled time (constants from the config's ``placement.dynamic`` block: :class:`DynamicSpec`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 
 from moelab.placement import policies
 from moelab.placement import simulator as sim
+from moelab.spec import ConfigSpec
 
 
-def _specs(E: int, d: dict) -> tuple[dict, int, int]:
-    D = d["devices"]
-    const = dict(zero_to_one=d["zero_to_one"], par_weight=d["par_weight"], slot_bytes=d["slot_bytes"],
-                 bandwidth=d["bandwidth"], policy_seconds=d["policy_seconds"])
-    return const, D, E // D + d["redundant_slots"]
+@dataclass(frozen=True)
+class DynamicSpec(ConfigSpec):
+    """Config block ``placement.dynamic``: the devices, the policies' cadences and the score's constants."""
+
+    key = "placement.dynamic"
+    devices: int
+    redundant_slots: int
+    eplb_interval: int
+    eplb_window: int
+    interval: int
+    window: int
+    halflife: float
+    max_moves: int
+    zero_to_one: bool
+    par_weight: float
+    slot_bytes: float
+    bandwidth: float
+    policy_seconds: float
+    nodes: int
+    expert_groups: int
+    oracle: bool
+
+    def __post_init__(self) -> None:
+        if self.devices % self.nodes or self.expert_groups % self.nodes:
+            raise ValueError(f"nodes={self.nodes} must divide devices={self.devices} and "
+                             f"expert_groups={self.expert_groups}")
+
+    def check_experts(self, num_experts: int) -> None:
+        """The devices and the expert groups must split a trace's experts evenly."""
+        if num_experts % self.devices or num_experts % self.expert_groups:
+            raise ValueError(f"{self.key}: devices={self.devices} and expert_groups={self.expert_groups} must "
+                             f"divide the {num_experts} experts")
+
+    def sim_spec(self, num_experts: int, devices: int | None = None, redundant_slots: int | None = None,
+                 **timing: object) -> sim.SimSpec:
+        """The simulator's spec on ``devices`` (default: this block's) with the score's constants."""
+        D = self.devices if devices is None else devices
+        r = self.redundant_slots if redundant_slots is None else redundant_slots
+        return sim.SimSpec(D, num_experts // D + r, zero_to_one=self.zero_to_one, par_weight=self.par_weight,
+                           slot_bytes=self.slot_bytes, bandwidth=self.bandwidth, policy_seconds=self.policy_seconds,
+                           **timing)
+
+    def eplb(self, num_experts: int, interval: int | None = None, **where: object) -> sim.SimSpec:
+        """DS-EPLB's cadence: its window, called every ``eplb_interval`` (or ``interval``)."""
+        return self.sim_spec(num_experts, window=self.eplb_window,
+                             interval=self.eplb_interval if interval is None else interval, **where)
+
+    def ours(self, num_experts: int, interval: int | None = None, **where: object) -> sim.SimSpec:
+        """moelab's cadence: its own window and interval, first called once DS-EPLB's window has passed."""
+        return self.sim_spec(num_experts, window=self.window, first_call=self.eplb_window,
+                             interval=self.interval if interval is None else interval, **where)
+
+    def moelab(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
+        return policies.moelab_policy(spec, total_iterations=iterations, halflife=self.halflife,
+                                      max_moves=self.max_moves)
 
 
-def sweep(hot: np.ndarray, d: dict, intervals: list[int]) -> pl.DataFrame:
+@dataclass(frozen=True)
+class HotnessSpec(ConfigSpec):
+    """Config block ``placement.dynamic_synthetic``: hotness generated straight from a drifting power law
+    (no trace), replayed with ``placement.dynamic``'s policies and constants on this block's own devices."""
+
+    key = "placement.dynamic_synthetic"
+    seeds: tuple[int, ...]
+    layers: int
+    experts: int
+    top_k: int
+    concurrency: int
+    iterations: int
+    alpha: float
+    walk_sigma: float
+    walk_reversion: float
+    devices: int
+    redundant_slots: int
+    nodes: int
+    expert_groups: int
+    interval: int | None = None
+    window: int | None = None
+    halflife: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k={self.top_k} exceeds experts={self.experts}")
+        if self.experts % self.devices or self.experts % self.expert_groups:
+            raise ValueError(f"devices={self.devices} and expert_groups={self.expert_groups} must divide "
+                             f"experts={self.experts}")
+
+    def generator(self) -> dict:
+        """The hotness generator's arguments (``moelab.synthetic.scenarios.hotness_spec``), seed aside."""
+        return {k: getattr(self, k) for k in ("alpha", "experts", "top_k", "concurrency", "iterations", "layers",
+                                               "walk_sigma", "walk_reversion")}
+
+    def on(self, dynamic: DynamicSpec) -> DynamicSpec:
+        """``placement.dynamic`` with this block's devices (and moelab's cadence where set here)."""
+        own = ("devices", "redundant_slots", "nodes", "expert_groups", "interval", "window", "halflife")
+        return replace(dynamic, **{k: getattr(self, k) for k in own if getattr(self, k) is not None})
+
+
+def sweep(hot: np.ndarray, d: DynamicSpec, sweep_intervals: list[int]) -> pl.DataFrame:
     """DS-EPLB and moelab at each call interval (iterations): the PAR vs slots-moved frontier. Scores are
     against DS-EPLB at its pinned ``eplb_interval``; windows stay as configured."""
     I, L, E = hot.shape
-    const, D, S = _specs(E, d)
-    pinned = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
+    pinned = d.eplb(E)
     ref = sim.simulate(hot, policies.eplb_policy(pinned), pinned)
     rows = []
-    for iv in intervals:
-        eplb = sim.SimSpec(D, S, window=d["eplb_window"], interval=iv, **const)
-        ours = sim.SimSpec(D, S, window=d["window"], interval=iv, first_call=d["eplb_window"], **const)
+    for iv in sweep_intervals:
+        eplb, ours = d.eplb(E, interval=iv), d.ours(E, interval=iv)
         runs = {"DS-EPLB": sim.simulate(hot, policies.eplb_policy(eplb), eplb),
-                "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
-                                                                   max_moves=d["max_moves"]), ours)}
+                "moelab": sim.simulate(hot, d.moelab(ours, I), ours)}
         rows += [{"policy": name, "interval": iv, "mean_par": r["mean_par"], "transmit": r["transmit"],
                   "calls": r["calls"], "modelled_time": r["modelled_time"], "score_vs_eplb": sim.score(r, ref)}
                  for name, r in runs.items()]
     return pl.DataFrame(rows)
 
 
-def capacity_sweep(hot: np.ndarray, d: dict, devices: list[int], redundant: list[int]) -> pl.DataFrame:
+def capacity_sweep(hot: np.ndarray, d: DynamicSpec, sweep_devices: list[int],
+                   sweep_redundant_slots: list[int]) -> pl.DataFrame:
     """Default, DS-EPLB and moelab on every (devices, redundant slots per device) pair, each scored against
     DS-EPLB on the same devices and slots; cadences and constants as configured. How much replication
     buys, and whether moelab's lead holds as the cluster grows."""
     I, L, E = hot.shape
-    const, _, _ = _specs(E, d)
     rows = []
-    for D in devices:
+    for D in sweep_devices:
         if E % D:
             raise ValueError(f"placement.sweep_devices: {D} does not divide the trace's {E} experts")
-        for r in redundant:
+        for r in sweep_redundant_slots:
             S = E // D + r
-            base = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
-            ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"],
-                               **const)
+            base = d.eplb(E, devices=D, redundant_slots=r)
+            ours = d.ours(E, devices=D, redundant_slots=r)
             runs = {"Default": sim.simulate(hot, None, base),
                     "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base),
-                    "moelab": sim.simulate(hot, policies.moelab_policy(
-                        ours, total_iterations=I, halflife=d["halflife"], max_moves=d["max_moves"]), ours)}
+                    "moelab": sim.simulate(hot, d.moelab(ours, I), ours)}
             ref = runs["DS-EPLB"]
             rows += [{"policy": name, "sweep_devices": D, "redundant_slots": r, "slots_per_device": S,
                       "mean_par": x["mean_par"], "transmit": x["transmit"], "calls": x["calls"],
@@ -65,27 +154,21 @@ def capacity_sweep(hot: np.ndarray, d: dict, devices: list[int], redundant: list
     return pl.DataFrame(rows)
 
 
-def evaluate(hot: np.ndarray, d: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over
-    layers). ``d`` is the config's ``placement.dynamic`` block."""
+def evaluate(hot: np.ndarray, d: DynamicSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over layers)."""
     I, L, E = hot.shape
-    const, D, S = _specs(E, d)
-    nodes, groups = d["nodes"], d["expert_groups"]
-    if D % nodes or groups % nodes or E % groups:
-        raise ValueError(f"placement.dynamic: nodes={nodes} must divide devices={D} and expert_groups={groups}, "
-                         f"and expert_groups the {E} experts")
-    base = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], **const)
-    ours = sim.SimSpec(D, S, window=d["window"], interval=d["interval"], first_call=d["eplb_window"], **const)
+    d.check_experts(E)
+    nodes, groups = d.nodes, d.expert_groups
+    base, ours = d.eplb(E), d.ours(E)
     runs = {
         "Default": sim.simulate(hot, None, base),
         "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base),
         **({"DS-EPLB hierarchical": sim.simulate(hot, policies.eplb_policy(base, groups, nodes), base)} if nodes > 1
            else {}),
-        "moelab": sim.simulate(hot, policies.moelab_policy(ours, total_iterations=I, halflife=d["halflife"],
-                                                           max_moves=d["max_moves"]), ours),
+        "moelab": sim.simulate(hot, d.moelab(ours, I), ours),
     }
-    if d["oracle"]:
-        oracle = sim.SimSpec(D, S, window=d["eplb_window"], interval=d["eplb_interval"], oracle=True, **const)
+    if d.oracle:
+        oracle = d.eplb(E, oracle=True)
         runs["DS-EPLB oracle (bound)"] = sim.simulate(hot, policies.eplb_policy(oracle), oracle)
     ref = runs["DS-EPLB"]
     summary = pl.DataFrame([{"policy": name, "mean_par": r["mean_par"], "transmit": r["transmit"],

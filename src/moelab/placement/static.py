@@ -3,9 +3,9 @@
 Policies: ``random``; ``frequency`` (balanced packing of the fitted loads, EPLB's packing rule);
 ``coactivation`` (experts that fire together on one device, unconstrained: it may overload
 devices); ``coactivation_capped`` (the same objective, starting from the frequency placement and
-never letting a device's fitted load exceed ``(1 + slack)`` x the mean); ``coactivation_balanced``
+never letting a device's fitted load exceed ``(1 + load_slack)`` x the mean); ``coactivation_balanced``
 (the same objective from the same start under a balance budget over time: the fitted stream is
-cut into ``windows`` consecutive windows, and the mean over windows of the device-load CV may
+cut into ``balance_windows`` consecutive windows, and the mean over windows of the device-load CV may
 exceed the frequency placement's by at most ``cv_budget``). A cap balances the fitted totals, but
 co-activated experts tend to serve one domain, so their loads move together: a device of them
 swings with the mix, and the scored half has a different mix. The window CV measures that swing
@@ -27,7 +27,7 @@ POLICIES = ("random", "frequency", "coactivation", "coactivation_capped", "coact
 
 
 def place(policy: str, experts: np.ndarray, num_experts: int, devices: int, rng: np.random.Generator,
-          slack: float = 0.05, windows: int = 8, cv_budget: float = 0.02) -> np.ndarray:
+          load_slack: float = 0.05, balance_windows: int = 8, cv_budget: float = 0.02) -> np.ndarray:
     """Device of each expert ``[E]``, fitted on ``experts`` ``[tokens, k]`` (in stream order)."""
     E = num_experts
     if E % devices:
@@ -42,11 +42,11 @@ def place(policy: str, experts: np.ndarray, num_experts: int, devices: int, rng:
     if policy == "coactivation":
         return cluster(pairs, devices, order_hint=np.lexsort((np.arange(E), -loads)))
     if policy == "coactivation_capped":
-        cap = (1 + slack) * loads.sum() / devices
+        cap = (1 + load_slack) * loads.sum() / devices
         cap = max(cap, float((loads @ np.eye(devices)[freq]).max()))  # the start must be feasible
         return cluster(pairs, devices, init=freq, loads=loads, cap=cap)
     if policy == "coactivation_balanced":  # the window CV bounds the fitted totals' imbalance too
-        W = window_loads(experts, E, windows)
+        W = window_loads(experts, E, balance_windows)
         return cluster(pairs, devices, init=freq, window_loads=W, cv_budget=window_cv(W, freq, devices) + cv_budget)
     raise ValueError(f"placement policy {policy!r}: expected one of {POLICIES}")
 

@@ -9,13 +9,13 @@ import polars as pl
 from moelab.placement import static
 
 
-def static_table(trace, devices: list[int], fraction: float, slack: float, seed: int,  # noqa: ANN001
-                 cv_budgets: list[float] = (0.02,), windows: int = 8) -> pl.DataFrame:
+def static_table(trace, devices: list[int], split_fraction: float, load_slack: float, seed: int,  # noqa: ANN001
+                 cv_budgets: list[float] = (0.02,), balance_windows: int = 8) -> pl.DataFrame:
     """One row per (layer, devices, policy, cv_budget): devices per token, load CV, PAR on the scored
     part. ``cv_budget`` is null except for ``coactivation_balanced``, which runs once per budget."""
     m = trace.meta
     ex = trace.experts_by_layer()
-    split = trace.split_token(fraction)
+    split = trace.split_token(split_fraction)
     rows = []
     for layer in range(m.n_moe_layers):
         e = ex[:, layer, :].astype(np.int64)
@@ -25,7 +25,7 @@ def static_table(trace, devices: list[int], fraction: float, slack: float, seed:
             for policy in static.POLICIES:
                 for budget in (cv_budgets if policy == "coactivation_balanced" else [None]):
                     rng = np.random.default_rng([seed, layer, D])
-                    dev = static.place(policy, e[:split], m.num_experts, D, rng, slack, windows,
+                    dev = static.place(policy, e[:split], m.num_experts, D, rng, load_slack, balance_windows,
                                        0.0 if budget is None else budget)
                     rows.append({"layer": layer, "devices": D, "policy": policy,
                                  "cv_budget": None if budget is None else float(budget),

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from moelab.routing.dispatch import capacity, drop_metrics, slots_numpy
+from moelab.routing.spec import CapacitySpec
 from moelab.traces import Trace
 
 log = logging.getLogger(__name__)
@@ -154,18 +155,18 @@ def throughput(cases: Sequence[tuple[str, str, np.ndarray, int]], factors: Seque
     return pl.DataFrame(rows)
 
 
-def sweep(source: str, trace: Trace | None, cfg: dict, seed: int) -> tuple[pl.DataFrame, list]:
+def sweep(source: str, trace: Trace | None, cfg: CapacitySpec, seed: int) -> tuple[pl.DataFrame, list]:
     """Drop rows for one source (``gaussian`` when ``trace`` is None) and its throughput cases (the first
-    batch of each E and k). ``cfg`` is the config's ``routing.capacity``."""
-    factors, T = cfg["factors"], cfg["batch_tokens"]
+    batch of each E and k)."""
+    factors, T = cfg.factors, cfg.batch_tokens
     if trace is None:
-        g = cfg["gaussian"]
-        drops = gaussian_sweep(g["experts"], g["top_k"], factors, T, g["draws"], seed)
+        g = cfg.gaussian
+        drops = gaussian_sweep(g.experts, g.top_k, factors, T, g.draws, seed)
         cases = [("gaussian", "gaussian", gaussian_experts(E, k, T, seed, 0), E)
-                 for E in g["experts"] for k in g["top_k"] if k <= E]
+                 for E in g.experts for k in g.top_k if k <= E]
         return drops, cases
-    drops = trace_sweep(trace, source, cfg["top_k"], factors, T, cfg["max_batches"])
+    drops = trace_sweep(trace, source, cfg.top_k, factors, T, cfg.max_batches)
     _, _, first = next(trace_batches(trace, T, 1))
     cases = [(source, trace.meta.source_kind, np.ascontiguousarray(first[:, :k]), trace.meta.num_experts)
-             for k in trace_top_ks(trace, cfg["top_k"])]
+             for k in trace_top_ks(trace, cfg.top_k)]
     return drops, cases

@@ -20,45 +20,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import torch
 from torch import nn
 
+from moelab.routing.spec import PerftSpec, Variant
 from moelab.windows import windows
 
 log = logging.getLogger(__name__)
-
-KINDS = ("S", "D", "R", "E")
-
-
-@dataclass(frozen=True)
-class Variant:
-    kind: str
-    rank: int = 8
-    adapters: int = 1
-    top_k: int = 1
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"PERFT kind {self.kind!r}: expected one of {KINDS}")
-        if self.rank < 1 or self.adapters < 1 or not 1 <= self.top_k <= self.adapters or (
-                self.kind == "R" and self.top_k > self.adapters):
-            raise ValueError(f"PERFT-{self.kind}: rank={self.rank}, adapters={self.adapters}, top_k={self.top_k} "
-                             f"(need rank, adapters >= 1 and 1 <= top_k <= adapters)")
-        if self.kind == "S" and self.adapters != 1:
-            raise ValueError("PERFT-S has one adapter (adapters: 1)")
-
-    @property
-    def name(self) -> str:
-        if self.kind == "R":
-            return f"PERFT-R top{self.top_k}/{self.adapters} r{self.rank}"
-        if self.kind == "D":
-            return f"PERFT-D {self.adapters} r{self.rank}"
-        return f"PERFT-{self.kind} r{self.rank}"
-
 
 class Adapters(nn.Module):
     """``n`` rank-``r`` adapters computed together: ``(w [T, n] spread over r units) * (x @ down) @ up``."""
@@ -156,20 +127,20 @@ def evaluate(model, ids: np.ndarray, starts: np.ndarray, batch: int, seq_len: in
     return float(np.mean(losses))
 
 
-def finetune(load_model, variant: Variant | None, data: dict[str, np.ndarray], cfg: dict,  # noqa: ANN001
+def finetune(load_model, variant: Variant | None, data: dict[str, np.ndarray], cfg: PerftSpec,  # noqa: ANN001
              seed: int) -> dict:
     """Fine-tune one variant (None: the frozen base, evaluated only) on ``data``'s train tokens; evaluate
     on fixed held-out windows. ``load_model()`` returns a fresh base model."""
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     model = load_model()
-    seq, batch = cfg["seq_len"], cfg["batch_size"]
+    seq, batch = cfg.seq_len, cfg.batch_size
     for part, ids in data.items():
         if len(ids) <= seq + 1:
             raise ValueError(f"routing.perft: the {part!r} text of the domain has {len(ids)} tokens, fewer than "
                              f"seq_len={seq} + 1")
     eval_starts = np.random.default_rng([seed, 1]).integers(0, len(data["heldout"]) - seq,
-                                                            size=cfg["eval_batches"] * batch)
+                                                            size=cfg.eval_batches * batch)
     base_loss = evaluate(model, data["heldout"], eval_starts, batch, seq)
     curve = [{"step": 0, "train_loss": None, "val_loss": base_loss}]
     if variant is None:
@@ -181,11 +152,11 @@ def finetune(load_model, variant: Variant | None, data: dict[str, np.ndarray], c
     block = next(m for m in model.modules() if isinstance(m, PerftBlock))
     n_adapters = block.adapters.n
     active = {"S": 1, "D": n_adapters, "R": variant.top_k, "E": block.base.gate.top_k}[variant.kind]
-    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     rng = np.random.default_rng([seed, 0])
     model.train()
     spent = 0.0
-    for step in range(cfg["steps"]):
+    for step in range(cfg.steps):
         x = windows(data["train"], rng.integers(0, len(data["train"]) - seq, size=batch), seq)
         t0 = time.perf_counter()
         loss = model(input_ids=x, labels=x).loss
@@ -194,17 +165,17 @@ def finetune(load_model, variant: Variant | None, data: dict[str, np.ndarray], c
         opt.zero_grad(set_to_none=True)
         spent += time.perf_counter() - t0
         row = {"step": step + 1, "train_loss": float(loss.detach()), "val_loss": None}
-        if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             row["val_loss"] = evaluate(model, data["heldout"], eval_starts, batch, seq)
         curve.append(row)
     changed = base_changed(before)
     if changed:
         raise RuntimeError(f"PERFT changed base weights: {changed[:3]}")
     return {"trainable": trainable, "adapters": n_adapters, "active": active, "val_loss": curve[-1]["val_loss"], "base_val_loss": base_loss,
-            "curve": curve, "tokens_per_s": cfg["steps"] * batch * seq / max(spent, 1e-9)}
+            "curve": curve, "tokens_per_s": cfg.steps * batch * seq / max(spent, 1e-9)}
 
 
-def run(load_model, variants: list[Variant], data: dict[str, np.ndarray], cfg: dict, seed: int,  # noqa: ANN001
+def run(load_model, variants: list[Variant], data: dict[str, np.ndarray], cfg: PerftSpec, seed: int,  # noqa: ANN001
         domain: str, progress=log.info) -> dict[str, pl.DataFrame]:  # noqa: ANN001
     """The frozen base and every variant, each from the same base and the same batches."""
     rows, curves, timing = [], [], []
@@ -222,13 +193,3 @@ def run(load_model, variants: list[Variant], data: dict[str, np.ndarray], cfg: d
     return {"results": pl.DataFrame(rows), "curves": pl.DataFrame(curves, schema_overrides={
         "train_loss": pl.Float64, "val_loss": pl.Float64}),
         "throughput": pl.DataFrame(timing, schema_overrides={"tokens_per_s": pl.Float64})}
-
-
-def variants_from_config(raw: list[dict]) -> list[Variant]:
-    out = []
-    for i, v in enumerate(raw):
-        try:
-            out.append(Variant(**v))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"variants[{i}]: {exc}") from None
-    return out

@@ -6,6 +6,7 @@ import altair as alt
 import polars as pl
 
 from moelab import provenance
+from moelab.routing.spec import PerftSpec, StudySpec
 
 
 CAPACITY_PROVENANCE = ("Drop rates computed exactly (no timing) per batch: gaussian = top-k of i.i.d. N(0,1) "
@@ -57,19 +58,19 @@ def capacity_throughput(frame: pl.DataFrame) -> alt.TopLevelMixin:
     ).properties(width=220, height=170).facet(facet=alt.Facet("source:N", title=None), columns=3)
     return chart.properties(title=alt.TitleParams(
         "Pack/combine throughput vs capacity factor (no expert compute)",
-        subtitle=f"timed on {dev} (CPU, one thread), width {f.get_column('hidden')[0]}; {provenance.of_rows(f, "source")}",
+        subtitle=f"timed on {dev} (CPU, one thread), width {f.get_column('hidden')[0]}; {provenance.of_rows(f, 'source')}",
         anchor="start")).resolve_scale(y="independent")
 
 
-def study_source(train: dict, study: str = "base") -> str:
-    where = "on CPU" if train.get("device", "cpu") == "cpu" else f"on {train['device']}"
-    return (f"study {study!r}: tiny MoE LM trained on the corpus ({train['tokenizer']} tokens) {where}: "
-            f"E={train['num_experts']}, k={train['top_k']}, width {train['dim']}, {train['layers']} layers, "
-            f"{train['steps']} steps, {train['seeds']} seeds, {train['arch']} router; causal evaluation on "
+def study_source(train: StudySpec, study: str = "base") -> str:
+    where = "on CPU" if train.device == "cpu" else f"on {train.device}"
+    return (f"study {study!r}: tiny MoE LM trained on the corpus ({train.tokenizer} tokens) {where}: "
+            f"E={train.num_experts}, k={train.top_k}, width {train.dim}, {train.layers} layers, "
+            f"{train.steps} steps, {train.seeds} seeds, {train.arch} router; causal evaluation on "
             f"held-out text")
 
 
-def studies_source(studies: dict[str, dict]) -> str:
+def studies_source(studies: dict[str, StudySpec]) -> str:
     return " | ".join(study_source(spec, name) for name, spec in studies.items())
 
 
@@ -180,7 +181,7 @@ def token_type(pref: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         subtitle=source, anchor="start"))
 
 
-def study_charts(frames: dict[str, pl.DataFrame], studies: dict[str, dict]) -> dict[str, alt.TopLevelMixin]:
+def study_charts(frames: dict[str, pl.DataFrame], studies: dict[str, StudySpec]) -> dict[str, alt.TopLevelMixin]:
     """The load/quality figure for every study; the per-strategy detail figures for the base study."""
     base = {k: f.filter(pl.col("study") == "base") for k, f in frames.items()}
     src = study_source(studies["base"])
@@ -191,9 +192,9 @@ def study_charts(frames: dict[str, pl.DataFrame], studies: dict[str, dict]) -> d
             "routing_token_type": token_type(base["preference"], src)}
 
 
-def perft_source(results: pl.DataFrame, cfg: dict) -> str:
+def perft_source(results: pl.DataFrame, cfg: PerftSpec) -> str:
     domain = results.get_column("domain")[0]
-    return (f"PERFT on the frozen capture.models checkpoint {cfg['model']!r}, fine-tuned {cfg['steps']} steps on "
+    return (f"PERFT on the frozen capture.models checkpoint {cfg.model!r}, fine-tuned {cfg.steps} steps on "
             f"the {domain} domain of the corpus (train part), scored on its held-out part; CPU")
 
 

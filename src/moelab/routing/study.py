@@ -19,78 +19,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from moelab.devices import resolve_device
-from moelab.model_shape import ModelShape, check_schedule
-from moelab.routing.names import ARCHS, STRATEGIES
+from moelab.routing.spec import StudySpec
 
 log = logging.getLogger(__name__)
 
 TOKEN_TYPES = ("whitespace", "punctuation", "letter", "digit", "other")
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """Config key ``routing.train``."""
-
-    strategies: tuple[str, ...] = STRATEGIES
-    capacity_factors: tuple[float, ...] = (1.0, 1.25)
-    seeds: int = 3
-    tokenizer: str = "bytes"
-    num_experts: int = 8
-    top_k: int = 2
-    dim: int = 64
-    ffn: int = 128
-    layers: int = 2
-    heads: int = 4
-    arch: str = "linear"
-    seq_len: int = 128
-    batch_size: int = 16
-    steps: int = 200
-    lr: float = 3e-3
-    warmup: int = 20
-    aux_loss_coef: float = 0.01
-    bias_rate: float = 0.01
-    eval_every: int = 50
-    eval_batches: int = 4
-    heatmap_tokens: int = 64
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "strategies", tuple(self.strategies))
-        object.__setattr__(self, "capacity_factors", tuple(float(c) for c in self.capacity_factors))
-        unknown = sorted(set(self.strategies) - set(STRATEGIES))
-        if unknown:
-            raise ValueError(f"strategies {unknown} unknown (known: {list(STRATEGIES)})")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch={self.arch!r}: expected one of {list(ARCHS)}")
-        if self.tokenizer not in ("bytes", "bpe"):
-            raise ValueError(f"tokenizer={self.tokenizer!r}: expected 'bytes' or 'bpe'")
-        self.shape(vocab_size=1)  # checks the model's shape (the vocabulary comes with the tokenizer)
-        check_schedule(self.steps, self.warmup)
-        if self.seeds < 1 or any(c <= 0 for c in self.capacity_factors):
-            raise ValueError("seeds must be >= 1 and every capacity factor > 0")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device={self.device!r}: expected cpu, cuda or auto")
-        if self.heatmap_tokens > self.seq_len:
-            raise ValueError(f"heatmap_tokens={self.heatmap_tokens} exceeds seq_len={self.seq_len}")
-
-    def shape(self, vocab_size: int) -> ModelShape:
-        return ModelShape(vocab_size, self.dim, self.ffn, self.layers, self.heads, self.num_experts, self.top_k,
-                          self.seq_len)
-
-    @classmethod
-    def from_config(cls, raw: dict) -> "StudySpec":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown keys {unknown}")
-        return cls(**raw)
 
 
 class Tokens:

@@ -159,12 +159,13 @@ def hotness(spec: SyntheticSpec) -> np.ndarray:
     return np.stack([layer_loads(spec, base[layer], rng) for layer in range(spec.stream.layers)], axis=1)
 
 
-def hotness_spec(cfg: dict, reference_tokens: int, seed: int) -> SyntheticSpec:
-    """The spec behind ``hotness`` from the config's ``placement.dynamic_synthetic`` block."""
-    return SyntheticSpec(Scenario.from_config({"kind": "powerlaw", "alpha": cfg["alpha"]}), cfg["experts"],
-                         cfg["top_k"], StreamSpec(cfg["concurrency"], cfg["iterations"], cfg["layers"], 16, 256),
-                         reference_tokens, seed,
-                         Drift(walk_sigma=cfg["walk_sigma"], walk_reversion=cfg["walk_reversion"]))
+def hotness_spec(*, alpha: float, experts: int, top_k: int, concurrency: int, iterations: int, layers: int,
+                 walk_sigma: float, walk_reversion: float, reference_tokens: int, seed: int) -> SyntheticSpec:
+    """The spec behind ``hotness``: power-law popularity with a random-walk drift (the serving-scale
+    placement workload, ``placement.dynamic_synthetic``)."""
+    return SyntheticSpec(Scenario.from_config({"kind": "powerlaw", "alpha": alpha}), experts, top_k,
+                         StreamSpec(concurrency, iterations, layers, 16, 256), reference_tokens, seed,
+                         Drift(walk_sigma=walk_sigma, walk_reversion=walk_reversion))
 
 
 def _round_robin(n_tokens: int, num_experts: int, top_k: int) -> np.ndarray:
