@@ -9,7 +9,9 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-include: "workflow/rules/common.smk"
+include: "workflow/rules/validation.smk"
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/targets.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/capture.smk"
 include: "workflow/rules/stats.smk"
@@ -17,7 +19,6 @@ include: "workflow/rules/coactivation.smk"
 include: "workflow/rules/placement.smk"
 include: "workflow/rules/kernels.smk"
 include: "workflow/rules/routing.smk"
-include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -43,6 +43,11 @@ def module_files(*modules: str) -> list[Path]:
     return sorted(seen)
 
 
+def script_modules(script: str | Path) -> list[str]:
+    """The moelab modules a file outside the package (a workflow script) imports, anywhere in it."""
+    return sorted(set(_imports(Path(script).resolve())))
+
+
 @lru_cache(maxsize=None)
 def _imports(path: Path) -> tuple[str, ...]:
     """The moelab modules one file imports. Cached: every rule asks, and each Slurm job parses the workflow

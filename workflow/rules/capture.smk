@@ -1,6 +1,6 @@
 rule corpus:
     input:
-        code=library_sources("corpus"),
+        code=script_code("build_corpus"),
     output:
         corpus="results/corpus/corpus.parquet",
         summary="results/corpus/summary.parquet",
@@ -23,7 +23,7 @@ rule corpus:
 rule tokenizer:
     input:
         corpus="results/corpus/corpus.parquet",
-        code=library_sources("corpus", "tiny"),
+        code=script_code("train_tokenizer"),
     output:
         directory("results/models/tokenizer"),
     log:
@@ -45,7 +45,7 @@ rule train_tiny:
     input:
         corpus="results/corpus/corpus.parquet",
         tokenizer="results/models/tokenizer",
-        code=library_sources("corpus", "tiny"),
+        code=script_code("train_tiny"),
     output:
         trained=directory("results/models/tiny"),
         untrained=directory("results/models/tiny-untrained"),
@@ -71,8 +71,8 @@ rule train_tiny:
 rule capture:
     input:
         corpus="results/corpus/corpus.parquet",
-        model=model_inputs,
-        code=library_sources("capture", "corpus"),
+        model=get_model_inputs,
+        code=script_code("capture_trace"),
     output:
         trace="results/captured/{model}/trace.parquet",
         summary="results/captured/{model}/summary.parquet",
@@ -88,9 +88,9 @@ rule capture:
     resources:
         mem_mb=mem(8000),
         runtime=120,
-        gpu=capture_gpus,
+        gpu=get_capture_gpus,
     params:
-        model=capture_params,
+        model=get_capture_params,
         concurrency=config["concurrency"],
         device=config["capture"]["device"],
         max_iterations=config["capture"].get("max_iterations"),
@@ -103,8 +103,8 @@ rule capture:
 rule proxy:
     input:
         trace="results/captured/{model}/trace.parquet",
-        model=model_inputs,
-        code=library_sources("capture"),
+        model=get_model_inputs,
+        code=script_code("proxy_trace"),
     output:
         trace="results/proxy/{model}/trace.parquet",
     log:
@@ -116,7 +116,7 @@ rule proxy:
         mem_mb=mem(8000),
         runtime=60,
     params:
-        model=capture_params,
+        model=get_capture_params,
         device=config["capture"]["device"],
         seed=config["seed"],
     script:
@@ -126,7 +126,7 @@ rule proxy:
 rule capture_summary:
     input:
         summaries=expand("results/captured/{model}/summary.parquet", model=MODELS),
-        code=library_sources("tables"),
+        code=script_code("collect_capture_summary"),
     output:
         table="results/tables/capture_summary.parquet",
         html=report(
@@ -145,3 +145,23 @@ rule capture_summary:
         runtime=5,
     script:
         "../scripts/collect_capture_summary.py"
+
+
+rule plot_tiny_training:
+    input:
+        curve="results/models/tiny-training.parquet",
+        code=script_code("plot_tiny_training"),
+    output:
+        **figure("tiny_training", "Captured traces", "embedded checkpoint training"),
+    log:
+        "logs/figures/tiny_training.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    params:
+        tiny=config["tiny"],
+    script:
+        "../scripts/plot_tiny_training.py"

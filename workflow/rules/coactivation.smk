@@ -1,7 +1,7 @@
 rule coactivation:
     input:
-        trace=trace_file,
-        code=library_sources("coactivation", "traces"),
+        trace=get_trace,
+        code=script_code("compute_coactivation"),
     output:
         layers="results/coactivation/{trace}/layers.parquet",
         pairs="results/coactivation/{trace}/pairs.parquet",
@@ -26,7 +26,7 @@ rule coactivation:
 rule collect_coactivation:
     input:
         layers=expand("results/coactivation/{trace}/layers.parquet", trace=ALL_TRACES),
-        code=library_sources("tables"),
+        code=script_code("collect_coactivation"),
     output:
         table="results/tables/coactivation.parquet",
         html=report(
@@ -58,7 +58,7 @@ rule tiny_checkpoint_table:
             "results/stats/captured-tiny/layers.parquet",
             "results/stats/captured-tiny-untrained/layers.parquet",
         ],
-        code=library_sources("tables"),
+        code=script_code("tiny_checkpoint_table"),
     output:
         table="results/tables/tiny_checkpoint.parquet",
         html=report(
@@ -79,3 +79,73 @@ rule tiny_checkpoint_table:
         tiny=config["tiny"],
     script:
         "../scripts/tiny_checkpoint_table.py"
+
+
+rule plot_coactivation_gain:
+    input:
+        layers=expand(
+            "results/coactivation/{trace}/layers.parquet", trace=CAPTURED + PROXIES
+        ),
+        code=script_code("plot_coactivation_gain"),
+    output:
+        **figure("coactivation_gain", "Co-activation", "clustering gain per layer"),
+    log:
+        "logs/figures/coactivation_gain.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    script:
+        "../scripts/plot_coactivation_gain.py"
+
+
+rule plot_coactivation_heatmap:
+    input:
+        pairs="results/coactivation/{trace}/pairs.parquet",
+        trace=get_trace,
+        code=script_code("plot_coactivation_heatmap"),
+    output:
+        **figure(
+            "coactivation_heatmap-{trace}",
+            "Co-activation",
+            "co-activation heatmap",
+            subcategory="{trace}",
+            trace="{trace}",
+        ),
+    log:
+        "logs/figures/coactivation_heatmap-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    script:
+        "../scripts/plot_coactivation_heatmap.py"
+
+
+rule plot_domain_expert:
+    input:
+        domain_expert="results/coactivation/{trace}/domain_expert.parquet",
+        trace=get_trace,
+        code=script_code("plot_domain_expert"),
+    output:
+        **figure(
+            "domain_expert-{trace}",
+            "Captured traces",
+            "domain x expert",
+            subcategory="{trace}",
+            trace="{trace}",
+        ),
+    log:
+        "logs/figures/domain_expert-{trace}.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    script:
+        "../scripts/plot_domain_expert.py"

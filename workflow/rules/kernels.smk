@@ -1,7 +1,7 @@
 rule kernel_workloads:
     input:
-        trace=trace_file,
-        code=library_sources("kernels.from_trace", "traces"),
+        trace=get_trace,
+        code=script_code("kernel_workloads"),
     output:
         "results/kernels/workloads/{trace}.parquet",
     log:
@@ -26,7 +26,7 @@ rule kernel_workloads:
 rule kernel_bench_torch:
     input:
         workload="results/kernels/workloads/{trace}.parquet",
-        code=library_sources("kernels.bench", "kernels.shapes"),
+        code=script_code("kernel_bench_torch"),
     output:
         "results/bench/kernels/torch/{trace}.parquet",
     log:
@@ -50,7 +50,7 @@ rule kernel_bench_torch:
 rule kernel_bench_jax:
     input:
         workload="results/kernels/workloads/{trace}.parquet",
-        code=library_sources("kernels.bench", "kernels.jax_backend", "kernels.shapes"),
+        code=script_code("kernel_bench_jax"),
     output:
         "results/bench/kernels/jax/{trace}.parquet",
     log:
@@ -76,7 +76,7 @@ rule kernel_alpha:
     input:
         workload="results/kernels/workloads/{trace}.parquet",
         layers="results/stats/{trace}/layers.parquet",
-        code=library_sources("kernels.alpha_match", "kernels.shapes"),
+        code=script_code("kernel_alpha"),
     output:
         "results/bench/kernels/alpha/{trace}.parquet",
     log:
@@ -104,8 +104,25 @@ rule collect_kernel_bench:
         jax=expand("results/bench/kernels/jax/{trace}.parquet", trace=JAX_TRACES),
         alpha=expand("results/bench/kernels/alpha/{trace}.parquet", trace=ALPHA_TRACES),
         recorded=RECORDED_KERNELS,
-        code=library_sources("kernels.plots", "kernels.summary", "provenance"),
+        code=script_code("collect_kernel_bench"),
     output:
+        **bench_figure("kernel_latency", "Kernels", "latency vs tokens", key="latency"),
+        **bench_figure(
+            "kernel_speedup",
+            "Kernels",
+            "speedup over the per-expert loop",
+            key="speedup",
+        ),
+        **bench_figure(
+            "kernel_roofline", "Kernels", "fraction of roofline", key="roofline"
+        ),
+        **bench_figure(
+            "kernel_placement",
+            "Kernels",
+            "bottleneck rank under placements",
+            key="placement",
+        ),
+        **bench_figure("kernel_alpha", "Kernels", "latency-matched alpha", key="alpha"),
         table="results/bench/kernels/torch.parquet",
         csv="results/bench/kernels/torch.csv",
         markdown="results/bench/kernels/summary.md",
@@ -115,46 +132,6 @@ rule collect_kernel_bench:
             category="Kernels",
             labels={"table": "latency and speedups"},
         ),
-        latency=report(
-            "results/bench/figures/kernel_latency.svg",
-            caption="../report/kernel_latency.rst",
-            category="Kernels",
-            labels={"figure": "latency vs tokens"},
-        ),
-        latency_png="results/bench/figures/kernel_latency.png",
-        latency_html="results/bench/figures/kernel_latency.html",
-        speedup=report(
-            "results/bench/figures/kernel_speedup.svg",
-            caption="../report/kernel_speedup.rst",
-            category="Kernels",
-            labels={"figure": "speedup over the per-expert loop"},
-        ),
-        speedup_png="results/bench/figures/kernel_speedup.png",
-        speedup_html="results/bench/figures/kernel_speedup.html",
-        roofline=report(
-            "results/bench/figures/kernel_roofline.svg",
-            caption="../report/kernel_roofline.rst",
-            category="Kernels",
-            labels={"figure": "fraction of roofline"},
-        ),
-        roofline_png="results/bench/figures/kernel_roofline.png",
-        roofline_html="results/bench/figures/kernel_roofline.html",
-        placement=report(
-            "results/bench/figures/kernel_placement.svg",
-            caption="../report/kernel_placement.rst",
-            category="Kernels",
-            labels={"figure": "bottleneck rank under placements"},
-        ),
-        placement_png="results/bench/figures/kernel_placement.png",
-        placement_html="results/bench/figures/kernel_placement.html",
-        alpha=report(
-            "results/bench/figures/kernel_alpha.svg",
-            caption="../report/kernel_alpha.rst",
-            category="Kernels",
-            labels={"figure": "latency-matched alpha"},
-        ),
-        alpha_png="results/bench/figures/kernel_alpha.png",
-        alpha_html="results/bench/figures/kernel_alpha.html",
     log:
         "logs/kernels/collect.log",
     conda:

@@ -1,7 +1,7 @@
 rule static_placement:
     input:
-        trace=trace_file,
-        code=library_sources("placement.static_eval", "traces"),
+        trace=get_trace,
+        code=script_code("static_placement"),
     output:
         "results/placement/static/{trace}.parquet",
     log:
@@ -27,8 +27,8 @@ rule static_placement:
 
 rule cache_simulation:
     input:
-        trace=trace_file,
-        code=library_sources("cache", "traces"),
+        trace=get_trace,
+        code=script_code("cache_simulation"),
     output:
         cache="results/cache/{trace}.parquet",
         prefetch="results/cache/prefetch/{trace}.parquet",
@@ -59,7 +59,7 @@ rule collect_placement:
         prefetch=expand(
             "results/cache/prefetch/{trace}.parquet", trace=PLACEMENT_TRACES
         ),
-        code=library_sources("tables"),
+        code=script_code("collect_placement"),
     output:
         static="results/tables/static_placement.parquet",
         static_html=report(
@@ -110,40 +110,22 @@ rule plot_placement:
         matched="results/tables/static_matched.parquet",
         cache="results/tables/cache.parquet",
         prefetch="results/tables/prefetch.parquet",
-        code=library_sources("plots", "tables"),
+        code=script_code("plot_placement"),
     output:
-        svg=report(
-            "results/figures/static_placement.svg",
-            caption="../report/static_placement.rst",
-            category="Placement",
-            labels={"figure": "static placement: devices per token"},
+        **figure("static_placement", "Placement", "static placement: devices per token"),
+        **figure(
+            "static_frontier",
+            "Placement",
+            "static placement: locality vs balance frontier",
+            key="frontier",
         ),
-        png="results/figures/static_placement.png",
-        html="results/figures/static_placement.html",
-        frontier_svg=report(
-            "results/figures/static_frontier.svg",
-            caption="../report/static_frontier.rst",
-            category="Placement",
-            labels={"figure": "static placement: locality vs balance frontier"},
+        **figure("cache_miss", "Placement", "expert cache miss rate", key="cache"),
+        **figure(
+            "prefetch_hits",
+            "Placement",
+            "next-token prefetch hit rate",
+            key="prefetch",
         ),
-        frontier_png="results/figures/static_frontier.png",
-        frontier_html="results/figures/static_frontier.html",
-        cache_svg=report(
-            "results/figures/cache_miss.svg",
-            caption="../report/cache_miss.rst",
-            category="Placement",
-            labels={"figure": "expert cache miss rate"},
-        ),
-        cache_png="results/figures/cache_miss.png",
-        cache_html="results/figures/cache_miss.html",
-        prefetch_svg=report(
-            "results/figures/prefetch_hits.svg",
-            caption="../report/prefetch_hits.rst",
-            category="Placement",
-            labels={"figure": "next-token prefetch hit rate"},
-        ),
-        prefetch_png="results/figures/prefetch_hits.png",
-        prefetch_html="results/figures/prefetch_hits.html",
     log:
         "logs/figures/placement.log",
     conda:
@@ -158,8 +140,8 @@ rule plot_placement:
 
 rule dynamic_placement:
     input:
-        trace=trace_file,
-        code=library_sources("placement.dynamic_eval", "hotness", "traces"),
+        trace=get_trace,
+        code=script_code("dynamic_placement"),
     output:
         summary="results/placement/dynamic/{trace}.parquet",
         timeline="results/placement/dynamic/{trace}-timeline.parquet",
@@ -192,8 +174,16 @@ rule plot_dynamic_placement:
         ),
         sweeps=expand("results/placement/dynamic/{trace}-sweep.parquet", trace=CAPTURED),
         slots=expand("results/placement/dynamic/{trace}-slots.parquet", trace=CAPTURED),
-        code=library_sources("plots", "tables"),
+        code=script_code("plot_dynamic_placement"),
     output:
+        **figure("dynamic_placement", "Placement", "PAR over time", key="fig"),
+        **figure("dynamic_frontier", "Placement", "PAR vs slots moved", key="frontier"),
+        **figure(
+            "dynamic_slots",
+            "Placement",
+            "PAR vs devices and redundant slots",
+            key="slots",
+        ),
         table="results/tables/dynamic_placement.parquet",
         html=report(
             "results/tables/dynamic_placement.html",
@@ -201,30 +191,6 @@ rule plot_dynamic_placement:
             category="Placement",
             labels={"table": "dynamic placement"},
         ),
-        svg=report(
-            "results/figures/dynamic_placement.svg",
-            caption="../report/dynamic_placement.rst",
-            category="Placement",
-            labels={"figure": "PAR over time"},
-        ),
-        png="results/figures/dynamic_placement.png",
-        fig_html="results/figures/dynamic_placement.html",
-        frontier_svg=report(
-            "results/figures/dynamic_frontier.svg",
-            caption="../report/dynamic_frontier.rst",
-            category="Placement",
-            labels={"figure": "PAR vs slots moved"},
-        ),
-        frontier_png="results/figures/dynamic_frontier.png",
-        frontier_html="results/figures/dynamic_frontier.html",
-        slots_svg=report(
-            "results/figures/dynamic_slots.svg",
-            caption="../report/dynamic_slots.rst",
-            category="Placement",
-            labels={"figure": "PAR vs devices and redundant slots"},
-        ),
-        slots_png="results/figures/dynamic_slots.png",
-        slots_html="results/figures/dynamic_slots.html",
         slots_table="results/tables/dynamic_slots.parquet",
         slots_table_html=report(
             "results/tables/dynamic_slots.html",
@@ -248,7 +214,7 @@ rule plot_dynamic_placement:
 
 rule dynamic_synthetic:
     input:
-        code=library_sources("placement.dynamic_eval", "synthetic.scenarios"),
+        code=script_code("dynamic_synthetic"),
     output:
         summary="results/placement/dynamic-synthetic/seed{seed}.parquet",
         timeline="results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
@@ -279,8 +245,11 @@ rule collect_dynamic_synthetic:
             "results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
             seed=HOT_SEEDS,
         ),
-        code=library_sources("plots", "tables"),
+        code=script_code("collect_dynamic_synthetic"),
     output:
+        **figure(
+            "dynamic_synthetic", "Placement", "PAR over time, serving scale", key="fig"
+        ),
         table="results/tables/dynamic_synthetic.parquet",
         html=report(
             "results/tables/dynamic_synthetic.html",
@@ -288,14 +257,6 @@ rule collect_dynamic_synthetic:
             category="Placement",
             labels={"table": "dynamic placement, serving scale"},
         ),
-        svg=report(
-            "results/figures/dynamic_synthetic.svg",
-            caption="../report/dynamic_synthetic.rst",
-            category="Placement",
-            labels={"figure": "PAR over time, serving scale"},
-        ),
-        png="results/figures/dynamic_synthetic.png",
-        fig_html="results/figures/dynamic_synthetic.html",
     log:
         "logs/figures/dynamic_synthetic.log",
     conda:

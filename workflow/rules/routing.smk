@@ -1,7 +1,7 @@
 rule routing_capacity:
     input:
-        trace=routing_source_input,
-        code=library_sources("routing.capacity_sweep", "traces", "kernels.timing"),
+        trace=get_routing_source_trace,
+        code=script_code("routing_capacity"),
     output:
         drops="results/routing/capacity/{source}.parquet",
         throughput="results/bench/routing/capacity/{source}.parquet",
@@ -25,8 +25,8 @@ rule routing_capacity:
 rule routing_train:
     input:
         corpus="results/corpus/corpus.parquet",
-        tokenizer=routing_tokenizer_input,
-        code=library_sources("routing.study", "routing.model"),
+        tokenizer=get_routing_tokenizer,
+        code=script_code("routing_train"),
     output:
         metrics="results/routing/train/{study}/{strategy}/metrics.parquet",
         curves="results/routing/train/{study}/{strategy}/curves.parquet",
@@ -44,9 +44,9 @@ rule routing_train:
     resources:
         mem_mb=mem(4000),
         runtime=60,
-        gpu=routing_train_gpus,
+        gpu=get_routing_train_gpus,
     params:
-        train=routing_study_params,
+        train=get_study,
         seed=config["seed"],
     script:
         "../scripts/routing_train.py"
@@ -57,8 +57,15 @@ rule collect_routing_capacity:
         drops=expand(
             "results/routing/capacity/{source}.parquet", source=ROUTING_SOURCES
         ),
-        code=library_sources("routing.plots", "tables", "plots"),
+        code=script_code("collect_routing_capacity"),
     output:
+        **figure(
+            "routing_drop_rate",
+            "Routing",
+            "drop rate vs capacity factor",
+            subcategory="Capacity factor",
+            key="fig",
+        ),
         table="results/tables/routing_capacity.parquet",
         html=report(
             "results/tables/routing_capacity.html",
@@ -67,15 +74,6 @@ rule collect_routing_capacity:
             subcategory="Capacity factor",
             labels={"table": "drop rates per source, E, k and CF"},
         ),
-        svg=report(
-            "results/figures/routing_drop_rate.svg",
-            caption="../report/routing_drop_rate.rst",
-            category="Routing",
-            subcategory="Capacity factor",
-            labels={"figure": "drop rate vs capacity factor"},
-        ),
-        png="results/figures/routing_drop_rate.png",
-        html_fig="results/figures/routing_drop_rate.html",
     log:
         "logs/routing/collect_capacity.log",
     conda:
@@ -95,8 +93,9 @@ rule collect_routing_study:
         loads=routing_train_files("loads"),
         preference=routing_train_files("preference"),
         heatmap=routing_train_files("heatmap"),
-        code=library_sources("routing.plots", "routing.study", "tables", "plots"),
+        code=script_code("collect_routing_study"),
     output:
+        **figure_set(ROUTING_FIGURES, "Routing", subcategory="Training study"),
         table="results/tables/routing_study.parquet",
         html=report(
             "results/tables/routing_study.html",
@@ -113,21 +112,6 @@ rule collect_routing_study:
             subcategory="Training study",
             labels={"table": "which differences exceed the seed noise"},
         ),
-        figures=[
-            report(
-                f"results/figures/{name}.svg",
-                caption=f"../report/{name}.rst",
-                category="Routing",
-                subcategory="Training study",
-                labels={"figure": name.removeprefix("routing_").replace("_", " ")},
-            )
-            for name in ROUTING_FIGURES
-        ],
-        other=[
-            f"results/figures/{name}.{ext}"
-            for name in ROUTING_FIGURES
-            for ext in ("png", "html")
-        ],
     log:
         "logs/routing/collect_study.log",
     conda:
@@ -149,23 +133,14 @@ rule collect_routing_bench:
         ),
         throughput=routing_train_files("throughput", bench=True),
         metrics=routing_train_files("metrics"),
-        code=library_sources("routing.plots", "plots"),
+        code=script_code("collect_routing_bench"),
     output:
-        figures=[
-            report(
-                f"results/bench/figures/{name}.svg",
-                caption=f"../report/{name}.rst",
-                category="Routing",
-                subcategory="Throughput (timed on this machine)",
-                labels={"figure": name.removeprefix("routing_").replace("_", " ")},
-            )
-            for name in ("routing_capacity_throughput", "routing_frontier")
-        ],
-        other=[
-            f"results/bench/figures/{name}.{ext}"
-            for name in ("routing_capacity_throughput", "routing_frontier")
-            for ext in ("png", "html")
-        ],
+        **figure_set(
+            ("routing_capacity_throughput", "routing_frontier"),
+            "Routing",
+            subcategory="Throughput (timed on this machine)",
+            folder="results/bench/figures",
+        ),
     log:
         "logs/routing/collect_bench.log",
     conda:
@@ -184,7 +159,7 @@ rule routing_perft:
     input:
         corpus="results/corpus/corpus.parquet",
         model=perft_model_inputs(),
-        code=library_sources("routing.perft", "capture"),
+        code=script_code("routing_perft"),
     output:
         results="results/routing/perft/results.parquet",
         curves="results/routing/perft/curves.parquet",
@@ -201,7 +176,7 @@ rule routing_perft:
         runtime=60,
     params:
         perft=ROUTING_PERFT,
-        path=perft_model_path,
+        path=get_perft_model_path,
         seed=config["seed"],
     script:
         "../scripts/routing_perft.py"
@@ -211,8 +186,15 @@ rule plot_routing_perft:
     input:
         results="results/routing/perft/results.parquet",
         curves="results/routing/perft/curves.parquet",
-        code=library_sources("routing.plots", "tables", "plots"),
+        code=script_code("plot_routing_perft"),
     output:
+        **figure(
+            "routing_perft_frontier",
+            "Routing",
+            "loss vs trainable parameters",
+            subcategory="Routed adapters (PERFT)",
+            key="fig",
+        ),
         table="results/tables/routing_perft.parquet",
         html=report(
             "results/tables/routing_perft.html",
@@ -221,15 +203,6 @@ rule plot_routing_perft:
             subcategory="Routed adapters (PERFT)",
             labels={"table": "PERFT variants"},
         ),
-        svg=report(
-            "results/figures/routing_perft_frontier.svg",
-            caption="../report/routing_perft_frontier.rst",
-            category="Routing",
-            subcategory="Routed adapters (PERFT)",
-            labels={"figure": "loss vs trainable parameters"},
-        ),
-        png="results/figures/routing_perft_frontier.png",
-        html_fig="results/figures/routing_perft_frontier.html",
     log:
         "logs/routing/plot_perft.log",
     conda:

@@ -23,4 +23,4 @@ source = (f"synthetic hotness generated directly (power law alpha {h.alpha:g}, r
 tables.write_html(tables.seeds_summary(summary), o.html, "Dynamic placement at serving scale: mean over seeds",
                   source)
 plots.save(plots.par_timeline(timeline.rename({"seed": "trace"}).with_columns(
-    pl.format("seed {}", pl.col("trace"))), source), o.svg, o.png, o.fig_html)
+    pl.format("seed {}", pl.col("trace"))), source), o.fig_svg, o.fig_png, o.fig_html)

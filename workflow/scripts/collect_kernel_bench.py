@@ -25,10 +25,10 @@ with atomic_path(o.markdown) as tmp:
     tmp.write_text(summary.to_markdown(rows, title))
 with atomic_path(o.summary) as tmp:
     tmp.write_text(summary.to_html(rows, title))
-plots.save(kernel_plots.latency(table), o.latency, o.latency_png, o.latency_html)
-plots.save(kernel_plots.speedup_heatmap(table), o.speedup, o.speedup_png, o.speedup_html)
-plots.save(kernel_plots.roofline(table), o.roofline, o.roofline_png, o.roofline_html)
-plots.save(kernel_plots.placement(table), o.placement, o.placement_png, o.placement_html)
+plots.save(kernel_plots.latency(table), o.latency_svg, o.latency_png, o.latency_html)
+plots.save(kernel_plots.speedup_heatmap(table), o.speedup_svg, o.speedup_png, o.speedup_html)
+plots.save(kernel_plots.roofline(table), o.roofline_svg, o.roofline_png, o.roofline_html)
+plots.save(kernel_plots.placement(table), o.placement_svg, o.placement_png, o.placement_html)
 alpha = pl.concat([pl.read_parquet(f) for f in i.alpha], how="diagonal_relaxed") if i.alpha else None
-plots.save(kernel_plots.alpha_match(alpha), o.alpha, o.alpha_png, o.alpha_html)
+plots.save(kernel_plots.alpha_match(alpha), o.alpha_svg, o.alpha_png, o.alpha_html)
 log.info("%d measurements (%d recorded)", table.height, table.filter(pl.col("provenance") != "regenerated").height)

@@ -16,6 +16,5 @@ metrics = pl.concat([pl.read_parquet(f) for f in i.metrics])
 throughput = pl.concat([pl.read_parquet(f) for f in i.throughput])
 charts = {"routing_capacity_throughput": rplots.capacity_throughput(capacity),
           "routing_frontier": rplots.frontier(metrics, throughput, rplots.studies_source(studies))}
-for svg in o.figures:
-    name = svg.rsplit("/", 1)[1].removesuffix(".svg")
-    plots.save(charts[name], svg, svg.removesuffix(".svg") + ".png", svg.removesuffix(".svg") + ".html")
+for name, chart in charts.items():
+    plots.save(chart, o[f"{name}_svg"], o[f"{name}_png"], o[f"{name}_html"])

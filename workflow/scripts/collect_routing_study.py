@@ -23,6 +23,5 @@ write_parquet(sig, o.significance)
 tables.write_html(sig, o.significance_html, "Differences between strategies against twice the pooled seed std",
                   source)
 charts = rplots.study_charts(frames, studies)
-for svg in o.figures:
-    name = svg.rsplit("/", 1)[1].removesuffix(".svg")
-    plots.save(charts[name], svg, svg.removesuffix(".svg") + ".png", svg.removesuffix(".svg") + ".html")
+for name, chart in charts.items():
+    plots.save(chart, o[f"{name}_svg"], o[f"{name}_png"], o[f"{name}_html"])

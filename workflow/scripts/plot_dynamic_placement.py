@@ -21,7 +21,7 @@ if d.nodes > 1:
 if d.oracle:
     source += "; the oracle sees the coming window (a bound, not a policy)"
 tables.write_html(summary, o.html, "Dynamic placement: Default, DS-EPLB and moelab", source)
-plots.save(plots.par_timeline(timeline, source), o.svg, o.png, o.fig_html)
+plots.save(plots.par_timeline(timeline, source), o.fig_svg, o.fig_png, o.fig_html)
 sweeps = pl.concat([pl.read_parquet(f) for f in i.sweeps], how="diagonal_relaxed")
 plots.save(plots.dynamic_frontier(sweeps, source), o.frontier_svg, o.frontier_png, o.frontier_html)
 slots = pl.concat([pl.read_parquet(f) for f in i.slots], how="diagonal_relaxed")

@@ -14,5 +14,5 @@ results = pl.read_parquet(snakemake.input.results)
 source = rplots.perft_source(results, PerftSpec.from_config(snakemake.params.perft))
 write_parquet(results, o.table)
 tables.write_html(results.drop("model"), o.html, "Routed adapters (PERFT) on the frozen checkpoint", source)
-plots.save(rplots.perft_frontier(results, pl.read_parquet(snakemake.input.curves), source), o.svg, o.png,
-           o.html_fig)
+plots.save(rplots.perft_frontier(results, pl.read_parquet(snakemake.input.curves), source), o.fig_svg, o.fig_png,
+           o.fig_html)

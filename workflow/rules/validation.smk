@@ -1,0 +1,118 @@
+# The config, checked and resolved before any job: the schema, then every block's spec and the checks
+# that tie blocks together (moelab.config), then the trace ids and job lists the rules expand over.
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The workflow itself imports moelab from this checkout (scripts do the same: _moelab_path.py).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+import moelab.config as mconfig
+from moelab.capture_spec import EMBEDDED, CaptureSpec, model_dir
+from moelab.deps import module_files, script_modules
+from moelab.routing.spec import train_variants
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+def _sorted_keys(obj):
+    """Snakemake compares params by their repr: with keys in one order, a config file whose keys are
+    merely reordered reruns nothing."""
+    if isinstance(obj, dict):
+        return {key: _sorted_keys(obj[key]) for key in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sorted_keys(v) for v in obj]
+    return obj
+
+
+_canonical = _sorted_keys(config)
+config.clear()
+config.update(_canonical)
+try:
+    mconfig.check(config)
+except mconfig.ConfigError as exc:
+    raise WorkflowError(f"config error: {exc}") from None
+
+SPECS = mconfig.synthetic_specs(config)
+TRACES = sorted(SPECS)
+SHAPES = sorted(
+    {f"E{s['num_experts']}-k{s['top_k']}" for s in config["synthetic"]["shapes"]}
+)
+DRIFTING = sorted(t for t, s in SPECS.items() if not s.drift.is_static)
+
+# Captured traces: one per configured model, plus the gaussian-input proxies.
+CAPTURE = CaptureSpec.from_config(config["capture"])
+MODELS = {m.name: m for m in CAPTURE.models}
+CAPTURED = [f"captured-{name}" for name in MODELS]
+PROXIES = [f"proxy-{name}" for name in config["capture"]["proxy"]]
+ALL_TRACES = TRACES + CAPTURED + PROXIES
+PLACEMENT_TRACES = (
+    CAPTURED + PROXIES + (TRACES if config["placement"]["include_synthetic"] else [])
+)
+# The serving-scale dynamic placement evaluation (hotness generated directly), one job per seed.
+HOT_SEEDS = (config["placement"]["dynamic_synthetic"] or {"seeds": []})["seeds"]
+# Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
+KERNELS = config.get("kernels") or {}
+KERNEL_TRACES = KERNELS.get("traces", [])
+KERNEL_JAX = KERNELS.get("jax") or {}
+JAX_TRACES = KERNEL_JAX.get("traces", [])
+# the latency-matched alpha is for traces of real models: captured ones (and their gaussian proxies)
+ALPHA_TRACES = (
+    [t for t in KERNEL_TRACES if t in CAPTURED + PROXIES]
+    if KERNELS.get("alpha")
+    else []
+)
+# the load cap matters to the capped co-activation placement only: other configs ignore its changes
+KERNEL_SLACK = (
+    config["placement"]["load_slack"]
+    if "coactivation_capped" in KERNELS.get("placements", [])
+    else 0.0
+)
+RECORDED_KERNELS = sorted(
+    str(p.relative_to(workflow.basedir))
+    for p in Path(workflow.basedir).glob("recorded/*/kernels/*.parquet")
+)
+# Routing study: capacity-sweep sources (gaussian logits, traces) and the trained strategies.
+ROUTING = config.get("routing") or {}
+ROUTING_CAPACITY = ROUTING.get("capacity") or {}
+ROUTING_SOURCES = (["gaussian"] if ROUTING_CAPACITY.get("gaussian") else []) + list(
+    ROUTING_CAPACITY.get("traces", [])
+)
+ROUTING_TRAIN = ROUTING.get("train") or {}
+# The training study: `base` is routing.train; each routing.train_variants entry overrides some of its keys.
+ROUTING_STUDIES = (
+    {"base": ROUTING_TRAIN} | train_variants(ROUTING) if ROUTING_TRAIN else {}
+)
+ROUTING_RUNS = [
+    (s, x) for s, spec in ROUTING_STUDIES.items() for x in spec["strategies"]
+]
+ROUTING_STRATEGIES = sorted({x for _, x in ROUTING_RUNS})
+ROUTING_PERFT = ROUTING.get("perft") or {}
+EMBEDDED_PAIR = {"embedded:tiny", "embedded:tiny-untrained"} <= {
+    m.path for m in MODELS.values()
+}
+
+# The routing study's per-strategy figures (base study).
+ROUTING_FIGURES = (
+    "routing_convergence",
+    "routing_load_vs_ppl",
+    "routing_expert_load",
+    "routing_heatmap",
+    "routing_token_type",
+)
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) or "$^"
+
+
+wildcard_constraints:
+    trace=_alternatives(ALL_TRACES),
+    shape=_alternatives(SHAPES),
+    model=_alternatives(MODELS),
+    seed=r"\d+",
+    source=_alternatives(ROUTING_SOURCES),
+    strategy=_alternatives(ROUTING_STRATEGIES),
+    study=_alternatives(ROUTING_STUDIES),
