@@ -36,3 +36,32 @@ def test_module_files_follow_moelab_imports():
     files = {p.name for p in module_files("moelab.synthetic.scenarios")}
     assert {"scenarios.py", "assign.py", "loads.py", "powerlaw.py", "drift.py", "stream.py", "traces.py"} <= files
     assert "stats.py" not in files and "plots.py" not in files
+
+
+def _imports(module: str) -> set[str]:
+    """Every moelab module ``module`` reaches through its imports (its own file excluded)."""
+    own = {p.relative_to(ROOT / "src").with_suffix("").as_posix().replace("/", ".") for p in module_files(module)}
+    return {m.removesuffix(".__init__") for m in own} - {module, "moelab"}
+
+
+def test_modules_import_down_the_stages_never_across_or_back():
+    # expert grouping is shared: neither the co-activation analysis nor static placement imports the other
+    assert _imports("moelab.grouping") == set()
+    assert not {m for m in _imports("moelab.placement.static") if m.startswith("moelab.coactivation")}
+    assert not {m for m in _imports("moelab.coactivation") if m.startswith("moelab.placement")}
+    # the kernel registry sits above torch and Triton; neither imports it or the other's way back
+    assert "moelab.kernels.triton_moe" not in _imports("moelab.kernels.torch_moe")
+    assert "moelab.kernels.registry" not in _imports("moelab.kernels.triton_moe")
+    # the routing study and PERFT take token windows from their own module, not the embedded checkpoint's
+    assert "moelab.tiny" not in _imports("moelab.routing.study") | _imports("moelab.routing.perft")
+
+
+def test_config_specs_are_light_and_the_library_never_imports_the_workflow_config():
+    # the workflow builds every spec at start (each Slurm job parses the workflow twice): no torch, no stage code
+    for spec in ("moelab.spec", "moelab.routing.spec", "moelab.kernels.spec", "moelab.capture_spec"):
+        light = {"moelab.spec", "moelab.model_shape", "moelab.routing.names", "moelab.routing", "moelab.kernels"}
+        heavy = _imports(spec) - light  # (the package __init__ files import nothing)
+        assert not heavy, f"{spec} imports {sorted(heavy)}"
+    users = [p for p in (ROOT / "src/moelab").rglob("*.py") if p.name != "config.py" and re.search(
+        r"^\s*(from moelab\.config import|import moelab\.config|from moelab import .*\bconfig\b)", p.read_text(), re.M)]
+    assert not users, f"library modules import moelab.config: {users}"

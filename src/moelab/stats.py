@@ -9,7 +9,7 @@ from scipy.optimize import minimize_scalar
 from moelab.synthetic import powerlaw
 
 TOP_FRACTION = 0.2
-# What the reference document claims for the top-20% share (power-law-moe-workloads.md).
+# What the published power-law workload note claims for the top-20% share (docs/stages/statistics.md).
 REFERENCE_TOP20_CLAIM = {1.01: (0.30, 0.40), 1.2: (0.60, 0.70)}
 
 

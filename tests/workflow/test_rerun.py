@@ -151,17 +151,18 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downs
         assert jobs[rule] == n, (rule, jobs)
 
 
-# (module edited, rules whose scripts import it, every rule that must rerun). Static placement clusters with
-# moelab.coactivation, which uses moelab.stats' Gini: edits there reach placement too.
+# (module edited, rules whose scripts import it, every rule that must rerun). Co-activation and static placement
+# share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
     "placement/policies.py": ({"dynamic_placement", "dynamic_synthetic"}, DYNAMIC),
     "placement/static.py": ({"static_placement", "kernel_workloads"}, {"static_placement"} | PLACEMENT_FIGS | KERNELS),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
-    "coactivation.py": ({"coactivation", "static_placement", "kernel_workloads"},
-                        {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS | KERNELS),
-    "stats.py": ({"compute_load_stats", "collect_load_stats", "coactivation", "static_placement", "kernel_workloads"},
-                 {"compute_load_stats", "coactivation", "static_placement"} | STATS_FIGS | COACT_FIGS
-                 | PLACEMENT_FIGS | KERNELS),
+    "coactivation.py": ({"coactivation"}, {"coactivation"} | COACT_FIGS),
+    "grouping.py": ({"coactivation", "static_placement", "kernel_workloads"},
+                    {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS | KERNELS),
+    "stats.py": ({"compute_load_stats", "coactivation"},
+                 {"compute_load_stats", "coactivation", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS
+                 | COACT_FIGS),
     "kernels/torch_moe.py": ({"kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS - {"kernel_workloads"}),
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),

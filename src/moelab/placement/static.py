@@ -9,8 +9,7 @@ cut into ``balance_windows`` consecutive windows, and the mean over windows of t
 exceed the frequency placement's by at most ``cv_budget``). A cap balances the fitted totals, but
 co-activated experts tend to serve one domain, so their loads move together: a device of them
 swings with the mix, and the scored half has a different mix. The window CV measures that swing
-on the fitted part (on the captured tiny trace, across placements, it correlates 0.85 with the
-scored CV).
+on the fitted part, where the scored CV cannot be seen.
 
 Scores on the held-out iterations: distinct devices touched per token (the all-to-all fan-out),
 load CV across devices, and PAR (per-iteration max / mean device load, averaged).
