@@ -142,9 +142,11 @@ def timeline_table(hot: np.ndarray, window: int, layer: int = 0) -> pl.DataFrame
     })
 
 
-def top20_expectation(config: dict, seed: int, draws: int = 2000) -> dict[str, float]:
-    """For a power-law scenario: the sampler's expected top-20% share at its reference_tokens
-    (Monte Carlo, seeded) and the reference's claimed range, when it states one."""
+def top20_expectation(trace_config: dict, seed: int, draws: int = 2000) -> dict[str, float]:
+    """For a power-law scenario (``trace_config``: the trace's own metadata, ``TraceMeta.config``): the sampler's
+    expected top-20% share at its reference_tokens (Monte Carlo, seeded) and the published claimed range, when
+    it states one."""
+    config = trace_config
     sc = config.get("scenario", {})
     if sc.get("kind") != "powerlaw" or not sc.get("alpha"):
         return {"top20_expected": float("nan"), "top20_expected_sd": float("nan"),
