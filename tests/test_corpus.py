@@ -72,3 +72,10 @@ def test_read_checks_the_file(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(corpus.CorpusError, match="not a readable corpus"):
         corpus.read(tmp_path / "bad.parquet")
+
+
+def test_the_legal_domain_reads_only_the_pinned_dependencies_licences():
+    # an extra package in the environment (a linter, a notebook) must not change the corpus
+    legal = corpus.build(("prose", "legal"), max_chars=1_000_000, seed=0).filter(pl.col("domain") == "legal")
+    owners = {s.split(":", 1)[0] for s in legal["source"]}
+    assert owners <= {"python", *corpus.LICENSED} and {"numpy", "torch"} <= owners

