@@ -4,13 +4,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TEST = ("--configfile", "config/test.yaml")
 
 
 def project_files() -> list[str]:
@@ -40,21 +43,42 @@ def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 900) -
     if "profiles/slurm" not in args:
         env["PATH"] = f"{_NO_SCONTROL}{os.pathsep}{env.get('PATH', '')}"
     res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
-    if check and res.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
-                             f"{res.stderr[-5000:]}")
+    if check:
+        assert_ran(res)
     return res
 
 
+def assert_ran(res: subprocess.CompletedProcess) -> None:
+    if res.returncode:
+        raise AssertionError(f"snakemake {' '.join(res.args[1:])} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
+                             f"{res.stderr[-5000:]}")
+
+
+def selected(request, fixture: str) -> bool:
+    """Whether a test of this session uses ``fixture``, directly or through another fixture."""
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
+
+
 @pytest.fixture(scope="session")
-def two_runs(tmp_path_factory):
-    """The test config run end to end in two copies of the project at different paths."""
-    runs = []
-    for where in ("a/clone", "b/deeper/other"):
-        d = copy_project(tmp_path_factory.mktemp("wf") / where)
-        snakemake(d, "--cores", "2", "--configfile", "config/test.yaml")
-        runs.append(d)
-    return runs
+def two_runs(request, tmp_path_factory):
+    """The test config run end to end in two copies of the project at different paths, both at once."""
+    if selected(request, "slurm_runs"):
+        try:  # the Slurm runs go on in the background from now on, next to the local runs and tests
+            request.getfixturevalue("slurm_runs")
+        except (Exception, pytest.skip.Exception):
+            pass  # pytest keeps the fixture's failure or skip: the Slurm tests report it, these runs go on
+    dirs = [copy_project(tmp_path_factory.mktemp("wf") / where) for where in ("a/clone", "b/deeper/other")]
+    with ThreadPoolExecutor(len(dirs)) as pool:  # a run alone leaves a core idle at times (rules in sequence)
+        for _ in pool.map(lambda d: snakemake(d, "--cores", "2", *TEST), dirs):
+            pass
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def report_zip(two_runs):
+    """The report of the first run, written once for the tests that read it."""
+    snakemake(two_runs[0], "--cores", "2", *TEST, "--report", "results/report.zip")
+    return two_runs[0] / "results/report.zip"
 
 
 def planned_jobs(cwd: Path, *args: str) -> Counter:
@@ -78,3 +102,79 @@ def differing(a: Path, b: Path) -> list[str]:
     fa, fb = result_files(a), result_files(b)
     assert fa == fb, f"different files: {sorted(set(map(str, fa)) ^ set(map(str, fb)))[:10]}"
     return [str(f) for f in fa if (a / f).read_bytes() != (b / f).read_bytes()]
+
+
+# --- Slurm (test_slurm.py) ---------------------------------------------------------------------------------
+
+LOCAL_SLURM = str(ROOT / "tools/local-slurm")
+# Exactly the README's Slurm command, on the test config.
+SLURM = ("--workflow-profile", "profiles/slurm", *TEST)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    if os.geteuid() != 0:
+        pytest.skip("tools/local-slurm needs root (apt, daemons, /etc/slurm)")
+    was_up = subprocess.run([LOCAL_SLURM, "status"], capture_output=True).returncode == 0
+    res = subprocess.run([LOCAL_SLURM, "start"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    yield
+    if not was_up:
+        subprocess.run([LOCAL_SLURM, "stop"], capture_output=True, timeout=300)
+
+
+def slurm_jobs(workdir) -> list[dict]:
+    """Slurm's own record of the jobs submitted from ``workdir`` (kept by slurmctld for MinJobAge)."""
+    out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%k|%P|%T|%m|%Z"],
+                         capture_output=True, text=True, check=True).stdout
+    jobs = []
+    for line in out.splitlines():
+        jobid, comment, partition, state, mem, wd = line.split("|")
+        if os.path.realpath(wd) != os.path.realpath(workdir):
+            continue
+        m = re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", comment)
+        assert m, f"Slurm job {jobid} has no rule in its comment: {comment!r}"
+        jobs.append({"id": int(jobid), "rule": m[1], "job": comment, "partition": partition, "state": state,
+                     "mem": mem})
+    return sorted(jobs, key=lambda j: j["id"])
+
+
+def slurm_run_of_the_test_config(d: Path) -> dict:
+    copy_project(d)
+    planned = planned_jobs(d, *SLURM)
+    t0 = time.perf_counter()
+    snakemake(d, *SLURM, timeout=1200)
+    seconds = time.perf_counter() - t0
+    # read at once: squeue forgets a finished job after MinJobAge, and the tests may come much later
+    return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "seconds": seconds}
+
+
+def slurm_run_with_a_failing_job(run: Future) -> dict:
+    """test_a_failing_job_says_why_and_a_rerun_resumes's runs; the test checks what they record, in order."""
+    d = run.result()["dir"]
+    work = d.parent / "failing"
+    shutil.copytree(d, work, symlinks=True)
+    before = {j["id"] for j in slurm_jobs(work)}
+    trace = work / "results/synthetic/random-E16-k4/trace.parquet"
+    good = trace.read_bytes()
+    trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
+    failing = snakemake(work, *SLURM, check=False, timeout=1200)
+    failed = [j for j in slurm_jobs(work) if j["id"] not in before]
+    trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
+    planned = planned_jobs(work, *SLURM)
+    rerun = snakemake(work, *SLURM, check=False, timeout=1200)
+    return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
+
+
+@pytest.fixture(scope="session")
+def slurm_runs(request, cluster, tmp_path_factory):
+    """The Slurm runs, one after the other in a background thread: much of their time is spent waiting (on
+    Slurm's scheduling, on the profile's status checks, on retries), so the other tests go on meanwhile.
+    two_runs starts them when the session holds a Slurm test; the Slurm tests wait for what they read."""
+    with ThreadPoolExecutor(1, thread_name_prefix="slurm") as pool:
+        run = pool.submit(slurm_run_of_the_test_config, tmp_path_factory.mktemp("slurm") / "p")
+        failing = pool.submit(slurm_run_with_a_failing_job, run) if selected(request, "slurm_failure") else None
+        yield {"run": run, "failing": failing}
+        run.cancel()  # leaving early (a failure, ^C): what has not started never starts; what has, ends before
+        if failing:   # the cluster stops
+            failing.cancel()

@@ -7,8 +7,6 @@ import zipfile
 
 import pytest
 
-from .conftest import snakemake
-
 pytestmark = pytest.mark.workflow
 
 LOCAL = ("file:", "data:", "blob:", "about:")
@@ -37,11 +35,9 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def report_dir(two_runs, tmp_path_factory):
-    d = two_runs[0]
-    snakemake(d, "--cores", "2", "--configfile", "config/test.yaml", "--report", "results/report.zip")
+def report_dir(report_zip, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    with zipfile.ZipFile(d / "results/report.zip") as z:
+    with zipfile.ZipFile(report_zip) as z:
         z.extractall(out)
         items = sorted(n.rsplit("/", 1)[1] for n in z.namelist() if "/data/raw/" in n)
     return out, items

@@ -6,30 +6,37 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, copy_project, differing, result_files, snakemake
+from .conftest import copy_project, differing, result_files, snakemake
 
 pytestmark = pytest.mark.workflow
 
 
-def test_lint_is_clean():
-    res = snakemake(ROOT, "--lint")
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A fresh copy of the project: the checkout's own results/, logs/ and .snakemake/ (after `make report`,
+    say) would leave a dry run nothing to do, and Snakemake writes .snakemake/ where it runs (--lint: its log)."""
+    return copy_project(tmp_path_factory.mktemp("checkout") / "p")
+
+
+def test_lint_is_clean(checkout):
+    res = snakemake(checkout, "--lint")
     assert "Congratulations" in res.stdout + res.stderr, res.stdout + res.stderr
 
 
-def test_snakefmt_is_clean():
-    res = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "."], cwd=ROOT,
+def test_snakefmt_is_clean(checkout):
+    res = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "."], cwd=checkout,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_default_config_dry_run():
-    res = snakemake(ROOT, "-n", "--quiet", "rules")
+def test_default_config_dry_run(checkout):
+    res = snakemake(checkout, "-n", "--quiet", "rules")
     assert "generate_synthetic_trace" in res.stdout, res.stdout
 
 
-def test_gpu_config_plans_the_kernel_benchmarks():
+def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     """config/gpu.yaml validates and plans GPU kernel jobs (they run only where CUDA is: not here)."""
-    res = snakemake(ROOT, "results/bench/kernels/summary.md", "-n", "--configfile", "config/gpu.yaml")
+    res = snakemake(checkout, "results/bench/kernels/summary.md", "-n", "--configfile", "config/gpu.yaml")
     out = res.stdout + res.stderr
     assert "kernel_bench_torch" in out and "powerlaw-alpha1.2-E8-k2" in out and "gpu=1" in out, out[-3000:]
 
@@ -93,10 +100,8 @@ def test_no_op_rerun_runs_nothing(two_runs):
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
-def test_report_zip_holds_every_figure(two_runs):
-    d = two_runs[0]
-    snakemake(d, "--cores", "2", "--configfile", "config/test.yaml", "--report", "results/report.zip")
-    names = zipfile.ZipFile(d / "results/report.zip").namelist()
+def test_report_zip_holds_every_figure(report_zip):
+    names = zipfile.ZipFile(report_zip).namelist()
     for fig in ("powerlaw_comparison.svg", "top20_share.svg", "expert_loads-E16-k4.svg", "load_stats.html",
                 "coactivation_gain.svg", "coactivation_heatmap-captured-tiny.svg", "domain_expert-captured-tiny.svg",
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
