@@ -38,7 +38,7 @@ _NO_SCONTROL = Path(tempfile.mkdtemp(prefix="moelab-no-scontrol-"))
 (_NO_SCONTROL / "scontrol").chmod(0o755)
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 2400) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     if "profiles/slurm" not in args:
         env["PATH"] = f"{_NO_SCONTROL}{os.pathsep}{env.get('PATH', '')}"
@@ -143,7 +143,7 @@ def slurm_run_of_the_test_config(d: Path) -> dict:
     copy_project(d)
     planned = planned_jobs(d, *SLURM)
     t0 = time.perf_counter()
-    snakemake(d, *SLURM, timeout=1200)
+    snakemake(d, *SLURM, timeout=2400)
     seconds = time.perf_counter() - t0
     # read at once: squeue forgets a finished job after MinJobAge, and the tests may come much later
     return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "seconds": seconds}
@@ -158,11 +158,11 @@ def slurm_run_with_a_failing_job(run: Future) -> dict:
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
     trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
-    failing = snakemake(work, *SLURM, check=False, timeout=1200)
+    failing = snakemake(work, *SLURM, check=False, timeout=2400)
     failed = [j for j in slurm_jobs(work) if j["id"] not in before]
     trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
     planned = planned_jobs(work, *SLURM)
-    rerun = snakemake(work, *SLURM, check=False, timeout=1200)
+    rerun = snakemake(work, *SLURM, check=False, timeout=2400)
     return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
 
 
