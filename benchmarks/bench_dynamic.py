@@ -1,85 +1,115 @@
-"""moelab's dynamic placement policy against DeepSeek EPLB, side by side in one run.
+"""moelab's dynamic placement policy against DeepSeek's EPLB (moelab's implementation), side by side in one run.
 
-Hotness is generated directly (no token trace): power law alpha 1.2 per layer with a frozen slow
-random-walk drift, concurrency 1024, top-8; 32 devices with one redundant slot each; DS-R1 score
-constants (60 s per unit of mean PAR, 88,080,384-byte slots over 900 GB/s). EPLB (global) is
-called every 1024 iterations on a 1024-iteration window, as pinned; moelab's policy, which moves
-few slots per call, is called every 256 iterations on a 512-iteration window (half-life 128),
-redeploying a layer only when the modelled time it saves exceeds its transfer time. Both start
-from the contiguous Default placement and first act at iteration 1024. Hotness is cached under
-/tmp between runs (it takes ~20 s per seed to generate).
+Both policies run with the settings of the config's ``placement.grid`` block (default: config/full.yaml over
+config/config.yaml), the same block the pipeline's grid runs, on hotness from the calibrated model
+(``results/placement/calibration/model.json`` when the pipeline has written it; otherwise the calibration is
+fitted here first, with the config's ``placement.calibration``).
 
-    .venv/bin/python benchmarks/bench_dynamic.py [--layers 58] [--experts 256] [--iterations 8192] [--seeds 1 2 3]
+1. Time per call at the DS-R1 EP32 shape (58 layers x 256 experts onto 32 devices x 9 slots): each policy
+   called on the same windows; median and spread over ``--calls`` calls, and the ratio. These medians are
+   what ``placement.grid.seconds_per_call`` pins.
+2. With ``--cells``: grid cells (``ep:drift:seed``, default the tuning cell) run with measured delays, as
+   ``results/bench/placement/grid/`` does, next to the modelled-delay run.
+
+    .venv/bin/python benchmarks/bench_dynamic.py [--calls 9] [--cells 32:1:1 256:1:1]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
 
 
-def hotness(seed: int, layers: int, experts: int, iterations: int):  # noqa: ANN201
-    from moelab.synthetic.scenarios import hotness, hotness_spec
+def load_config(paths: list[str]) -> dict:
+    import yaml
 
-    cfg = dict(alpha=1.2, experts=experts, top_k=8, concurrency=1024, iterations=iterations, layers=layers,
-               walk_sigma=0.02, walk_reversion=0.001)
-    return hotness(hotness_spec(**cfg, reference_tokens=4096, seed=seed))
+    config: dict = {}
+    for p in paths:
+        _merge(config, yaml.safe_load((ROOT / p).read_text()))
+    return config
+
+
+def _merge(base: dict, over: dict) -> None:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
 
 
 def main() -> None:
     import numpy as np
 
-    from moelab.placement import policies
+    from moelab.placement import calibration, policies
     from moelab.placement import simulator as sim
+    from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
+    from moelab.placement.hotness_model import HotnessModel
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--layers", type=int, default=58)
-    ap.add_argument("--experts", type=int, default=256)
-    ap.add_argument("--iterations", type=int, default=8192)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--interval", type=int, default=256, help="moelab policy call cadence")
-    ap.add_argument("--window", type=int, default=512)
-    ap.add_argument("--halflife", type=float, default=128)
-    ap.add_argument("--accept", default="pays", choices=["pays", "target"])
-    ap.add_argument("--min-gain", type=float, default=0.01)
-    ap.add_argument("--horizon-calls", type=float, default=1.0)
-    ap.add_argument("--max-moves", type=int, default=16, help="> 0: the greedy least-move plan competes")
+    ap.add_argument("--config", nargs="+", default=["config/config.yaml", "config/full.yaml"])
+    ap.add_argument("--model", default="results/placement/calibration/model.json")
+    ap.add_argument("--calls", type=int, default=9)
+    ap.add_argument("--ep", type=int, default=32)
+    ap.add_argument("--cells", nargs="*", default=None, help="ep:drift_scale:seed cells to run with measured delays")
     args = ap.parse_args()
-    base = sim.SimSpec(devices=32, slots_per_device=args.experts // 32 + 1, window=1024, interval=1024)
-    ours = sim.SimSpec(devices=32, slots_per_device=args.experts // 32 + 1, window=args.window,
-                       interval=args.interval, first_call=1024)
-    rows = []
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        cached = Path(f"/tmp/moelab-hotness-{seed}-{args.layers}-{args.experts}-{args.iterations}.npy")
-        if cached.exists():
-            hot = np.load(cached)
-        else:
-            hot = hotness(seed, args.layers, args.experts, args.iterations)
-            np.save(cached, hot)
-        t1 = time.perf_counter()
-        default = sim.simulate(hot, None, base)
-        eplb = sim.simulate(hot, policies.eplb_policy(base), base)
-        t2 = time.perf_counter()
-        mine = sim.simulate(hot, policies.moelab_policy(ours, total_iterations=args.iterations,
-                                                        halflife=args.halflife, accept=args.accept,
-                                                        min_gain=args.min_gain,
-                                                        horizon_calls=args.horizon_calls,
-                                                        max_moves=args.max_moves), ours)
-        t3 = time.perf_counter()
-        for name, r in (("Default", default), ("DS-EPLB@1024", eplb), (f"moelab@{args.interval}", mine)):
-            rows.append((seed, name, r["mean_par"], r["transmit"], r["modelled_time"], sim.score(r, eplb)))
-            print(f"seed {seed} {name:13s} PAR {r['mean_par']:.3f}  moved {r['transmit']:7d}  "
-                  f"T {r['modelled_time']:8.2f} s  score {sim.score(r, eplb):6.1f}")
-        print(f"  (hotness {t1 - t0:.0f} s, Default+EPLB {t2 - t1:.0f} s, moelab {t3 - t2:.0f} s)")
-    for name in ("Default", "DS-EPLB@1024", f"moelab@{args.interval}"):
-        sel = [r for r in rows if r[1] == name]
-        print(f"mean over seeds: {name:13s} PAR {np.mean([r[2] for r in sel]):.3f}  "
-              f"score {np.mean([r[5] for r in sel]):6.1f}")
+    config = load_config(args.config)
+    grid = config["placement"]["grid"]
+    cell = CellSpec.from_config(grid)
+    model_file = ROOT / args.model
+    if model_file.exists():
+        model = HotnessModel(**json.loads(model_file.read_text())["model"])
+        print(f"model: {args.model}")
+    else:
+        spec = calibration.CalibrationSpec.from_config(config["placement"]["calibration"])
+        print(f"no {args.model}: fitting the calibration first ({spec.max_evaluations} evaluations)...", flush=True)
+        model, _ = calibration.fit(spec)
+    print(f"  {model}")
+    p = cell.policy
+    E, D = model.experts, args.ep
+    spec = sim.SimSpec(D, E // D + 1, window=p.window, interval=p.interval, first_call=cell.eplb_interval)
+    eplb_spec = sim.SimSpec(D, E // D + 1, window=cell.eplb_interval, interval=cell.eplb_interval)
+    hot = model.generate(1).astype(np.float64)
+    start = sim.contiguous(model.layers, E, D, E // D + 1)
+    ours, eplb = p.build(spec, model.iterations), policies.eplb_policy(eplb_spec)
+    times: dict[str, list[float]] = {"moelab": [], "DS-EPLB": []}
+    current = start
+    for c in range(args.calls):
+        end = cell.eplb_interval + c * p.interval
+        for name, policy, w in (("moelab", ours, p.window), ("DS-EPLB", eplb, cell.eplb_interval)):
+            window = hot[max(0, end - w):end]
+            t0 = time.perf_counter()
+            tables, _ = policy(window, current)
+            times[name].append(time.perf_counter() - t0)
+            if name == "moelab":
+                current = tables
+    print(f"\nper call, {model.layers} layers x {E} experts onto {D} devices x {E // D + 1} slots, "
+          f"{args.calls} calls (policy: {p}):")
+    med = {}
+    for name, ts in times.items():
+        med[name] = statistics.median(ts)
+        print(f"  {name:20s} median {med[name] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   max {max(ts) * 1e3:8.1f}")
+    print(f"  ratio moelab / DS-EPLB (moelab's implementation): {med['moelab'] / med['DS-EPLB']:.2f}")
+    cells = args.cells if args.cells is not None else []
+    constants = {k: config["placement"]["dynamic"][k] for k in ("zero_to_one", "par_weight", "slot_bytes",
+                                                                 "bandwidth")}
+    for c in cells:
+        ep, drift, seed = c.split(":")
+        for measured in (False, True):
+            t0 = time.perf_counter()
+            t = evaluate_cell(model, cell, int(ep), float(drift), int(seed), constants, measured=measured)
+            print(f"\ncell EP{ep} drift x{drift} seed {seed}, {'measured' if measured else 'modelled'} delays "
+                  f"({time.perf_counter() - t0:.0f} s):")
+            for r in t.iter_rows(named=True):
+                print(f"  {r['policy']:8s} PAR {r['mean_par']:.4f} (after first call {r['mean_par_after_first_call']:.4f},"
+                      f" bound {r['bound_par']:.4f})  moved {r['transmit']:7d}  {r['seconds_per_call']:.3f} s/call  "
+                      f"score {r['score_vs_eplb']:6.1f}  gap closed {r['gap_closed']:.2f}")
 
 
 if __name__ == "__main__":

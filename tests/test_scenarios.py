@@ -72,15 +72,3 @@ def test_random_scenario_weights_are_softmax_sorted(tmp_path):
     w = tr.weights()
     np.testing.assert_allclose(w.sum(axis=1), 1, rtol=1e-5)
     assert (np.diff(w, axis=1) <= 0).all()
-
-
-def test_hotness_is_seeded_exact_and_capped():
-    from moelab.synthetic.scenarios import hotness, hotness_spec
-
-    cfg = dict(alpha=1.2, experts=32, top_k=4, concurrency=64, iterations=50, layers=3, walk_sigma=0.02,
-               walk_reversion=0.001)
-    h = hotness(hotness_spec(**cfg, reference_tokens=4096, seed=5))
-    assert h.shape == (50, 3, 32)
-    assert (h.sum(axis=2) == 64 * 4).all() and h.max() <= 64  # each iteration: exact total, capped per expert
-    assert np.array_equal(h, hotness(hotness_spec(**cfg, reference_tokens=4096, seed=5)))
-    assert not np.array_equal(h, hotness(hotness_spec(**cfg, reference_tokens=4096, seed=6)))

@@ -47,6 +47,29 @@ def test_redeployment_timing_transmit_and_score():
     assert sim.score(r, base) == pytest.approx(100 * 90 / r["modelled_time"])
 
 
+def test_policy_time_delays_the_redeployment_by_whole_iterations():
+    """The competition's accounting on a hand-computed case: a policy modelled at 0.17 s per call with
+    0.08 s iterations waits ceil(0.17 / 0.08) = 3 iterations before its first layer switches; the time
+    is charged as that delay only, never as a term of the modelled time."""
+    assert sim.delay_iterations(0.0) == 0 and sim.delay_iterations(0.08) == 1
+    assert sim.delay_iterations(0.17) == 3 and sim.delay_iterations(0.0801) == 2
+    hot = np.tile(np.array([4.0, 2, 1, 1]), (12, 2, 1))
+    better = np.array([[0, 2, -1], [1, 3, -1]])
+
+    def policy(window, current):
+        return np.stack([better, better]), np.array([0, 1])
+
+    spec = sim.SimSpec(devices=2, slots_per_device=3, window=2, interval=3, slot_bytes=0, policy_seconds=0.17)
+    r = sim.simulate(hot, policy, spec)
+    # called at 2, delayed to 5: layer 0 switches at 5, layer 1 at 6; the next call (at 6 + 1 + 3 = 10)
+    # proposes nothing new
+    assert r["calls"] == 2 and r["delay_iterations"] == 6
+    assert r["par"][:5].tolist() == [[1.5, 1.5]] * 5
+    assert r["par"][5].tolist() == [1.25, 1.5] and r["par"][6:].tolist() == [[1.25, 1.25]] * 6
+    assert r["modelled_time"] == pytest.approx(60 * r["par"].mean())
+    assert r["mean_par_after_first_call"] == pytest.approx(r["par"][2:].mean())
+
+
 def test_eplb_policy_balances_a_skewed_load():
     rng = np.random.default_rng(0)
     hot = rng.poisson(np.geomspace(200, 5, 16), size=(64, 3, 16)).astype(float)
@@ -168,23 +191,6 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     assert set(f["slots_per_device"]) == {8, 10, 4, 6}
     with pytest.raises(ValueError, match="sweep_devices: 3 does not divide"):
         dynamic_eval.capacity_sweep(hot, d, [3], [0])
-
-
-def test_the_serving_scale_block_overrides_the_dynamic_block_on_its_own_devices():
-    from moelab.placement.dynamic_eval import DynamicSpec, HotnessSpec
-
-    d = DynamicSpec.from_config(dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4,
-                                     window=8, halflife=4, max_moves=4, zero_to_one=True, par_weight=60,
-                                     slot_bytes=1, bandwidth=1, policy_seconds=0, nodes=2, expert_groups=4,
-                                     oracle=False))
-    h = HotnessSpec.from_config(dict(seeds=[1], layers=2, experts=64, top_k=4, concurrency=16, iterations=32,
-                                     alpha=1.2, walk_sigma=0.0, walk_reversion=0.0, devices=32, redundant_slots=2,
-                                     nodes=4, expert_groups=8, interval=16))
-    on = h.on(d)
-    assert (on.devices, on.redundant_slots, on.nodes, on.expert_groups, on.interval, on.window) == (32, 2, 4, 8, 16, 8)
-    assert h.generator()["experts"] == 64 and h.seeds == (1,)
-    with pytest.raises(ConfigError, match="placement.dynamic_synthetic: devices=5 and expert_groups=8 must divide"):
-        HotnessSpec.from_config({**h.to_config(), "devices": 5})
 
 
 def _reference_plan_layer(load, current, target, max_moves, candidates=3):

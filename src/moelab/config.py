@@ -155,19 +155,24 @@ def check_routing(config: dict[str, Any]) -> None:
 
 
 def check_placement(config: dict[str, Any]) -> None:
-    """placement.dynamic and placement.dynamic_synthetic: their specs, and the serving-scale block on the
-    dynamic block's policies."""
-    from moelab.placement.dynamic_eval import DynamicSpec, HotnessSpec
+    """placement.dynamic, placement.calibration and placement.grid: their specs; the grid needs the
+    calibrated model and EP sizes that divide its experts."""
+    from moelab.placement.calibration import CalibrationSpec
+    from moelab.placement.dynamic_eval import DynamicSpec
+    from moelab.placement.dynamic_grid import GridSpec
+    from moelab.placement.published import DS_R1
 
     p = config["placement"]
-    dynamic = DynamicSpec.from_config(p["dynamic"])
-    if p.get("dynamic_synthetic"):
-        try:
-            HotnessSpec.from_config(p["dynamic_synthetic"]).on(dynamic)
-        except ValueError as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"placement.dynamic_synthetic on placement.dynamic: {exc}") from None
+    DynamicSpec.from_config(p["dynamic"])
+    if p.get("calibration"):
+        CalibrationSpec.from_config(p["calibration"])
+    if p.get("grid"):
+        if not p.get("calibration"):
+            raise ConfigError("placement.grid runs on the calibrated hotness model: placement.calibration is null")
+        grid = GridSpec.from_config(p["grid"])
+        for ep in grid.eps:
+            if DS_R1["experts"] % ep:
+                raise ConfigError(f"placement.grid.eps: {ep} does not divide the model's {DS_R1['experts']} experts")
 
 
 def check_capture(config: dict[str, Any]) -> None:

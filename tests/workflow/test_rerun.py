@@ -61,7 +61,9 @@ def test_a_reordered_config_reruns_nothing(finished):
     assert not planned_jobs(finished, *with_config(finished, "reordered", lambda c: None))
 
 
-DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "dynamic_synthetic", "collect_dynamic_synthetic", "all"}
+DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"}
+GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "all"}
+CALIBRATION = {"calibrate_hotness", "plot_hotness_calibration"} | GRID  # the grid runs on the calibrated model
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "all"}
 COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
               "tiny_checkpoint_table", "all"}
@@ -95,13 +97,18 @@ PARAM_CHANGES = {
     "matched-CV tolerance": (lambda c: c["placement"].update(cv_match=0.01), {"collect_placement"},
                              PLACEMENT_FIGS, {"collect_placement": 1}),
     "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8),
-                         {"dynamic_placement", "dynamic_synthetic"}, DYNAMIC,
-                         {"dynamic_placement": 2, "dynamic_synthetic": 2}),
+                         {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 2}),
+    "score constants": (lambda c: c["placement"]["dynamic"].update(bandwidth=1e12),
+                        {"dynamic_placement", "dynamic_grid_cell"}, DYNAMIC | GRID,
+                        {"dynamic_placement": 2, "dynamic_grid_cell": 4}),
     "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
                               {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
-    "serving-scale hotness": (lambda c: c["placement"]["dynamic_synthetic"].update(walk_sigma=0.03),
-                              {"dynamic_synthetic"}, {"dynamic_synthetic", "collect_dynamic_synthetic", "all"},
-                              {"dynamic_synthetic": 2}),
+    "hotness calibration": (lambda c: c["placement"]["calibration"].update(max_evaluations=3),
+                            {"calibrate_hotness"}, CALIBRATION, {"calibrate_hotness": 1, "dynamic_grid_cell": 4}),
+    "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]), {"dynamic_grid_cell"},
+                          GRID, {"dynamic_grid_cell": 2}),
+    "grid policy": (lambda c: c["placement"]["grid"]["policy"].update(halflife=32), {"dynamic_grid_cell"}, GRID,
+                    {"dynamic_grid_cell": 4}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
                                {"coactivation"} | COACT_FIGS, {"coactivation": 8}),
     "power-law sampler figure": (lambda c: c["figures"].update(powerlaw_samples=400), {"sample_powerlaw"},
@@ -154,7 +161,9 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downs
 # (module edited, rules whose scripts import it, every rule that must rerun). Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement", "dynamic_synthetic"}, DYNAMIC),
+    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell"}, DYNAMIC | CALIBRATION),
+    "placement/hotness_model.py": ({"calibrate_hotness", "dynamic_grid_cell"}, CALIBRATION),
+    "placement/bound.py": ({"dynamic_grid_cell"}, GRID),
     "placement/static.py": ({"static_placement", "kernel_workloads"}, {"static_placement"} | PLACEMENT_FIGS | KERNELS),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
     "coactivation.py": ({"coactivation"}, {"coactivation"} | COACT_FIGS),
@@ -167,11 +176,12 @@ CODE_CHANGES = {
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
-                   "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "collect_dynamic_synthetic",
+                   "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "plot_hotness_calibration",
+                   "collect_dynamic_grid",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
-                   "plot_placement", "collect_dynamic_synthetic", "collect_routing_capacity",
+                   "plot_placement", "plot_hotness_calibration", "collect_dynamic_grid", "collect_routing_capacity",
                    "collect_routing_study", "plot_routing_perft", "all"}),
     "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},
                             ROUTING_CAPACITY | ROUTING_STUDY),

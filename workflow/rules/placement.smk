@@ -212,16 +212,16 @@ rule plot_dynamic_placement:
         "../scripts/plot_dynamic_placement.py"
 
 
-rule dynamic_synthetic:
+rule calibrate_hotness:
     input:
-        code=script_code("dynamic_synthetic"),
+        code=script_code("calibrate_hotness"),
     output:
-        summary="results/placement/dynamic-synthetic/seed{seed}.parquet",
-        timeline="results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
+        cells="results/placement/calibration/cells.parquet",
+        model="results/placement/calibration/model.json",
     log:
-        "logs/placement/dynamic-synthetic-seed{seed}.log",
+        "logs/placement/calibrate_hotness.log",
     benchmark:
-        "results/bench/placement/dynamic-synthetic-seed{seed}.tsv"
+        "results/bench/placement/calibrate_hotness.tsv"
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -229,36 +229,99 @@ rule dynamic_synthetic:
         mem_mb=mem(8000),
         runtime=60,
     params:
-        hot=config["placement"]["dynamic_synthetic"],
-        dynamic=config["placement"]["dynamic"],
-        reference_tokens=config["reference_tokens"],
+        calibration=config["placement"]["calibration"],
     script:
-        "../scripts/dynamic_synthetic.py"
+        "../scripts/calibrate_hotness.py"
 
 
-rule collect_dynamic_synthetic:
+rule plot_hotness_calibration:
     input:
-        summaries=expand(
-            "results/placement/dynamic-synthetic/seed{seed}.parquet", seed=HOT_SEEDS
-        ),
-        timelines=expand(
-            "results/placement/dynamic-synthetic/seed{seed}-timeline.parquet",
-            seed=HOT_SEEDS,
-        ),
-        code=script_code("collect_dynamic_synthetic"),
+        cells="results/placement/calibration/cells.parquet",
+        model="results/placement/calibration/model.json",
+        code=script_code("plot_hotness_calibration"),
     output:
         **figure(
-            "dynamic_synthetic", "Placement", "PAR over time, serving scale", key="fig"
+            "hotness_calibration",
+            "Placement",
+            "hotness model: published vs modelled",
+            key="fig",
         ),
-        table="results/tables/dynamic_synthetic.parquet",
+        table="results/tables/hotness_calibration.parquet",
         html=report(
-            "results/tables/dynamic_synthetic.html",
-            caption="../report/dynamic_synthetic_table.rst",
+            "results/tables/hotness_calibration.html",
+            caption="../report/hotness_calibration_table.rst",
             category="Placement",
-            labels={"table": "dynamic placement, serving scale"},
+            labels={"table": "hotness calibration"},
         ),
     log:
-        "logs/figures/dynamic_synthetic.log",
+        "logs/figures/hotness_calibration.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    script:
+        "../scripts/plot_hotness_calibration.py"
+
+
+rule dynamic_grid_cell:
+    input:
+        model="results/placement/calibration/model.json",
+        code=script_code("dynamic_grid_cell"),
+    output:
+        cell="results/placement/grid/ep{ep}-drift{drift}-seed{seed}.parquet",
+        measured="results/bench/placement/grid/ep{ep}-drift{drift}-seed{seed}.parquet",
+    log:
+        "logs/placement/grid-ep{ep}-drift{drift}-seed{seed}.log",
+    benchmark:
+        "results/bench/placement/grid-ep{ep}-drift{drift}-seed{seed}.tsv"
+    wildcard_constraints:
+        ep=r"\d+",
+        drift=r"[0-9.]+",
+        seed=r"\d+",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=120,
+    params:
+        cell=GRID_CELL,
+        constants=SCORE_CONSTANTS,
+    script:
+        "../scripts/dynamic_grid_cell.py"
+
+
+rule collect_dynamic_grid:
+    input:
+        model="results/placement/calibration/model.json",
+        cells=expand("results/placement/grid/{cell}.parquet", cell=GRID_CELLS),
+        measured=expand("results/bench/placement/grid/{cell}.parquet", cell=GRID_CELLS),
+        code=script_code("collect_dynamic_grid"),
+    output:
+        **figure(
+            "dynamic_grid_scores",
+            "Placement",
+            "grid: score vs DS-EPLB per cell",
+            key="scores",
+        ),
+        **figure(
+            "dynamic_grid_frontier",
+            "Placement",
+            "grid: PAR vs slots moved",
+            key="frontier",
+        ),
+        table="results/tables/dynamic_grid.parquet",
+        html=report(
+            "results/tables/dynamic_grid.html",
+            caption="../report/dynamic_grid_table.rst",
+            category="Placement",
+            labels={"table": "dynamic placement grid"},
+        ),
+        measured="results/bench/placement/dynamic_grid_measured.parquet",
+    log:
+        "logs/figures/dynamic_grid.log",
     conda:
         "../../envs/plots.yaml"
     threads: 1
@@ -266,7 +329,6 @@ rule collect_dynamic_synthetic:
         mem_mb=mem(2000),
         runtime=5,
     params:
-        hot=config["placement"]["dynamic_synthetic"],
-        dynamic=config["placement"]["dynamic"],
+        grid=config["placement"]["grid"],
     script:
-        "../scripts/collect_dynamic_synthetic.py"
+        "../scripts/collect_dynamic_grid.py"

@@ -35,9 +35,17 @@ def final_outputs():
         out += ["results/tables/dynamic_placement.html"] + figure_files(
             "dynamic_placement"
         )
-    if HOT_SEEDS:
-        out += ["results/tables/dynamic_synthetic.html"] + figure_files(
-            "dynamic_synthetic"
+    if CALIBRATION:
+        out += ["results/tables/hotness_calibration.html"] + figure_files(
+            "hotness_calibration"
+        )
+    if GRID_CELLS:
+        out += [
+            "results/tables/dynamic_grid.html",
+            "results/bench/placement/dynamic_grid_measured.parquet",
+        ]
+        out += figure_files("dynamic_grid_scores") + figure_files(
+            "dynamic_grid_frontier"
         )
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure_files("tiny_training")

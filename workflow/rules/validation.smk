@@ -51,8 +51,26 @@ ALL_TRACES = TRACES + CAPTURED + PROXIES
 PLACEMENT_TRACES = (
     CAPTURED + PROXIES + (TRACES if config["placement"]["include_synthetic"] else [])
 )
-# The serving-scale dynamic placement evaluation (hotness generated directly), one job per seed.
-HOT_SEEDS = (config["placement"]["dynamic_synthetic"] or {"seeds": []})["seeds"]
+# The serving-scale dynamic placement evaluation: the calibrated hotness model, one job per grid cell.
+CALIBRATION = bool(config["placement"].get("calibration"))
+_GRID = config["placement"].get("grid") or {"eps": [], "drift_scales": [], "seeds": []}
+# what one cell runs (the grid less its axes: a new axis value reruns only the cells it adds), and the score's
+# constants from placement.dynamic (its policy settings do not reach the grid)
+GRID_CELL = {
+    k: v
+    for k, v in _GRID.items()
+    if k not in ("eps", "drift_scales", "seeds", "tuning")
+}
+SCORE_CONSTANTS = {
+    k: config["placement"]["dynamic"][k]
+    for k in ("zero_to_one", "par_weight", "slot_bytes", "bandwidth")
+}
+GRID_CELLS = [
+    f"ep{ep}-drift{drift:g}-seed{seed}"
+    for ep in _GRID["eps"]
+    for drift in _GRID["drift_scales"]
+    for seed in _GRID["seeds"]
+]
 # Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
 KERNELS = config.get("kernels") or {}
 KERNEL_TRACES = KERNELS.get("traces", [])

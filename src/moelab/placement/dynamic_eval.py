@@ -4,7 +4,7 @@ competition's modelled time (constants from the config's ``placement.dynamic`` b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -69,47 +69,6 @@ class DynamicSpec(ConfigSpec):
     def moelab(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
         return policies.moelab_policy(spec, total_iterations=iterations, halflife=self.halflife,
                                       max_moves=self.max_moves)
-
-
-@dataclass(frozen=True)
-class HotnessSpec(ConfigSpec):
-    """Config block ``placement.dynamic_synthetic``: hotness generated straight from a drifting power law
-    (no trace), replayed with ``placement.dynamic``'s policies and constants on this block's own devices."""
-
-    key = "placement.dynamic_synthetic"
-    seeds: tuple[int, ...]
-    layers: int
-    experts: int
-    top_k: int
-    concurrency: int
-    iterations: int
-    alpha: float
-    walk_sigma: float
-    walk_reversion: float
-    devices: int
-    redundant_slots: int
-    nodes: int
-    expert_groups: int
-    interval: int | None = None
-    window: int | None = None
-    halflife: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.top_k > self.experts:
-            raise ValueError(f"top_k={self.top_k} exceeds experts={self.experts}")
-        if self.experts % self.devices or self.experts % self.expert_groups:
-            raise ValueError(f"devices={self.devices} and expert_groups={self.expert_groups} must divide "
-                             f"experts={self.experts}")
-
-    def generator(self) -> dict:
-        """The hotness generator's arguments (``moelab.synthetic.scenarios.hotness_spec``), seed aside."""
-        return {k: getattr(self, k) for k in ("alpha", "experts", "top_k", "concurrency", "iterations", "layers",
-                                               "walk_sigma", "walk_reversion")}
-
-    def on(self, dynamic: DynamicSpec) -> DynamicSpec:
-        """``placement.dynamic`` with this block's devices (and moelab's cadence where set here)."""
-        own = ("devices", "redundant_slots", "nodes", "expert_groups", "interval", "window", "halflife")
-        return replace(dynamic, **{k: getattr(self, k) for k in own if getattr(self, k) is not None})
 
 
 def sweep(hot: np.ndarray, d: DynamicSpec, sweep_intervals: list[int]) -> pl.DataFrame:

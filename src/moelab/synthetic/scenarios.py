@@ -150,24 +150,6 @@ def layer_loads(spec: SyntheticSpec, base: np.ndarray, rng: np.random.Generator)
     return _loads.draw_loads(rng, pi, st.concurrency, k, sc.draw)
 
 
-def hotness(spec: SyntheticSpec) -> np.ndarray:
-    """Per-iteration expert loads ``[I, L, E]`` drawn straight from the (drifting) profiles, with no token
-    assignment: placement studies at serving scale (DS-R1: 58 x 256 x 8192) without a trace. Load-driven
-    scenarios only; deterministic in (spec, seed)."""
-    rng = _rng(spec.seed, "hotness")
-    base = layer_profiles(spec, rng)
-    return np.stack([layer_loads(spec, base[layer], rng) for layer in range(spec.stream.layers)], axis=1)
-
-
-def hotness_spec(*, alpha: float, experts: int, top_k: int, concurrency: int, iterations: int, layers: int,
-                 walk_sigma: float, walk_reversion: float, reference_tokens: int, seed: int) -> SyntheticSpec:
-    """The spec behind ``hotness``: power-law popularity with a random-walk drift (the serving-scale
-    placement workload, ``placement.dynamic_synthetic``)."""
-    return SyntheticSpec(Scenario.from_config({"kind": "powerlaw", "alpha": alpha}), experts, top_k,
-                         StreamSpec(concurrency, iterations, layers, 16, 256), reference_tokens, seed,
-                         Drift(walk_sigma=walk_sigma, walk_reversion=walk_reversion))
-
-
 def _round_robin(n_tokens: int, num_experts: int, top_k: int) -> np.ndarray:
     t = np.arange(n_tokens, dtype=np.int64)[:, None]
     return np.sort((t * top_k + np.arange(top_k)) % num_experts, axis=1).astype(np.uint16)

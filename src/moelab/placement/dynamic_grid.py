@@ -1,0 +1,186 @@
+"""The pinned dynamic-placement evaluation grid (``docs/stages/placement.md``).
+
+Every cell is the calibrated hotness model (:mod:`moelab.placement.calibration`) at one EP size, one drift
+scale and one seed, with one redundant slot per device. In each cell Default, DS-EPLB (global, every
+``eplb_interval`` iterations on the window since its last call) and moelab's policy run from the same
+contiguous start and are first called at the same iteration; each policy's time per call delays its
+redeployment as in the competition. The physical bound (:mod:`moelab.placement.bound`) and the share of
+DS-EPLB's gap to it that a policy closes stand next to them. The config names one tuning cell: the only
+one on which moelab's policy parameters may be chosen; every other cell is held out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from moelab.placement import policies
+from moelab.placement import simulator as sim
+from moelab.placement.bound import par_bound
+from moelab.placement.hotness_model import HotnessModel
+from moelab.spec import ConfigSpec
+
+POLICIES = ("Default", "DS-EPLB", "moelab")
+
+
+@dataclass(frozen=True)
+class PolicySpec(ConfigSpec):
+    """Config block ``placement.grid.policy``: moelab's policy, the one configuration that the pipeline and
+    ``benchmarks/bench_dynamic.py`` both run."""
+
+    key = "placement.grid.policy"
+    interval: int
+    window: int
+    halflife: float
+    accept: str
+    min_gain: float
+    horizon_calls: float
+    max_moves: int
+
+    def __post_init__(self) -> None:
+        if self.accept not in ("target", "pays"):
+            raise ValueError(f"accept={self.accept!r}: expected 'target' or 'pays'")
+        if self.interval < 1 or self.window < 1 or self.halflife <= 0:
+            raise ValueError(f"interval={self.interval}, window={self.window}, halflife={self.halflife}: "
+                             f"expected positive values")
+
+    def build(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
+        return policies.moelab_policy(spec, halflife=self.halflife, accept=self.accept,
+                                      total_iterations=iterations, min_gain=self.min_gain,
+                                      max_moves=self.max_moves, horizon_calls=self.horizon_calls)
+
+
+@dataclass(frozen=True)
+class CellSpec(ConfigSpec):
+    """What one grid cell runs: config block ``placement.grid`` less the grid's axes (``GRID_AXES``), so that a
+    change to the axes reruns only the cells it adds."""
+
+    key = "placement.grid"
+    layers: int | None  # None: the calibrated model's layers (fewer for a quick run)
+    iterations: int | None  # None: the calibrated model's trace length
+    eplb_interval: int
+    seconds_per_call: dict  # modelled seconds per call, per policy: {DS-EPLB: s, moelab: s}
+    seconds_source: str  # where those seconds come from (a benchmark's median)
+    iteration_seconds: float
+    policy: PolicySpec
+
+    @classmethod
+    def from_config(cls, block: dict, key: str | None = None) -> CellSpec:
+        block = {k: v for k, v in block.items() if k not in GRID_AXES}
+        block["policy"] = PolicySpec.from_config(block.get("policy") or {})
+        return super().from_config(block, key)
+
+    def __post_init__(self) -> None:
+        if set(self.seconds_per_call) != {"DS-EPLB", "moelab"} or min(self.seconds_per_call.values()) < 0:
+            raise ValueError(f"seconds_per_call={self.seconds_per_call}: expected non-negative seconds for "
+                             f"DS-EPLB and moelab")
+
+    def model(self, calibrated: HotnessModel, drift_scale: float) -> HotnessModel:
+        from dataclasses import replace
+
+        m = calibrated.scaled(drift_scale)
+        return replace(m, layers=self.layers or m.layers, iterations=self.iterations or m.iterations)
+
+
+GRID_AXES = ("eps", "drift_scales", "seeds", "tuning")
+
+
+@dataclass(frozen=True)
+class GridSpec(ConfigSpec):
+    """Config block ``placement.grid``: the axes, the tuning cell and (:class:`CellSpec`) what each cell runs."""
+
+    key = "placement.grid"
+    eps: tuple[int, ...]
+    drift_scales: tuple[float, ...]
+    seeds: tuple[int, ...]
+    tuning: dict  # {ep, drift_scale, seed}: the one cell the policy may be tuned on
+    cell: CellSpec
+
+    @classmethod
+    def from_config(cls, block: dict, key: str | None = None) -> GridSpec:
+        cell = CellSpec.from_config(block, key)
+        return super().from_config({**{k: block[k] for k in GRID_AXES if k in block}, "cell": cell}, key)
+
+    def __post_init__(self) -> None:
+        if set(self.tuning) != {"ep", "drift_scale", "seed"}:
+            raise ValueError(f"tuning={self.tuning}: expected keys ep, drift_scale, seed")
+        if (self.tuning["ep"] not in self.eps or self.tuning["drift_scale"] not in self.drift_scales
+                or self.tuning["seed"] not in self.seeds):
+            raise ValueError(f"tuning={self.tuning}: the tuning cell must be one of the grid's cells")
+        if any(s < 0 for s in self.drift_scales):
+            raise ValueError(f"drift_scales={list(self.drift_scales)}: expected non-negative scales")
+
+    def is_tuning(self, ep: int, drift_scale: float, seed: int) -> bool:
+        return (ep, drift_scale, seed) == (self.tuning["ep"], self.tuning["drift_scale"], self.tuning["seed"])
+
+    def roles(self, table: pl.DataFrame) -> pl.DataFrame:
+        """``table`` with a ``role`` column: "tuning" for the tuning cell, "held out" for every other."""
+        t = self.tuning
+        tuning = ((pl.col("ep") == t["ep"]) & (pl.col("drift_scale") == float(t["drift_scale"]))
+                  & (pl.col("seed") == t["seed"]))
+        return table.with_columns(role=pl.when(tuning).then(pl.lit("tuning")).otherwise(pl.lit("held out")))
+
+
+def _specs(grid: CellSpec, experts: int, ep: int, constants: dict, measured: bool) -> dict[str, sim.SimSpec]:
+    S = experts // ep + 1
+    iv, p = grid.eplb_interval, grid.policy
+    common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured, **constants)
+    return {"Default": sim.SimSpec(ep, S, window=iv, interval=iv, first_call=iv, **common),
+            "DS-EPLB": sim.SimSpec(ep, S, window=iv, interval=iv, first_call=iv,
+                                   policy_seconds=grid.seconds_per_call["DS-EPLB"], **common),
+            "moelab": sim.SimSpec(ep, S, window=p.window, interval=p.interval, first_call=iv,
+                                  policy_seconds=grid.seconds_per_call["moelab"], **common)}
+
+
+def check_no_oracle(specs: dict[str, sim.SimSpec]) -> None:
+    """The grid scores policies that see only the past: one fed the coming window is a bound, labelled as
+    such elsewhere (``placement.dynamic.oracle``), never a row here."""
+    for name, s in specs.items():
+        if s.oracle:
+            raise ValueError(f"{name}: a policy that sees the coming window is an oracle, not a grid policy")
+
+
+def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale: float, seed: int,
+                  constants: dict, measured: bool = False) -> pl.DataFrame:
+    """One grid cell: a row per policy. ``constants``: the score's (``zero_to_one``, ``par_weight``,
+    ``slot_bytes``, ``bandwidth``). ``measured``: each policy's redeployment is delayed by its measured
+    wall time per call instead of the modelled one (a measurement, for ``results/bench/``)."""
+    model = grid.model(calibrated, drift_scale)
+    hot = model.generate(seed)
+    specs = _specs(grid, model.experts, ep, constants, measured)
+    runs = {"Default": sim.simulate(hot, None, specs["Default"]),
+            "DS-EPLB": sim.simulate(hot, policies.eplb_policy(specs["DS-EPLB"]), specs["DS-EPLB"]),
+            "moelab": sim.simulate(hot, grid.policy.build(specs["moelab"], model.iterations), specs["moelab"])}
+    check_no_oracle(specs)
+    bound = par_bound(hot, ep, model.experts // ep + 1, constants.get("zero_to_one", True))
+    first = grid.eplb_interval
+    bound_par, bound_after = float(bound.mean()), float(bound[min(first, len(bound) - 1):].mean())
+    ref = runs["DS-EPLB"]
+    rows = []
+    for name in POLICIES:
+        r = runs[name]
+        seconds = (r["policy_wall_s"] / r["calls"] if measured and r["calls"] else
+                   0.0 if name == "Default" else float(grid.seconds_per_call[name]))
+        gap = ref["mean_par"] - bound_par
+        rows.append({"ep": ep, "drift_scale": float(drift_scale), "seed": seed, "policy": name,
+                     "mean_par": r["mean_par"], "mean_par_after_first_call": r["mean_par_after_first_call"],
+                     "bound_par": bound_par, "bound_par_after_first_call": bound_after,
+                     "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
+                     "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
+                     "score_vs_eplb": sim.score(r, ref),
+                     "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan")})
+    return pl.DataFrame(rows)
+
+
+def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
+    """Per policy and drift scale: score vs DS-EPLB averaged over EP sizes and seeds, its worst cell, and
+    the gap closed at each EP size (mean over seeds)."""
+    return (grid_table.group_by("policy", "drift_scale")
+            .agg(pl.col("score_vs_eplb").mean().alias("mean_score"),
+                 pl.col("score_vs_eplb").std().alias("score_std"),
+                 pl.col("score_vs_eplb").min().alias("worst_score"),
+                 pl.col("mean_par").mean(), pl.col("bound_par").mean(), pl.col("transmit").mean(),
+                 pl.col("gap_closed").mean())
+            .sort("policy", "drift_scale"))

@@ -1,0 +1,126 @@
+"""The calibrated hotness model, its calibration on the published table and the pinned grid's cells."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from moelab.placement import calibration as cal
+from moelab.placement import simulator as sim
+from moelab.placement.dynamic_grid import CellSpec, GridSpec, evaluate_cell
+from moelab.placement.hotness_model import Draws, HotnessModel, generate
+from moelab.placement.published import DS_R1_SHAREGPT
+from moelab.spec import ConfigError
+
+SMALL = HotnessModel(layers=3, experts=32, top_k=4, iterations=200, skew=0.8, tokens=500, drift=0.01)
+
+
+def test_model_is_seeded_and_its_parameters_act_as_named():
+    h = SMALL.generate(1)
+    assert h.shape == (200, 3, 32) and h.dtype == np.float32 and (h >= 0).all()
+    assert np.array_equal(h, SMALL.generate(1)) and not np.array_equal(h, SMALL.generate(2))
+    # the expected total is top_k x tokens per iteration; the noise averages out over iterations
+    assert h.sum(2).mean() == pytest.approx(4 * 500, rel=0.01)
+    # no drift: popularity is frozen, so the time-average of early and late halves agree closely
+    frozen = SMALL.scaled(0).generate(1)
+    early, late = frozen[:100].mean(0), frozen[100:].mean(0)
+    moving = SMALL.scaled(10).generate(1)
+    assert np.abs(early - late).mean() < np.abs(moving[:100].mean(0) - moving[100:].mean(0)).mean()
+    # more skew: a more unequal expert share
+    flat, steep = (HotnessModel(3, 32, 4, 200, s, 500, 0.01).generate(1).mean(0) for s in (0.2, 1.5))
+    assert (flat.std(1) / flat.mean(1)).mean() < (steep.std(1) / steep.mean(1)).mean()
+    with pytest.raises(ValueError, match="tokens > 0"):
+        HotnessModel(3, 32, 4, 200, 0.5, 0, 0.01)
+
+
+def test_common_draws_make_the_model_smooth_in_its_parameters():
+    draws = Draws(3, 50, 2, 16)
+    a = generate(HotnessModel(2, 16, 2, 50, 0.5, 300, 0.01), draws)
+    b = generate(HotnessModel(2, 16, 2, 50, 0.5 + 1e-6, 300, 0.01), draws)
+    assert np.abs(a - b).max() < 1e-3
+
+
+def test_trace_length_follows_the_transmit_cell():
+    cell = next(c for c in DS_R1_SHAREGPT if c.role == "fit" and c.metric == "transmit")
+    calls, lo, hi = cal.trace_length(cell, 58, 256, delay=0)
+    # 82,350 slots > 4 full redeployments of 58 x 288: 5 calls, at 1024, 2106, 3188, 4270 and 5352
+    assert calls == 5 and (lo, hi) == (5353, 6434)
+    assert cal.trace_length(cell, 58, 256, delay=2)[1:] == (5361, 6444)
+
+
+def _spec(**kw):
+    block = dict(seed=1, fit_layers=2, layers=2, start=[0.6, 7000, 1e-4], max_evaluations=5, eplb_seconds=0.1,
+                 iteration_seconds=0.08, extrapolate=[{"name": "Qwen3", "layers": 2, "experts": 128, "top_k": 8}])
+    return cal.CalibrationSpec.from_config({**block, **kw})
+
+
+def test_calibration_reproduces_its_fitted_cells_from_a_fixed_seed():
+    spec = _spec()
+    model, record = cal.fit(spec)
+    again, _ = cal.fit(spec)
+    assert model == again and record["evaluations"] <= 5 + 2
+    cells = cal.cells_table(model, spec)
+    assert cells.equals(cal.cells_table(model, spec))
+    assert set(cells["role"]) == {"fit", "predicted", "extrapolation"}
+    assert cells.filter(role="fit").height == 3 and cells.filter(role="predicted").height == 5
+    assert cells.filter(role="extrapolation")["published"].null_count() == 3
+    # the reported fit cells are the model's own Default and DS-EPLB, rerun here from the same seed
+    hot = HotnessModel(2, 256, 8, model.iterations, model.skew, model.tokens, model.drift).generate(1)
+    for c in (c for c in DS_R1_SHAREGPT if c.role == "fit"):
+        r = cal.run_cell(hot, c, spec)
+        want = r[c.metric] * (58 / 2 if c.metric == "transmit" else 1)
+        assert cells.filter(cell=c.name, model="DS-R1")["modelled"][0] == pytest.approx(want)
+    fit = cells.filter(role="fit")  # a coarse fit on 2 layers with 5 evaluations still lands near its cells
+    assert fit.filter(metric="mean_par")["error"].abs().max() < 0.2
+    assert fit.filter(metric="transmit")["relative_error"].abs().max() < 0.05
+
+
+def test_calibration_spec_names_bad_keys():
+    with pytest.raises(ConfigError, match="placement.calibration: fit_layers=70"):
+        _spec(fit_layers=70)
+    with pytest.raises(ConfigError, match="extrapolate entry"):
+        _spec(extrapolate=[{"name": "x", "layers": 2}])
+
+
+GRID = dict(eps=[32, 256], drift_scales=[0, 1], seeds=[1], tuning={"ep": 32, "drift_scale": 1, "seed": 1},
+            layers=2, iterations=600, eplb_interval=128, seconds_per_call={"DS-EPLB": 0.1, "moelab": 0.3},
+            seconds_source="test", iteration_seconds=0.08,
+            policy=dict(interval=64, window=128, halflife=32, accept="pays", min_gain=0.01, horizon_calls=1,
+                        max_moves=4))
+CONSTANTS = {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 88080384.0, "bandwidth": 9e11}
+MODEL = HotnessModel(58, 256, 8, 5902, 0.62, 7000, 9e-5)
+
+
+def test_grid_cell_rows_scores_bound_and_gap():
+    cell = CellSpec.from_config(GRID)
+    t = evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS)
+    assert t["policy"].to_list() == ["Default", "DS-EPLB", "moelab"]
+    for col in ("ep", "drift_scale", "seed", "policy", "mean_par", "mean_par_after_first_call", "bound_par",
+                "transmit", "seconds_per_call", "score_vs_eplb", "gap_closed"):
+        assert col in t.columns
+    assert (t["bound_par"] <= t["mean_par"]).all()
+    eplb = t.filter(policy="DS-EPLB").row(0, named=True)
+    assert eplb["score_vs_eplb"] == pytest.approx(100) and eplb["gap_closed"] == pytest.approx(0)
+    assert t.filter(policy="Default")["gap_closed"][0] < 0 and t.filter(policy="Default")["transmit"][0] == 0
+    # the modelled seconds delay each call's redeployment: ceil(0.3 / 0.08) = 4 iterations per moelab call
+    ours = t.filter(policy="moelab").row(0, named=True)
+    assert ours["delay_iterations"] == 4 * ours["calls"] and ours["seconds_per_call"] == 0.3
+    assert t.equals(evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS))  # deterministic
+
+
+def test_grid_spec_roles_and_checks():
+    grid = GridSpec.from_config(GRID)
+    t = grid.roles(pl.DataFrame({"ep": [32, 32, 256], "drift_scale": [1.0, 0.0, 1.0], "seed": [1, 1, 1]}))
+    assert t["role"].to_list() == ["tuning", "held out", "held out"]
+    with pytest.raises(ConfigError, match="the tuning cell must be one of the grid's cells"):
+        GridSpec.from_config({**GRID, "tuning": {"ep": 64, "drift_scale": 1, "seed": 1}})
+    with pytest.raises(ConfigError, match="placement.grid.policy: accept='maybe'"):
+        GridSpec.from_config({**GRID, "policy": {**GRID["policy"], "accept": "maybe"}})
+
+
+def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_oracle():
+    from moelab.placement import dynamic_grid
+
+    spec = sim.SimSpec(32, 9, window=8, interval=8, oracle=True)
+    with pytest.raises(ValueError, match="sees the coming window"):
+        dynamic_grid.check_no_oracle({"moelab": spec})
+    dynamic_grid.check_no_oracle({"moelab": sim.SimSpec(32, 9, window=8, interval=8)})

@@ -1,0 +1,21 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+import json
+
+from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
+from moelab.placement.hotness_model import HotnessModel
+
+p, o, w = snakemake.params, snakemake.output, snakemake.wildcards
+cell = CellSpec.from_config(p.cell)
+model = HotnessModel(**json.loads(open(snakemake.input.model).read())["model"])
+ep, drift, seed = int(w.ep), float(w.drift), int(w.seed)
+for measured, path in ((False, o.cell), (True, o.measured)):
+    table = evaluate_cell(model, cell, ep, drift, seed, dict(p.constants), measured=measured)
+    write_parquet(table, path)
+    for row in table.iter_rows(named=True):
+        log.info("%s EP%d drift x%g seed %d %s: PAR %.4f (bound %.4f), %d slots moved, score %.1f, "
+                 "%.3f s per call", "measured" if measured else "modelled", ep, drift, seed, row["policy"],
+                 row["mean_par"], row["bound_par"], row["transmit"], row["score_vs_eplb"], row["seconds_per_call"])
