@@ -59,3 +59,18 @@ def test_bound_treats_zero_hotness_as_the_simulator_does_and_refuses_too_few_slo
     assert float(par_bound(np.array([0.0, 0, 2, 2]), 2, 2)) == float(par_bound(np.array([1.0, 1, 2, 2]), 2, 2))
     with pytest.raises(ValueError, match="5 experts do not fit 2 devices x 2 slots"):
         par_bound(np.ones(5), 2, 2)
+
+
+def test_bisection_finds_what_greedy_replication_reaches():
+    from moelab.placement.bound import _heaviest_copy
+
+    rng = np.random.default_rng(11)
+    load = rng.lognormal(2, 1.2, (50, 24))
+    for slots in (24, 25, 30, 48, 72):
+        copies = np.ones_like(load)
+        for _ in range(slots - 24):  # each spare slot to the currently heaviest copy
+            e = np.argmax(load / copies, axis=1)
+            copies[np.arange(50), e] += 1
+        greedy = (load / copies).max(1)
+        got = _heaviest_copy(load, slots)
+        assert (got <= greedy).all() and np.allclose(got, greedy, rtol=1e-9)

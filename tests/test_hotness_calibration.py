@@ -124,3 +124,16 @@ def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_or
     with pytest.raises(ValueError, match="sees the coming window"):
         dynamic_grid.check_no_oracle({"moelab": spec})
     dynamic_grid.check_no_oracle({"moelab": sim.SimSpec(32, 9, window=8, interval=8)})
+
+
+def test_grid_summary_counts_the_cells_ahead_per_ep_and_over_all():
+    from moelab.placement.dynamic_grid import summary
+
+    rows = [{"policy": "moelab", "drift_scale": 1.0, "ep": ep, "seed": s, "score_vs_eplb": score, "mean_par": 1.2,
+             "mean_par_after_first_call": 1.1, "bound_par": 1.0, "transmit": 10, "gap_closed": 0.2}
+            for ep, s, score in ((32, 1, 110.0), (32, 2, 98.0), (256, 1, 104.0), (256, 2, 106.0))]
+    t = summary(pl.DataFrame(rows))
+    assert t["ep"].to_list() == ["32", "256", "all"]
+    assert t["cells_ahead"].to_list() == [1, 2, 3] and t["cells"].to_list() == [2, 2, 4]
+    assert t.filter(ep="all")["mean_score"][0] == pytest.approx(104.5)
+    assert t.filter(ep="32")["worst_score"][0] == 98.0

@@ -195,7 +195,8 @@ def test_devices_and_slots_sweep_replication_lowers_par():
 
 def _reference_plan_layer(load, current, target, max_moves, candidates=3):
     """The least-move planner written move by move (each trial table scored on its own): the oracle
-    for the batched planner, which must choose exactly the same moves."""
+    for the batched planner, which must choose exactly the same moves (cuts relative to the peak, to 10
+    decimals, so that moves that tie exactly tie in both)."""
     table = current.copy()
     D, S = table.shape
     for _ in range(max_moves):
@@ -208,7 +209,7 @@ def _reference_plan_layer(load, current, target, max_moves, candidates=3):
         holds = [set(table[d][table[d] >= 0].tolist()) for d in range(D)]
         xs = sorted(holds[hi], key=lambda x: (-load[x] / copies[x], x))[:candidates]
         lighter = [int(d) for d in np.argsort(dev, kind="stable") if d != hi][:max(2, D // 4)]
-        best, best_cut = None, 1e-12
+        best, best_cut = None, 0.0
         for x in xs:
             a = int(np.flatnonzero(table[hi] == x)[0])
             for lo in lighter:
@@ -219,13 +220,14 @@ def _reference_plan_layer(load, current, target, max_moves, candidates=3):
                     if y < 0 or copies[y] >= 2:
                         trial = table.copy()
                         trial[lo, b] = x
-                        cut = dev[hi] - policies.device_loads(load, trial).max()
+                        cut = round((dev[hi] - policies.device_loads(load, trial).max()) / dev[hi], 10)
                         if cut > best_cut:
                             best, best_cut = trial, cut
                     if (y < 0 or y not in holds[hi]) and not (y < 0 and copies[x] < 1):
                         trial = table.copy()
                         trial[hi, a], trial[lo, b] = y, x
-                        cut = (dev[hi] - policies.device_loads(load, trial).max()) / (1 if y < 0 else 2)
+                        cut = round((dev[hi] - policies.device_loads(load, trial).max()) / (1 if y < 0 else 2)
+                                    / dev[hi], 10)
                         if cut > best_cut:
                             best, best_cut = trial, cut
         if best is None:

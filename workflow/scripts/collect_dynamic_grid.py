@@ -24,7 +24,15 @@ source = (f"synthetic hotness from the model calibrated on the published DS-R1 S
           f"policy time as a redeployment delay at {c.seconds_per_call['DS-EPLB']:g} / "
           f"{c.seconds_per_call['moelab']:g} s per call ({c.seconds_source}); tuning cell EP{t['ep']}, "
           f"drift x{t['drift_scale']:g}, seed {t['seed']}, every other cell held out; CPU")
-tables.write_html(summary(cells), o.html, "Dynamic placement grid: score vs DS-EPLB by policy and drift", source)
+ours = cells.filter(pl.col("policy") == "moelab")
+behind = ours.filter(pl.col("score_vs_eplb") <= 100)
+verdict = (f"moelab ahead of DS-EPLB (score above 100) in {ours.height - behind.height} of {ours.height} cells"
+           + ("" if behind.is_empty() else "; not ahead in " + ", ".join(
+               f"EP{r['ep']} drift x{r['drift_scale']:g} seed {r['seed']} ({r['score_vs_eplb']:.1f})"
+               for r in behind.iter_rows(named=True))))
+log.info(verdict)
+tables.write_html(summary(cells), o.html, "Dynamic placement grid: score vs DS-EPLB by policy, drift and EP size",
+                  f"{verdict}. {source}")
 plots.save(placement_plots.grid_scores(cells, source), o.scores_svg, o.scores_png, o.scores_html)
 plots.save(placement_plots.grid_frontier(cells, source), o.frontier_svg, o.frontier_png, o.frontier_html)
 measured = grid.roles(pl.concat([pl.read_parquet(f) for f in i.measured]).sort("ep", "drift_scale", "seed", "policy"))

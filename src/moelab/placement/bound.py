@@ -6,7 +6,8 @@ The simulator splits each expert's load evenly over its copies and sums the copi
 (``total / D``) and at least one whole copy (``load_e / c_e`` for every ``e``). The smallest possible
 largest copy over all admissible ``c`` is reached greedily: start from one copy each and give every
 spare slot to the expert whose copy is currently the heaviest (exchanging any copy for one of a heavier
-expert never lowers that maximum). Hence, per iteration and layer,
+expert never lowers that maximum); it is the least ``M`` for which ``max(1, ceil(load_e / M))`` copies of
+every expert fit in the slots, which bisection finds for all rows at once. Hence, per iteration and layer,
 
     PAR >= max(1, max_e load_e / c_e * D / total)   with c from that greedy replication.
 
@@ -28,20 +29,30 @@ def par_bound(load: np.ndarray, devices: int, slots_per_device: int, zero_to_one
     if zero_to_one:
         load = np.where(load == 0, 1.0, load)
     E = load.shape[-1]
-    spare = devices * slots_per_device - E
-    if spare < 0:
+    if devices * slots_per_device < E:
         raise ValueError(f"{E} experts do not fit {devices} devices x {slots_per_device} slots")
     flat = load.reshape(-1, E)
     out = np.empty(len(flat))
-    for a in range(0, len(flat), 4096):  # chunks keep the per-copy matrix small
+    for a in range(0, len(flat), 4096):  # chunks keep the per-row work small
         block = flat[a:a + 4096]
-        per = block.copy()  # load per copy
-        copies = np.ones_like(block)
-        rows = np.arange(len(block))
-        for _ in range(spare):
-            e = np.argmax(per, axis=1)
-            copies[rows, e] += 1
-            per[rows, e] = block[rows, e] / copies[rows, e]
         total = block.sum(1)
-        out[a:a + 4096] = np.maximum(1.0, per.max(1) * devices / np.where(total > 0, total, 1.0))
+        out[a:a + 4096] = np.maximum(1.0, _heaviest_copy(block, devices * slots_per_device) * devices
+                                     / np.where(total > 0, total, 1.0))
     return out.reshape(load.shape[:-1])
+
+
+def _heaviest_copy(block: np.ndarray, slots: int, steps: int = 48) -> np.ndarray:
+    """Per row, the smallest possible heaviest copy (what greedy replication reaches), from below.
+
+    A heaviest copy of at most M needs ``max(1, ceil(load_e / M))`` copies of each expert; the least M whose
+    copies fit in ``slots`` is the greedy optimum. Bisection keeps an infeasible M (from below, so the result
+    is a valid bound) within ``2**-steps`` of the largest load of the feasible one."""
+    lo = np.zeros(len(block))
+    hi = block.max(1)  # one copy each fits: E <= slots
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        need = np.maximum(1.0, np.ceil(block / np.maximum(mid, 1e-300)[:, None])).sum(1)
+        fits = need <= slots
+        hi = np.where(fits, mid, hi)
+        lo = np.where(fits, lo, mid)
+    return lo

@@ -175,12 +175,17 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale
 
 
 def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
-    """Per policy and drift scale: score vs DS-EPLB averaged over EP sizes and seeds, its worst cell, and
-    the gap closed at each EP size (mean over seeds)."""
-    return (grid_table.group_by("policy", "drift_scale")
-            .agg(pl.col("score_vs_eplb").mean().alias("mean_score"),
-                 pl.col("score_vs_eplb").std().alias("score_std"),
-                 pl.col("score_vs_eplb").min().alias("worst_score"),
-                 pl.col("mean_par").mean(), pl.col("bound_par").mean(), pl.col("transmit").mean(),
-                 pl.col("gap_closed").mean())
-            .sort("policy", "drift_scale"))
+    """Per policy, drift scale and EP size (and over all EP sizes): score vs DS-EPLB, mean over seeds with
+    its spread and worst cell, the cells where the policy beats DS-EPLB, mean PAR (whole trace and after the
+    first call), the bound, slots moved and the gap closed."""
+    aggs = [pl.col("score_vs_eplb").mean().alias("mean_score"), pl.col("score_vs_eplb").std().alias("score_std"),
+            pl.col("score_vs_eplb").min().alias("worst_score"),
+            (pl.col("score_vs_eplb") > 100).sum().alias("cells_ahead"), pl.len().alias("cells"),
+            pl.col("mean_par").mean(), pl.col("mean_par_after_first_call").mean(), pl.col("bound_par").mean(),
+            pl.col("transmit").mean(), pl.col("gap_closed").mean()]
+    per_ep = (grid_table.group_by("policy", "drift_scale", "ep").agg(aggs)
+              .with_columns(pl.col("ep").cast(pl.Utf8)))
+    over = grid_table.group_by("policy", "drift_scale").agg(aggs).with_columns(ep=pl.lit("all"))
+    return (pl.concat([per_ep, over.select(per_ep.columns)])
+            .with_columns(pl.col("ep").cast(pl.Int64, strict=False).fill_null(1 << 30).alias("_order"))
+            .sort("policy", "drift_scale", "_order").drop("_order"))

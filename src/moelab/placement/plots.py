@@ -23,13 +23,13 @@ def calibration(cells: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     charts = []
     for metric, title in (("mean_par", "mean PAR over the trace"), ("transmit", "slots moved")):
         part = long.filter(pl.col("metric") == metric)
-        charts.append(alt.Chart(part).mark_bar().encode(
+        charts.append(alt.Chart(part).mark_point(filled=True, size=70).encode(
             y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)),
-            yOffset=alt.YOffset("source:N"),
             x=alt.X("value:Q", title=title, scale=alt.Scale(zero=metric == "transmit")),
             color=alt.Color("source:N", title=None),
+            shape=alt.Shape("source:N", title=None),
             tooltip=["label", "source", "value"],
-        ).properties(width=320, height=alt.Step(9)))
+        ).properties(width=360, height=alt.Step(18)))
     return _titled(alt.vconcat(*charts), "Hotness model: published vs modelled (fit, predicted, extrapolation)",
                    source)
 

@@ -11,7 +11,7 @@ copies of an expert on one device. This policy:
 - redeploys a layer only when its estimated PAR drops by ``min_gain`` and, with
   ``accept="pays"``, when the modelled time saved over the next interval exceeds the transfer;
 - because it moves few slots per call, it can afford to be called far more often than EPLB
-  (``interval`` is the simulator's; the benchmark uses 128 iterations against EPLB's 1024).
+  (``interval`` is the simulator's; ``placement.grid.policy`` pins the serving-scale cadence).
 
 A greedy least-move planner (:func:`plan_layer`: new copies into spare slots, swaps, stopping at
 EPLB's balance) is kept as an alternative (``max_moves > 0``); it moves fewer slots but stalls in
@@ -70,83 +70,112 @@ def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: 
     copy (of an expert with two or more) - one slot; and a swap of x with a slot of a lighter
     device - two slots (one if that slot is empty). The move with the largest cut of the peak
     per slot wins (the first in that order on a tie); the plan stops at ``target`` PAR, after
-    ``max_moves`` or when nothing helps. All of a step's trials are scored in one batch.
+    ``max_moves`` or when nothing helps. All of a step's trials are scored at once: a move changes
+    only the copies of x and of the slot's expert, so each trial's device loads follow from those.
     """
     table = current.copy()
     D, S = table.shape
+    E = load.size
+    per_device = _copies_per_device(table, E)  # [D, E], kept up to date move by move
     for _ in range(max_moves):
-        dev = device_loads(load, table)
+        copies = per_device.sum(0)
+        per_copy = np.where(copies > 0, load / np.maximum(copies, 1), 0.0)
+        dev = per_device @ per_copy
         if dev.max() / dev.mean() <= target:
             break
         hi = int(np.argmax(dev))
-        flat = table.ravel()
-        copies = np.bincount(flat[flat >= 0], minlength=load.size)
-        holds = [set(table[d][table[d] >= 0].tolist()) for d in range(D)]
-        xs = sorted((x for x in holds[hi]), key=lambda x: (-load[x] / copies[x], x))[:candidates]
-        lighter = [int(d) for d in np.argsort(dev, kind="stable") if d != hi][:max(2, D // 4)]
-        # the moves in the order they are tried: (x, its slot a on hi, lo, b, swap?); per = slots changed
-        moves, per = [], []
-        for x in xs:
-            a = int(np.flatnonzero(table[hi] == x)[0])
-            for lo in lighter:
-                if x in holds[lo]:
-                    continue
-                for b in range(S):
-                    y = int(table[lo, b])
-                    if y < 0 or copies[y] >= 2:  # (1) a new copy of x in an empty slot or a spare copy's
-                        moves.append((x, a, lo, b, 0))
-                        per.append(1)
-                    if (y < 0 or y not in holds[hi]) and not (y < 0 and copies[x] < 1):  # (2) swap x and y
-                        moves.append((x, a, lo, b, 1))
-                        per.append(1 if y < 0 else 2)
-        if not moves:
+        on_hi = np.flatnonzero(per_device[hi])
+        xs = on_hi[np.lexsort((on_hi, -per_copy[on_hi]))][:candidates]
+        order = np.argsort(dev, kind="stable")
+        lighter = order[order != hi][:max(2, D // 4)]
+        # every (x, lo, b, kind) in the order they are tried; kind 0: a new copy of x in an empty slot or a
+        # spare copy's (one slot); kind 1: swap x (its first slot a on hi) with slot b of lo (two slots, one
+        # if b is empty). Device loads after each move follow from the copies that change.
+        X = np.broadcast_to(xs[:, None, None], (len(xs), len(lighter), S))
+        LO = np.broadcast_to(lighter[None, :, None], X.shape)
+        y = table[LO, np.arange(S)]  # [C, Lc, S]: what slot b of lo holds now
+        has_y = y >= 0
+        y0 = np.where(has_y, y, 0)
+        fresh = per_device[LO, X] == 0  # lo lacks x
+        ok = np.stack([fresh & (~has_y | (copies[y0] >= 2)),
+                       fresh & (~has_y | (per_device[hi][y0] == 0))], axis=-1)  # [C, Lc, S, 2]
+        if not ok.any():
             break
-        mv = np.array(moves)
-        trials = np.repeat(table[None], len(moves), axis=0)
-        k = np.arange(len(moves))
-        swap = mv[:, 4] == 1
-        trials[k[swap], hi, mv[swap, 1]] = table[mv[swap, 2], mv[swap, 3]]
-        trials[k, mv[:, 2], mv[:, 3]] = mv[:, 0]
-        cut = (dev[hi] - _batch_device_loads(load, trials).max(1)) / np.array(per)
+        px, py = per_copy[X], np.where(has_y, per_copy[y0], 0.0)
+        peak = np.full(ok.shape, np.inf)
+        # swaps change two devices: the peak is the larger of those and of the busiest device that is neither
+        top = order[::-1][:3]  # three of the busiest (which of equals does not matter: only the value does)
+        keep = (top[None, :] != hi) & (top[None, :] != lighter[:, None])
+        others = np.where(keep.any(1), dev[top][np.argmax(keep, 1)], -np.inf)
+        peak[..., 1] = np.maximum(others[None, :, None], np.maximum(dev[hi] - px + py, dev[LO] + px - py))
+        # new copies change the devices that hold x or y, and lo: few trials (empty slots, spare copies)
+        g = np.nonzero(ok[..., 0])
+        if len(g[0]):
+            gx, glo, gy, ghas = X[g], LO[g], y0[g], has_y[g]
+            px_new = load[gx] / (copies[gx] + 1)
+            py_new = np.where(ghas, load[gy] / np.maximum(copies[gy] - 1, 1), 0.0)
+            grow = (dev + per_device.T[gx] * (px_new - px[g])[:, None]
+                    + np.where(ghas[:, None], per_device.T[gy] * (py_new - py[g])[:, None], 0.0))
+            grow[np.arange(len(gx)), glo] += px_new - py_new
+            peak[g + (0,)] = grow.max(1)
+        slots = np.stack([np.ones(y.shape), np.where(has_y, 2.0, 1.0)], axis=-1)
+        # the cut per slot relative to the peak, to 10 decimals: moves that tie exactly tie here too (sums
+        # taken in another order differ in the last bits), and the first in order wins
+        cut = np.where(ok, np.round((dev[hi] - peak) / slots / dev[hi], 10), -np.inf).ravel()
         best = int(np.argmax(cut))
-        if not cut[best] > 1e-12:
+        if not cut[best] > 0:
             break
-        table = trials[best].copy()
+        c, li, b, kind = np.unravel_index(best, ok.shape)
+        x, lo = int(xs[c]), int(lighter[li])
+        yb = int(table[lo, b])
+        if kind == 1:
+            a = int(np.flatnonzero(table[hi] == x)[0])
+            table[hi, a] = yb
+            per_device[hi, x] -= 1
+            if yb >= 0:
+                per_device[hi, yb] += 1
+        if yb >= 0:
+            per_device[lo, yb] -= 1
+        table[lo, b] = x
+        per_device[lo, x] += 1
     return table, int((table != current).sum())
+
+
+def _copies_per_device(table: np.ndarray, num_experts: int) -> np.ndarray:
+    """Copies of each expert on each device, ``[D, E]``."""
+    D, S = table.shape
+    c = np.zeros((D, num_experts), np.int64)
+    flat = table.ravel()
+    keep = flat >= 0
+    np.add.at(c, (np.repeat(np.arange(D), S)[keep], flat[keep]), 1)
+    return c
 
 
 def dedupe(load: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Move second copies of an expert off a device: swap each with the slot of another device
-    that holds neither expert and whose per-copy load is closest (balance barely changes)."""
+    that holds neither expert and whose per-copy load is closest (balance barely changes).
+    Duplicates are taken lowest device first, lowest expert id first; ties go to the first slot."""
     table = table.copy()
     D, S = table.shape
+    E = load.size
     for _ in range(D * S):
-        dup = None
-        for d in range(D):
-            vals, cnt = np.unique(table[d][table[d] >= 0], return_counts=True)
-            if (cnt > 1).any():
-                dup = (d, int(vals[np.argmax(cnt > 1)]))
-                break
-        if dup is None:
+        per_device = _copies_per_device(table, E)
+        dup = np.argwhere(per_device > 1)  # row-major: lowest device, then lowest expert
+        if not len(dup):
             return table
-        d, x = dup
+        d, x = (int(v) for v in dup[0])
         a = int(np.flatnonzero(table[d] == x)[1])
-        flat = table.ravel()
-        copies = np.bincount(flat[flat >= 0], minlength=load.size)
-        best, best_gap = None, np.inf
-        for d2 in range(D):
-            if d2 == d or x in table[d2]:
-                continue
-            for b in range(S):
-                y = int(table[d2, b])
-                if y >= 0 and y in table[d]:
-                    continue
-                gap = abs((load[y] / copies[y] if y >= 0 else 0.0) - load[x] / copies[x])
-                if gap < best_gap:
-                    best, best_gap = (d2, b), gap
-        if best is None:
+        copies = per_device.sum(0)
+        y = table  # candidate slots (d2, b) hold y = table[d2, b]
+        valid_y = y >= 0
+        y0 = np.where(valid_y, y, 0)
+        ok = (per_device[:, x] == 0)[:, None] & (~valid_y | (per_device[d][y0] == 0))
+        ok[d] = False
+        if not ok.any():
             return table  # nowhere to go (more copies than devices)
-        d2, b = best
+        per_copy_y = np.where(valid_y, load[y0] / np.maximum(copies[y0], 1), 0.0)
+        gap = np.where(ok, np.abs(per_copy_y - load[x] / copies[x]), np.inf)
+        d2, b = np.unravel_index(int(np.argmin(gap)), gap.shape)
         table[d, a], table[d2, b] = table[d2, b], table[d, a]
     return table
 
@@ -155,18 +184,24 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
     """The same device contents as ``plan``, laid out to change as few slots of ``current`` as
     possible: plan devices matched to current devices by overlap (an assignment problem), then
     every expert that stays on its device keeps its slot."""
-    from collections import Counter
-
     from scipy.optimize import linear_sum_assignment
 
     D, S = plan.shape
-    cur = [Counter(current[d][current[d] >= 0].tolist()) for d in range(D)]
-    new = [Counter(plan[g][plan[g] >= 0].tolist()) for g in range(D)]
-    overlap = np.array([[sum((cur[d] & new[g]).values()) for g in range(D)] for d in range(D)])
+    E = int(max(current.max(), plan.max())) + 1
+
+    def counts(t: np.ndarray) -> np.ndarray:  # copies of each expert per device, [D, E]
+        c = np.zeros((D, E), np.int64)
+        rows = np.repeat(np.arange(D), S)
+        keep = t.ravel() >= 0
+        np.add.at(c, (rows[keep], t.ravel()[keep]), 1)
+        return c
+
+    cur, new = counts(current), counts(plan)
+    overlap = np.minimum(cur[:, None, :], new[None, :, :]).sum(2)  # experts device d keeps if it becomes g
     rows, cols = linear_sum_assignment(-overlap)
     out = np.full_like(plan, -1)
     for d, g in zip(rows, cols, strict=True):
-        want = Counter(new[g])
+        want = new[g].copy()
         free = []
         for s in range(S):
             x = int(current[d, s])
@@ -175,9 +210,8 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
                 want[x] -= 1
             else:
                 free.append(s)
-        rest = sorted(want.elements())
-        for s, x in zip(free, rest, strict=False):
-            out[d, s] = x
+        rest = np.repeat(np.arange(E), want)  # the device's other experts, in id order
+        out[d, free[:len(rest)]] = rest[:len(free)]
     return out
 
 
