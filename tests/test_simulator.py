@@ -252,3 +252,18 @@ def test_batched_least_move_planner_chooses_the_moves_of_the_move_by_move_one():
         got, ref = policies.plan_layer(load, current, 1.0, 6), _reference_plan_layer(load, current, 1.0, 6)
         np.testing.assert_array_equal(got[0], ref[0])
         assert got[1] == ref[1]
+
+
+def test_the_planner_over_all_layers_at_once_plans_each_layer_as_alone():
+    rng = np.random.default_rng(3)
+    D, E = 8, 24
+    S = E // D + 1
+    load = rng.pareto(1.2, (6, E)) * 100 + rng.random((6, E))
+    current = np.stack([np.concatenate([rng.permutation(E), rng.integers(0, E, D * S - E)]).reshape(D, S)
+                        for _ in range(6)])
+    targets = rng.uniform(1.0, 1.3, 6)
+    tables, moved = policies.plan_layers(load, current, targets, 6)
+    for layer in range(6):
+        ref = _reference_plan_layer(load[layer], current[layer], targets[layer], 6)
+        np.testing.assert_array_equal(tables[layer], ref[0])
+        assert moved[layer] == ref[1]

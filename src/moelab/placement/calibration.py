@@ -162,7 +162,9 @@ def _row(c: Cell, model_name: str, r: dict, published: float | None, transmit_sc
             "interval": c.interval, "metric": c.metric, "published": published, "modelled": value,
             "error": None if published is None else value - published,
             "relative_error": None if published is None else (value - published) / published,
-            "mean_par_after_first_call": float(r["mean_par_after_first_call"]), "calls": int(r["calls"])}
+            # Default is never called: its whole trace counts
+            "mean_par_after_first_call": float(r["mean_par" if c.policy == "Default" else "mean_par_after_first_call"]),
+            "calls": int(r["calls"])}
 
 
 def params_record(model: HotnessModel, record: dict, spec: CalibrationSpec) -> dict:

@@ -70,75 +70,98 @@ def plan_layer(load: np.ndarray, current: np.ndarray, target: float, max_moves: 
     copy (of an expert with two or more) - one slot; and a swap of x with a slot of a lighter
     device - two slots (one if that slot is empty). The move with the largest cut of the peak
     per slot wins (the first in that order on a tie); the plan stops at ``target`` PAR, after
-    ``max_moves`` or when nothing helps. All of a step's trials are scored at once: a move changes
-    only the copies of x and of the slot's expert, so each trial's device loads follow from those.
+    ``max_moves`` or when nothing helps. :func:`plan_layers` runs it for every layer at once.
     """
+    tables, moved = plan_layers(load[None], current[None], np.array([target]), max_moves, candidates)
+    return tables[0], int(moved[0])
+
+
+def plan_layers(load: np.ndarray, current: np.ndarray, target: np.ndarray, max_moves: int,
+                candidates: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`plan_layer` for each layer of ``load [L, E]`` and ``current [L, D, S]`` (``target [L]``), all
+    layers' trials scored together. A move changes only the copies of x and of the slot's expert, so each
+    trial's device loads follow from those: a swap changes two devices; a new copy changes the devices
+    holding x or the replaced expert. Returns (tables, slots changed per layer)."""
     table = current.copy()
-    D, S = table.shape
-    E = load.size
-    per_device = _copies_per_device(table, E)  # [D, E], kept up to date move by move
+    L, D, S = table.shape
+    E = load.shape[1]
+    per_device = np.zeros((L, D, E))  # copies of each expert per device, kept up to date move by move
+    flat = table.reshape(L, D * S)
+    li, si = np.nonzero(flat >= 0)
+    np.add.at(per_device, (li, si // S, flat[li, si]), 1)
+    active = np.arange(L)
+    k = max(2, D // 4)
     for _ in range(max_moves):
-        copies = per_device.sum(0)
-        per_copy = np.where(copies > 0, load / np.maximum(copies, 1), 0.0)
-        dev = per_device @ per_copy
-        if dev.max() / dev.mean() <= target:
+        if not len(active):
             break
-        hi = int(np.argmax(dev))
-        on_hi = np.flatnonzero(per_device[hi])
-        xs = on_hi[np.lexsort((on_hi, -per_copy[on_hi]))][:candidates]
-        order = np.argsort(dev, kind="stable")
-        lighter = order[order != hi][:max(2, D // 4)]
-        # every (x, lo, b, kind) in the order they are tried; kind 0: a new copy of x in an empty slot or a
-        # spare copy's (one slot); kind 1: swap x (its first slot a on hi) with slot b of lo (two slots, one
-        # if b is empty). Device loads after each move follow from the copies that change.
-        X = np.broadcast_to(xs[:, None, None], (len(xs), len(lighter), S))
-        LO = np.broadcast_to(lighter[None, :, None], X.shape)
-        y = table[LO, np.arange(S)]  # [C, Lc, S]: what slot b of lo holds now
+        pd, ld, tb = per_device[active], load[active], table[active]
+        n = len(active)
+        copies = pd.sum(1)
+        per_copy = np.where(copies > 0, ld / np.maximum(copies, 1), 0.0)
+        dev = (pd @ per_copy[:, :, None])[..., 0]  # [n, D]
+        go = dev.max(1) / dev.mean(1) > target[active]
+        hi = np.argmax(dev, 1)
+        rows = np.arange(n)
+        key = np.where(pd[rows, hi] > 0, -per_copy, np.inf)
+        xs = np.argsort(key, 1, kind="stable")[:, :candidates]  # heaviest per copy first, ties by id
+        xs_ok = np.take_along_axis(key, xs, 1) < np.inf
+        order = np.argsort(dev, 1, kind="stable")
+        lighter = order[order != hi[:, None]].reshape(n, D - 1)[:, :k]
+        C, Lc = xs.shape[1], lighter.shape[1]
+        shape = (n, C, Lc, S)
+        R = np.broadcast_to(rows[:, None, None, None], shape)
+        X = np.broadcast_to(xs[:, :, None, None], shape)
+        LO = np.broadcast_to(lighter[:, None, :, None], shape)
+        y = tb[R, LO, np.arange(S)]  # what slot b of lo holds now
         has_y = y >= 0
         y0 = np.where(has_y, y, 0)
-        fresh = per_device[LO, X] == 0  # lo lacks x
-        ok = np.stack([fresh & (~has_y | (copies[y0] >= 2)),
-                       fresh & (~has_y | (per_device[hi][y0] == 0))], axis=-1)  # [C, Lc, S, 2]
-        if not ok.any():
-            break
-        px, py = per_copy[X], np.where(has_y, per_copy[y0], 0.0)
+        fresh = (pd[R, LO, X] == 0) & xs_ok[:, :, None, None] & go[:, None, None, None]  # lo lacks x
+        HI = np.broadcast_to(hi[:, None, None, None], shape)
+        ok = np.stack([fresh & (~has_y | (copies[R, y0] >= 2)),
+                       fresh & (~has_y | (pd[R, HI, y0] == 0))], axis=-1)  # [n, C, Lc, S, 2]
+        px, py = per_copy[R, X], np.where(has_y, per_copy[R, y0], 0.0)
+        dev_hi = dev[rows, hi][:, None, None, None]
         peak = np.full(ok.shape, np.inf)
-        # swaps change two devices: the peak is the larger of those and of the busiest device that is neither
-        top = order[::-1][:3]  # three of the busiest (which of equals does not matter: only the value does)
-        keep = (top[None, :] != hi) & (top[None, :] != lighter[:, None])
-        others = np.where(keep.any(1), dev[top][np.argmax(keep, 1)], -np.inf)
-        peak[..., 1] = np.maximum(others[None, :, None], np.maximum(dev[hi] - px + py, dev[LO] + px - py))
-        # new copies change the devices that hold x or y, and lo: few trials (empty slots, spare copies)
+        # swaps: the two devices that change, and the busiest device that is neither
+        top = order[:, ::-1][:, :3]
+        keep = (top[:, None, :] != hi[:, None, None]) & (top[:, None, :] != lighter[:, :, None])  # [n, Lc, 3]
+        others = np.where(keep.any(2), np.take_along_axis(dev, top, 1)[rows[:, None], np.argmax(keep, 2)],
+                          -np.inf)
+        peak[..., 1] = np.maximum(others[:, None, :, None], np.maximum(dev_hi - px + py, dev[R, LO] + px - py))
+        # new copies (empty slots, spare copies: few trials): the devices that hold x or y, and lo
         g = np.nonzero(ok[..., 0])
         if len(g[0]):
-            gx, glo, gy, ghas = X[g], LO[g], y0[g], has_y[g]
-            px_new = load[gx] / (copies[gx] + 1)
-            py_new = np.where(ghas, load[gy] / np.maximum(copies[gy] - 1, 1), 0.0)
-            grow = (dev + per_device.T[gx] * (px_new - px[g])[:, None]
-                    + np.where(ghas[:, None], per_device.T[gy] * (py_new - py[g])[:, None], 0.0))
-            grow[np.arange(len(gx)), glo] += px_new - py_new
+            gr, gx, glo, gy, ghas = R[g], X[g], LO[g], y0[g], has_y[g]
+            px_new = ld[gr, gx] / (copies[gr, gx] + 1)
+            py_new = np.where(ghas, ld[gr, gy] / np.maximum(copies[gr, gy] - 1, 1), 0.0)
+            grow = (dev[gr] + pd[gr, :, gx] * (px_new - px[g])[:, None]
+                    + np.where(ghas[:, None], pd[gr, :, gy] * (py_new - py[g])[:, None], 0.0))
+            grow[np.arange(len(gr)), glo] += px_new - py_new
             peak[g + (0,)] = grow.max(1)
-        slots = np.stack([np.ones(y.shape), np.where(has_y, 2.0, 1.0)], axis=-1)
+        slots = np.stack([np.ones(shape), np.where(has_y, 2.0, 1.0)], axis=-1)
         # the cut per slot relative to the peak, to 10 decimals: moves that tie exactly tie here too (sums
         # taken in another order differ in the last bits), and the first in order wins
-        cut = np.where(ok, np.round((dev[hi] - peak) / slots / dev[hi], 10), -np.inf).ravel()
-        best = int(np.argmax(cut))
-        if not cut[best] > 0:
-            break
-        c, li, b, kind = np.unravel_index(best, ok.shape)
-        x, lo = int(xs[c]), int(lighter[li])
-        yb = int(table[lo, b])
-        if kind == 1:
-            a = int(np.flatnonzero(table[hi] == x)[0])
-            table[hi, a] = yb
-            per_device[hi, x] -= 1
+        cut = np.where(ok, np.round((dev_hi[..., None] - peak) / slots / dev_hi[..., None], 10), -np.inf)
+        cut = cut.reshape(n, -1)
+        best = np.argmax(cut, 1)
+        moving = cut[rows, best] > 0
+        for r in np.flatnonzero(moving):
+            layer = active[r]
+            c, li_, b, kind = np.unravel_index(best[r], ok.shape[1:])
+            x, lo, h = int(xs[r, c]), int(lighter[r, li_]), int(hi[r])
+            yb = int(table[layer, lo, b])
+            if kind == 1:
+                a = int(np.flatnonzero(table[layer, h] == x)[0])
+                table[layer, h, a] = yb
+                per_device[layer, h, x] -= 1
+                if yb >= 0:
+                    per_device[layer, h, yb] += 1
             if yb >= 0:
-                per_device[hi, yb] += 1
-        if yb >= 0:
-            per_device[lo, yb] -= 1
-        table[lo, b] = x
-        per_device[lo, x] += 1
-    return table, int((table != current).sum())
+                per_device[layer, lo, yb] -= 1
+            table[layer, lo, b] = x
+            per_device[layer, lo, x] += 1
+        active = active[moving]
+    return table, (table != current).reshape(L, -1).sum(1)
 
 
 def _copies_per_device(table: np.ndarray, num_experts: int) -> np.ndarray:
@@ -197,7 +220,10 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
         return c
 
     cur, new = counts(current), counts(plan)
-    overlap = np.minimum(cur[:, None, :], new[None, :, :]).sum(2)  # experts device d keeps if it becomes g
+    if new.max() <= 1:  # one copy per device (dedupe's usual outcome): the overlap is a product
+        overlap = (cur > 0).astype(np.int64) @ new.T
+    else:
+        overlap = np.minimum(cur[:, None, :], new[None, :, :]).sum(2)  # experts device d keeps if it becomes g
     rows, cols = linear_sum_assignment(-overlap)
     out = np.full_like(plan, -1)
     for d, g in zip(rows, cols, strict=True):
@@ -241,12 +267,14 @@ def moelab_policy(spec: SimSpec, halflife: float = 256.0, accept: str = "target"
         horizon = horizon_calls * spec.interval + L
         new = current.copy()
         net = np.zeros(L)
+        if max_moves:  # also the least-move greedy plans, EPLB's balance their target; the better net saving wins
+            targets = np.array([_par(load[layer], eplb[layer]) for layer in range(L)])
+            planned, _ = plan_layers(load, current, targets, max_moves)
         for layer in range(L):
             before = _par(load[layer], current[layer])
             options = [align(current[layer], dedupe(load[layer], eplb[layer]))]
-            if max_moves:  # also the least-move greedy plan; the better net saving wins
-                options.append(plan_layer(load[layer], current[layer], _par(load[layer], eplb[layer]),
-                                          max_moves)[0])
+            if max_moves:
+                options.append(planned[layer])
             best, best_net = None, -np.inf
             for table in options:
                 moved = int((table != current[layer]).sum())
