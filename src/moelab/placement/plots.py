@@ -69,5 +69,5 @@ def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         tooltip=["policy", "ep", "drift", "mean_par", "transmit", "bound_par"])
     bound = alt.Chart(f).mark_rule(strokeDash=[2, 2], color="gray").encode(y="mean(bound_par):Q")
     return _titled((points + bound).properties(width=220, height=180)
-                   .facet(facet=alt.Facet("ep:O", title="EP size"), columns=4),
+                   .facet(facet=alt.Facet("ep:O", title="EP size"), columns=4).resolve_scale(y="independent"),
                    "Dynamic placement grid: PAR vs slots moved (dashed: physical bound)", source)
