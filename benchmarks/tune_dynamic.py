@@ -29,7 +29,7 @@ def main() -> None:
 
     from moelab.placement import policies
     from moelab.placement import simulator as sim
-    from moelab.placement.dynamic_grid import CellSpec, GridSpec, _specs
+    from moelab.placement.dynamic_grid import CellSpec, GridSpec, sim_specs
     from moelab.placement.hotness_model import HotnessModel
 
     ap = argparse.ArgumentParser()
@@ -47,7 +47,7 @@ def main() -> None:
     hot = m.generate(t["seed"])
     constants = {k: config["placement"]["dynamic"][k] for k in ("zero_to_one", "par_weight", "slot_bytes",
                                                                  "bandwidth")}
-    specs = _specs(cell, m.experts, t["ep"], constants, measured=False)
+    specs = sim_specs(cell, m.experts, t["ep"], constants, measured=False)
     eplb = sim.simulate(hot, policies.eplb_policy(specs["DS-EPLB"]), specs["DS-EPLB"])
     print(f"tuning cell EP{t['ep']} drift x{t['drift_scale']} seed {t['seed']} ({m.layers} layers, {m.iterations} "
           f"iterations): DS-EPLB PAR {eplb['mean_par']:.4f}, {eplb['transmit']} slots moved")

@@ -92,7 +92,8 @@ MODEL = HotnessModel(58, 256, 8, 5902, 0.62, 7000, 9e-5)
 
 def test_grid_cell_rows_scores_bound_and_gap():
     cell = CellSpec.from_config(GRID)
-    t = evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS)
+    both = evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS, delays=("modelled", "measured"))
+    t = both["modelled"]
     assert t["policy"].to_list() == ["Default", "DS-EPLB", "moelab"]
     for col in ("ep", "drift_scale", "seed", "policy", "mean_par", "mean_par_after_first_call", "bound_par",
                 "transmit", "seconds_per_call", "score_vs_eplb", "gap_closed"):
@@ -104,7 +105,12 @@ def test_grid_cell_rows_scores_bound_and_gap():
     # the modelled seconds delay each call's redeployment: ceil(0.3 / 0.08) = 4 iterations per moelab call
     ours = t.filter(policy="moelab").row(0, named=True)
     assert ours["delay_iterations"] == 4 * ours["calls"] and ours["seconds_per_call"] == 0.3
-    assert t.equals(evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS))  # deterministic
+    assert t.equals(evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS)["modelled"])  # deterministic
+    # measured delays: the same hotness and bound, Default untouched, each policy's own measured time
+    m = both["measured"]
+    assert m["bound_par"].equals(t["bound_par"])
+    assert m.filter(policy="Default")["mean_par"][0] == t.filter(policy="Default")["mean_par"][0]
+    assert (m.filter(policy="moelab")["seconds_per_call"] > 0).all()
 
 
 def test_grid_spec_roles_and_checks():

@@ -12,10 +12,10 @@ p, o, w = snakemake.params, snakemake.output, snakemake.wildcards
 cell = CellSpec.from_config(p.cell)
 model = HotnessModel(**json.loads(open(snakemake.input.model).read())["model"])
 ep, drift, seed = int(w.ep), float(w.drift), int(w.seed)
-for measured, path in ((False, o.cell), (True, o.measured)):
-    table = evaluate_cell(model, cell, ep, drift, seed, dict(p.constants), measured=measured)
-    write_parquet(table, path)
-    for row in table.iter_rows(named=True):
+tables = evaluate_cell(model, cell, ep, drift, seed, dict(p.constants), delays=("modelled", "measured"))
+for kind, path in (("modelled", o.cell), ("measured", o.measured)):
+    write_parquet(tables[kind], path)
+    for row in tables[kind].iter_rows(named=True):
         log.info("%s EP%d drift x%g seed %d %s: PAR %.4f (bound %.4f), %d slots moved, score %.1f, "
-                 "%.3f s per call", "measured" if measured else "modelled", ep, drift, seed, row["policy"],
-                 row["mean_par"], row["bound_par"], row["transmit"], row["score_vs_eplb"], row["seconds_per_call"])
+                 "%.3f s per call", kind, ep, drift, seed, row["policy"], row["mean_par"], row["bound_par"],
+                 row["transmit"], row["score_vs_eplb"], row["seconds_per_call"])

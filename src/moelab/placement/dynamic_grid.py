@@ -123,7 +123,9 @@ class GridSpec(ConfigSpec):
         return table.with_columns(role=pl.when(tuning).then(pl.lit("tuning")).otherwise(pl.lit("held out")))
 
 
-def _specs(grid: CellSpec, experts: int, ep: int, constants: dict, measured: bool) -> dict[str, sim.SimSpec]:
+def sim_specs(grid: CellSpec, experts: int, ep: int, constants: dict, measured: bool) -> dict[str, sim.SimSpec]:
+    """The simulator's spec per policy in a cell on ``ep`` devices: the same first call for all, DS-EPLB on
+    the window since its last call, moelab on its own cadence; ``measured``: delays from measured times."""
     S = experts // ep + 1
     iv, p = grid.eplb_interval, grid.policy
     common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured, **constants)
@@ -143,35 +145,41 @@ def check_no_oracle(specs: dict[str, sim.SimSpec]) -> None:
 
 
 def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale: float, seed: int,
-                  constants: dict, measured: bool = False) -> pl.DataFrame:
-    """One grid cell: a row per policy. ``constants``: the score's (``zero_to_one``, ``par_weight``,
-    ``slot_bytes``, ``bandwidth``). ``measured``: each policy's redeployment is delayed by its measured
-    wall time per call instead of the modelled one (a measurement, for ``results/bench/``)."""
+                  constants: dict, delays: tuple[str, ...] = ("modelled",)) -> dict[str, pl.DataFrame]:
+    """One grid cell: per kind of delay, a row per policy. ``constants``: the score's (``zero_to_one``,
+    ``par_weight``, ``slot_bytes``, ``bandwidth``). ``delays``: "modelled" (each redeployment waits for the
+    config's seconds per call: deterministic) and/or "measured" (for the policy's measured wall time: for
+    ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once."""
     model = grid.model(calibrated, drift_scale)
+    specs = {kind: sim_specs(grid, model.experts, ep, constants, kind == "measured") for kind in delays}
+    for s in specs.values():
+        check_no_oracle(s)
     hot = model.generate(seed)
-    specs = _specs(grid, model.experts, ep, constants, measured)
-    runs = {"Default": sim.simulate(hot, None, specs["Default"]),
-            "DS-EPLB": sim.simulate(hot, policies.eplb_policy(specs["DS-EPLB"]), specs["DS-EPLB"]),
-            "moelab": sim.simulate(hot, grid.policy.build(specs["moelab"], model.iterations), specs["moelab"])}
-    check_no_oracle(specs)
     bound = par_bound(hot, ep, model.experts // ep + 1, constants.get("zero_to_one", True))
     first = grid.eplb_interval
     bound_par, bound_after = float(bound.mean()), float(bound[min(first, len(bound) - 1):].mean())
-    ref = runs["DS-EPLB"]
-    rows = []
-    for name in POLICIES:
-        r = runs[name]
-        seconds = (r["policy_wall_s"] / r["calls"] if measured and r["calls"] else
-                   0.0 if name == "Default" else float(grid.seconds_per_call[name]))
+    default = sim.simulate(hot, None, next(iter(specs.values()))["Default"])
+    out = {}
+    for kind, sp in specs.items():
+        runs = {"Default": default,
+                "DS-EPLB": sim.simulate(hot, policies.eplb_policy(sp["DS-EPLB"]), sp["DS-EPLB"]),
+                "moelab": sim.simulate(hot, grid.policy.build(sp["moelab"], model.iterations), sp["moelab"])}
+        ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
-        rows.append({"ep": ep, "drift_scale": float(drift_scale), "seed": seed, "policy": name,
-                     "mean_par": r["mean_par"], "mean_par_after_first_call": r["mean_par_after_first_call"],
-                     "bound_par": bound_par, "bound_par_after_first_call": bound_after,
-                     "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
-                     "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
-                     "score_vs_eplb": sim.score(r, ref),
-                     "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan")})
-    return pl.DataFrame(rows)
+        rows = []
+        for name in POLICIES:
+            r = runs[name]
+            seconds = (r["policy_wall_s"] / r["calls"] if kind == "measured" and r["calls"] else
+                       0.0 if name == "Default" else float(grid.seconds_per_call[name]))
+            rows.append({"ep": ep, "drift_scale": float(drift_scale), "seed": seed, "policy": name,
+                         "mean_par": r["mean_par"], "mean_par_after_first_call": r["mean_par_after_first_call"],
+                         "bound_par": bound_par, "bound_par_after_first_call": bound_after,
+                         "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
+                         "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
+                         "score_vs_eplb": sim.score(r, ref),
+                         "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan")})
+        out[kind] = pl.DataFrame(rows)
+    return out
 
 
 def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
