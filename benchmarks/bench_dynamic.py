@@ -49,6 +49,7 @@ def main() -> None:
 
     from moelab.placement import calibration, policies
     from moelab.placement import simulator as sim
+    from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
     from moelab.placement.hotness_model import HotnessModel
 
@@ -97,8 +98,7 @@ def main() -> None:
         print(f"  {name:20s} median {med[name] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   max {max(ts) * 1e3:8.1f}")
     print(f"  ratio moelab / DS-EPLB (moelab's implementation): {med['moelab'] / med['DS-EPLB']:.2f}")
     cells = args.cells if args.cells is not None else []
-    constants = {k: config["placement"]["dynamic"][k] for k in ("zero_to_one", "par_weight", "slot_bytes",
-                                                                 "bandwidth")}
+    constants = DynamicSpec.from_config(config["placement"]["dynamic"]).score_constants()
     for c in cells:
         ep, drift, seed = c.split(":")
         t0 = time.perf_counter()

@@ -29,6 +29,7 @@ def main() -> None:
 
     from moelab.placement import policies
     from moelab.placement import simulator as sim
+    from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import CellSpec, GridSpec, sim_specs
     from moelab.placement.hotness_model import HotnessModel
 
@@ -45,8 +46,7 @@ def main() -> None:
     model = HotnessModel(**json.loads((ROOT / args.model).read_text())["model"])
     m = cell.model(model, t["drift_scale"])
     hot = m.generate(t["seed"])
-    constants = {k: config["placement"]["dynamic"][k] for k in ("zero_to_one", "par_weight", "slot_bytes",
-                                                                 "bandwidth")}
+    constants = DynamicSpec.from_config(config["placement"]["dynamic"]).score_constants()
     specs = sim_specs(cell, m.experts, t["ep"], constants, measured=False)
     eplb = sim.simulate(hot, policies.eplb_policy(specs["DS-EPLB"]), specs["DS-EPLB"])
     print(f"tuning cell EP{t['ep']} drift x{t['drift_scale']} seed {t['seed']} ({m.layers} layers, {m.iterations} "

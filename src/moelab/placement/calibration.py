@@ -147,7 +147,7 @@ def cells_table(model: HotnessModel, spec: CalibrationSpec) -> pl.DataFrame:
         for c in DS_R1_SHAREGPT:
             if c.role != "fit":
                 continue
-            c2 = replace(c, name=c.name, role="extrapolation")
+            c2 = replace(c, role="extrapolation")
             key = (c.policy, c.ep, c.interval)
             if key not in done:
                 done[key] = run_cell(hot, c2, spec)

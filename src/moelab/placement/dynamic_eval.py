@@ -41,6 +41,11 @@ class DynamicSpec(ConfigSpec):
             raise ValueError(f"nodes={self.nodes} must divide devices={self.devices} and "
                              f"expert_groups={self.expert_groups}")
 
+    def score_constants(self) -> dict:
+        """The score's constants, which the serving-scale grid shares (its policy settings are its own)."""
+        return {"zero_to_one": self.zero_to_one, "par_weight": self.par_weight, "slot_bytes": self.slot_bytes,
+                "bandwidth": self.bandwidth}
+
     def check_experts(self, num_experts: int) -> None:
         """The devices and the expert groups must split a trace's experts evenly."""
         if num_experts % self.devices or num_experts % self.expert_groups:

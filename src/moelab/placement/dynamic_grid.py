@@ -11,7 +11,7 @@ one on which moelab's policy parameters may be chosen; every other cell is held 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -78,8 +78,6 @@ class CellSpec(ConfigSpec):
                              f"DS-EPLB and moelab")
 
     def model(self, calibrated: HotnessModel, drift_scale: float) -> HotnessModel:
-        from dataclasses import replace
-
         m = calibrated.scaled(drift_scale)
         return replace(m, layers=self.layers or m.layers, iterations=self.iterations or m.iterations)
 
