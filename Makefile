@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: setup run report test bench clean
+.PHONY: setup run report test bench clean slurm-profile
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_routing.py
 	$(BIN)/python benchmarks/bench_dynamic.py
+
+# `snakemake --profile slurm` finds profiles in the user's config directory, not in profiles/: install ours there
+# once (kept if a profile named slurm exists, e.g. the site's own).
+slurm-profile: $(STAMP)
+	$(BIN)/python tools/install-slurm-profile
 
 clean:
 	rm -rf results logs .snakemake

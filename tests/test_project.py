@@ -65,3 +65,30 @@ def test_config_specs_are_light_and_the_library_never_imports_the_workflow_confi
     users = [p for p in (ROOT / "src/moelab").rglob("*.py") if p.name != "config.py" and re.search(
         r"^\s*(from moelab\.config import|import moelab\.config|from moelab import .*\bconfig\b)", p.read_text(), re.M)]
     assert not users, f"library modules import moelab.config: {users}"
+
+
+def rule_bodies() -> dict[str, str]:
+    """Each rule's text, by name, from workflow/rules/*.smk."""
+    out = {}
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        for m in re.finditer(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(), re.S | re.M):
+            out[m[1]] = m[2]
+    return out
+
+
+def test_every_rule_declares_its_resources_so_no_profile_needs_defaults():
+    bodies = rule_bodies()
+    assert len(bodies) > 40, sorted(bodies)
+    for name, body in bodies.items():
+        res = re.search(r"^    resources:\n(.*?)(?=^    \w+:|\Z)", body, re.S | re.M)
+        assert res and "mem_mb" in res[1] and "runtime" in res[1], f"rule {name}: resources lack mem_mb/runtime"
+
+
+def test_the_default_profile_sets_nothing_a_cluster_profile_sets():
+    # Snakemake loads profiles/default next to any --profile, and its keys replace the other profile's
+    # wholesale: a default-resources here would drop a site's account and partition.
+    default = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert not {"default-resources", "set-resources", "executor", "jobs", "retries"} & set(default), default
+    for key in set(default) & set(slurm):
+        assert default[key] == slurm[key], key

@@ -38,9 +38,10 @@ _NO_SCONTROL = Path(tempfile.mkdtemp(prefix="moelab-no-scontrol-"))
 (_NO_SCONTROL / "scontrol").chmod(0o755)
 
 
-def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 2400) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    if "profiles/slurm" not in args:
+def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 2400,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    if "slurm" not in args:  # not `--profile slurm`
         env["PATH"] = f"{_NO_SCONTROL}{os.pathsep}{env.get('PATH', '')}"
     res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     if check:
@@ -92,9 +93,9 @@ def report_zip(two_runs):
     return two_runs[0] / "results/report.zip"
 
 
-def planned_jobs(cwd: Path, *args: str) -> Counter:
+def planned_jobs(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Counter:
     """The jobs a run would execute, per rule, read from the dry run's job table."""
-    res = snakemake(cwd, "-n", *args)
+    res = snakemake(cwd, "-n", *args, env=env)
     out = res.stdout + res.stderr
     if "Nothing to be done" in out:
         return Counter()
@@ -118,8 +119,24 @@ def differing(a: Path, b: Path) -> list[str]:
 # --- Slurm (test_slurm.py) ---------------------------------------------------------------------------------
 
 LOCAL_SLURM = str(ROOT / "tools/local-slurm")
-# Exactly the README's Slurm command, on the test config.
-SLURM = ("--workflow-profile", "profiles/slurm", *TEST)
+# Exactly the README's Slurm command, on the test config: the profile named slurm that `make slurm-profile`
+# installs in the user's config directory (XDG_CONFIG_HOME points at a folder of the test's own).
+SLURM = ("--profile", "slurm", *TEST)
+# A site's own profile named slurm: its account and partition live in default-resources, which nothing the
+# project loads may replace. A cluster without accounting (tools/local-slurm) asks for squeue status checks.
+SITE_ACCOUNT, SITE_PARTITION = "moelab-site", "tpu"
+SITE_PROFILE = f"""executor: slurm
+jobs: 10
+latency-wait: 60
+slurm-status-command: squeue
+slurm-init-seconds-before-status-checks: 2
+default-resources:
+  slurm_account: "{SITE_ACCOUNT}"
+  slurm_partition: "{SITE_PARTITION}"
+"""
+# what the site run builds: a synthetic trace and its load statistics (two sbatch jobs)
+SITE_TARGET = "results/stats/random-E16-k4/layers.parquet"
+JOBCOMP = Path(os.environ.get("MOELAB_SLURM_STATE", "/var/lib/moelab-slurm")) / "jobcomp.log"
 
 
 @pytest.fixture(scope="session")
@@ -150,14 +167,46 @@ def slurm_jobs(workdir) -> list[dict]:
     return sorted(jobs, key=lambda j: j["id"])
 
 
+def slurm_records(workdir) -> list[dict]:
+    """Slurm's job completion records (slurm.conf JobCompLoc) of the jobs that ran in ``workdir``."""
+    recs = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in JOBCOMP.read_text().splitlines()]
+    return [r for r in recs if os.path.realpath(r.get("WorkDir", "")) == os.path.realpath(workdir)]
+
+
+def install_slurm_profile(d: Path, home: Path) -> dict[str, str]:
+    """`make slurm-profile` as the README says, into a config home of the test's own; the env that finds it."""
+    env = {"XDG_CONFIG_HOME": str(home)}
+    res = subprocess.run(["make", "-C", str(d), "slurm-profile", f"VENV={ROOT / '.venv'}"], capture_output=True,
+                         text=True, env={**os.environ, **env}, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    installed = home / "snakemake/slurm/config.yaml"
+    assert installed.read_bytes() == (ROOT / "profiles/slurm/config.yaml").read_bytes(), res.stdout
+    return env
+
+
 def slurm_run_of_the_test_config(d: Path) -> dict:
     copy_project(d)
-    planned = planned_jobs(d, *SLURM)
+    env = install_slurm_profile(d, d.parent / "config-home")
+    planned = planned_jobs(d, *SLURM, env=env)
     t0 = time.perf_counter()
-    snakemake(d, *SLURM, timeout=2400)
+    snakemake(d, *SLURM, timeout=2400, env=env)
     seconds = time.perf_counter() - t0
     # read at once: squeue forgets a finished job after MinJobAge, and the tests may come much later
-    return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "seconds": seconds}
+    return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "seconds": seconds, "env": env}
+
+
+def slurm_run_with_a_site_profile(d: Path) -> dict:
+    """`snakemake --profile slurm` with the site's own profile named slurm; `make slurm-profile` keeps it."""
+    copy_project(d)
+    home = d.parent / "site-config-home"
+    (home / "snakemake/slurm").mkdir(parents=True)
+    (home / "snakemake/slurm/config.yaml").write_text(SITE_PROFILE)
+    env = {"XDG_CONFIG_HOME": str(home)}
+    kept = subprocess.run(["make", "-C", str(d), "slurm-profile", f"VENV={ROOT / '.venv'}"], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=120)
+    res = snakemake(d, "--profile", "slurm", SITE_TARGET, *TEST, timeout=1200, env=env, check=False)
+    return {"dir": d, "run": res, "kept": kept, "profile": (home / "snakemake/slurm/config.yaml").read_text(),
+            "records": slurm_records(d)}
 
 
 def slurm_run_with_a_failing_job(run: Future) -> dict:
@@ -169,11 +218,12 @@ def slurm_run_with_a_failing_job(run: Future) -> dict:
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
     trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
-    failing = snakemake(work, *SLURM, check=False, timeout=2400)
+    env = run.result()["env"]
+    failing = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
     failed = [j for j in slurm_jobs(work) if j["id"] not in before]
     trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
-    planned = planned_jobs(work, *SLURM)
-    rerun = snakemake(work, *SLURM, check=False, timeout=2400)
+    planned = planned_jobs(work, *SLURM, env=env)
+    rerun = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
     return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
 
 
@@ -185,7 +235,9 @@ def slurm_runs(request, cluster, tmp_path_factory):
     with ThreadPoolExecutor(1, thread_name_prefix="slurm") as pool:
         run = pool.submit(slurm_run_of_the_test_config, tmp_path_factory.mktemp("slurm") / "p")
         failing = pool.submit(slurm_run_with_a_failing_job, run) if selected(request, "slurm_failure") else None
-        yield {"run": run, "failing": failing}
-        run.cancel()  # leaving early (a failure, ^C): what has not started never starts; what has, ends before
-        if failing:   # the cluster stops
-            failing.cancel()
+        site = (pool.submit(slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
+                if selected(request, "slurm_site") else None)
+        yield {"run": run, "failing": failing, "site": site}
+        for job in (run, failing, site):  # leaving early (a failure, ^C): what has not started never starts;
+            if job:                       # what has, ends before the cluster stops
+                job.cancel()

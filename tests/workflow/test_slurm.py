@@ -58,3 +58,22 @@ def test_a_failing_job_says_why_and_a_rerun_resumes(slurm_failure, two_runs):
     assert planned["compute_load_stats"] == 1 and planned["coactivation"] == 1, planned
     assert_ran(slurm_failure["rerun"])
     assert not differing(slurm_failure["dir"], two_runs[0])
+
+
+@pytest.fixture(scope="module")
+def slurm_site(slurm_runs):
+    return slurm_runs["site"].result()
+
+
+def test_the_literal_profile_slurm_keeps_a_site_profiles_account_and_partition(slurm_site):
+    from .conftest import SITE_ACCOUNT, SITE_PARTITION, SITE_PROFILE
+
+    kept = slurm_site["kept"]
+    assert kept.returncode == 0 and "exists already" in kept.stdout, kept.stdout + kept.stderr
+    assert slurm_site["profile"] == SITE_PROFILE  # `make slurm-profile` left the site's profile alone
+    assert_ran(slurm_site["run"])
+    records = slurm_site["records"]  # Slurm's own job completion records, not Snakemake's
+    assert len(records) == 2, records
+    for r in records:
+        assert r["JobState"] == "COMPLETED", r
+        assert r["Account"] == SITE_ACCOUNT and r["Partition"] == SITE_PARTITION, r
