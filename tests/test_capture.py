@@ -183,3 +183,117 @@ def test_domain_phases_arrival_moves_the_mix(tmp_path):
     assert changes < shuffled_changes / 2
     with pytest.raises(CaptureError, match="arrival"):
         make_requests(corpus, tok, 16, seed=1, arrival="sorted")
+
+
+# --- device maps: a checkpoint spread over devices -------------------------------------------------------------
+
+def test_capture_through_a_device_map_gives_the_plain_routing(tmp_path, tok_dir, small_corpus):
+    """accelerate's device-map path (hooks, offloaded weights, inputs to the embedding's device) on the CPU:
+    the embedding in memory and the decoder layers offloaded to disk, by an explicit map and by ``auto``."""
+    path = save_model("qwen3_moe", tmp_path / "m", tok_dir)
+    plain_model, _, plain = run_capture(path, small_corpus, max_iterations=8)
+    assert "model_devices" not in plain.meta.config
+    size = sum(p.numel() * p.element_size() for p in plain_model.parameters())
+    explicit = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.layers.0": "cpu",
+                "model.layers.1": "disk", "model.norm": "cpu", "lm_head": "cpu"}
+    plain_proxy = capture.proxy_routing(capture.moe_layers(plain_model), 64, 5, 32)
+    for i, (device_map, kw) in enumerate([(explicit, {}), ("auto", {"max_memory": {"cpu": size // 2}})]):
+        model, tok = capture.load(str(path), device_map=device_map, offload_folder=str(tmp_path / f"off{i}"), **kw)
+        assert {"cpu", "disk"} <= set(model.hf_device_map.values()), model.hf_device_map
+        assert str(capture.input_device(model)) == "cpu"
+        cap = capture.capture(model, tok, small_corpus, source_id="captured-x", concurrency=CONCURRENCY,
+                              seq_len=24, batch_size=5, seed=1, max_iterations=8)
+        assert cap.meta.config["model_devices"] == ["cpu", "disk"] and cap.meta.capture_device == "cpu"
+        assert np.array_equal(cap.experts, plain.experts), f"device_map={device_map!r}"
+        np.testing.assert_allclose(cap.weights, plain.weights, rtol=1e-5, atol=1e-6)
+        # the proxy's routers run where they live (offloaded ones through their hooks)
+        ex, w = capture.proxy_routing(capture.moe_layers(model), 64, 5, 32)
+        assert np.array_equal(ex, plain_proxy[0])
+
+
+# --- config: where checkpoints come from, and the jobs they ask for --------------------------------------------
+
+def capture_block(*models):
+    return {"seq_len": 16, "batch_size": 2, "dtype": "float32", "device": "cpu", "parts": ["train"],
+            "models": list(models), "proxy": []}
+
+
+def test_a_hub_id_is_accepted_at_config_time_without_the_cache(tmp_path, monkeypatch):
+    from moelab.capture_spec import CaptureSpec
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    spec = CaptureSpec.from_config(capture_block(
+        {"name": "olmoe", "path": "allenai/OLMoE-1B-7B-0924", "revision": "main"},
+        {"name": "big", "path": "mistralai/Mixtral-8x7B-v0.1", "device_map": "auto", "gpus": 2, "mem_mb": 128000},
+        {"name": "tiny", "path": "embedded:tiny"}))
+    olmoe, big, tiny = spec.models
+    assert (olmoe.source, big.source, tiny.source) == ("hub", "hub", "embedded")
+    assert (olmoe.job_gpus, big.job_gpus, tiny.job_gpus) == (1, 2, 0)
+    assert (olmoe.job_mem_mb, big.job_mem_mb) == (8000, 128000)
+    assert spec.model("big")["device_map"] == "auto" and spec.model("olmoe")["revision"] == "main"
+    # unset keys stay out of the parameters, so configs without them rerun nothing
+    assert set(spec.model("tiny")) == {"name", "path", "dtype", "seq_len", "batch_size", "arrival", "phase_requests"}
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"path": "org/na me"}, "neither a local folder nor a well-formed hub id"),
+    ({"path": "-org/name"}, "neither a local folder nor a well-formed hub id"),
+    ({"path": "org/name/extra"}, "expected a folder with config.json"),
+    ({"path": "./models/ckpt"}, "expected a folder with config.json"),
+    ({"path": "embedded:tiny", "revision": "v1"}, "revision='v1' applies to hub ids only"),
+    ({"path": "org/name", "gpus": 2}, "only with a device_map"),
+    ({"path": "org/name", "gpus": 1, "device_map": {"model.layers.0": "cuda:1"}}, "GPU 1 is not among"),
+    ({"path": "org/name", "device_map": "everywhere"}, "device_map='everywhere'"),
+    ({"path": "org/name", "mem_mb": 0}, "mem_mb=0"),
+])
+def test_a_malformed_model_entry_errors_at_config_time(entry, message):
+    from moelab.capture_spec import CaptureSpec
+    from moelab.spec import ConfigError
+
+    with pytest.raises(ConfigError, match=f"capture.models\\[0\\]: .*{message}"):
+        CaptureSpec.from_config(capture_block({"name": "m", **entry}))
+
+
+def test_the_dag_downloads_a_hub_checkpoint_before_capturing_it(tmp_path):
+    """A dry run on a config naming an uncached hub id: no network, and the download job comes first."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, check=True,
+                           capture_output=True, text=True).stdout.split("\n")
+    project = tmp_path / "p"
+    for f in (f for f in files if f and (root / f).is_file()):  # the project as a fresh clone holds it
+        (project / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / f, project / f)
+    cfg = yaml.safe_load((root / "config/test.yaml").read_text())
+    cfg["capture"]["models"].append({"name": "hubm", "path": "moelab-test/not-cached", "device_map": "auto",
+                                     "gpus": 2, "mem_mb": 1234})
+    cfg["capture"]["proxy"].append("hubm")
+    (project / "config/hub.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    res = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "--configfile", "config/hub.yaml", "-n",
+                          "results/proxy/hubm/trace.parquet"], cwd=project, env=env, capture_output=True,
+                         text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    blocks = {b.split(":", 1)[0].split()[-1]: b for b in re.split(r"\n\[[^\n]*\]\n", out)
+              if b.startswith(("rule ", "localrule "))}
+    names = list(blocks)
+    assert names.index("download_model") < names.index("capture") < names.index("proxy"), names
+    assert "results/models/hub/hubm.json" in blocks["capture"] and "results/models/hub/hubm.json" in blocks["proxy"]
+    for rule in ("capture", "proxy"):
+        assert "gpu=2" in blocks[rule] and "mem_mb=1234" in blocks[rule], blocks[rule]
+    assert not (project / "results").exists() and not (tmp_path / "hf").exists()
+    # it runs where Snakemake runs (the Slurm login node, which has the network), never as a cluster job
+    body = re.search(r"^rule download_model:\n(.*?)(?=^\S|\Z)", (root / "workflow/rules/capture.smk").read_text(),
+                     re.S | re.M)[1]
+    assert re.search(r"^    localrule: True$", body, re.M)

@@ -3,36 +3,37 @@ import pytest
 import torch
 
 from moelab import hotness
+from moelab.imports.hotness_formats import read_npy, read_sglang_dump
 
 
 def test_npy_round_trip_and_errors(tmp_path):
     hot = np.random.default_rng(0).integers(0, 50, size=(6, 3, 8))
     np.save(tmp_path / "h.npy", hot)
-    assert np.array_equal(hotness.load_npy(tmp_path / "h.npy"), hot)
+    assert np.array_equal(read_npy(tmp_path / "h.npy"), hot)
     np.save(tmp_path / "rank2.npy", hot[0])
     with pytest.raises(hotness.HotnessError, match="rank 2"):
-        hotness.load_npy(tmp_path / "rank2.npy")
+        read_npy(tmp_path / "rank2.npy")
     bad = hot.astype(float)
     bad[1, 2, 3] = -1
     np.save(tmp_path / "neg.npy", bad)
     with pytest.raises(hotness.HotnessError, match=r"negative values \(first at index \[1, 2, 3\]\)"):
-        hotness.load_npy(tmp_path / "neg.npy")
+        read_npy(tmp_path / "neg.npy")
     bad[1, 2, 3] = np.nan
     np.save(tmp_path / "nan.npy", bad)
     with pytest.raises(hotness.HotnessError, match="NaN"):
-        hotness.load_npy(tmp_path / "nan.npy")
+        read_npy(tmp_path / "nan.npy")
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(hotness.HotnessError, match="not a readable"):
-        hotness.load_npy(tmp_path / "junk.npy")
+        read_npy(tmp_path / "junk.npy")
     with pytest.raises(hotness.HotnessError, match="no such"):
-        hotness.load_npy(tmp_path / "none.npy")
+        read_npy(tmp_path / "none.npy")
 
 
 def test_sglang_stat_mode(tmp_path):
     counts = torch.randint(0, 9, (5, 2, 8))
     torch.save({"rank": 0, "logical_count": counts, "average_utilization_rate_over_window": 0.8},
                tmp_path / "stat.pt")
-    assert np.array_equal(hotness.load_sglang(tmp_path / "stat.pt"), counts.numpy())
+    assert np.array_equal(read_sglang_dump(tmp_path / "stat.pt"), counts.numpy())
 
 
 def test_sglang_per_pass_mode_maps_physical_to_logical_and_sums_ranks(tmp_path):
@@ -45,7 +46,7 @@ def test_sglang_per_pass_mode_maps_physical_to_logical_and_sums_ranks(tmp_path):
             recs.append({"forward_pass_id": fp, "rank": rank, "gatherer_key": "primary",
                          "global_physical_count": c})
     torch.save({"records": recs, "last_physical_to_logical_map": p2l}, tmp_path / "pp.pt")
-    hot = hotness.load_sglang(tmp_path / "pp.pt")
+    hot = read_sglang_dump(tmp_path / "pp.pt")
     assert hot.shape == (2, 2, 4)
     per_slot = 7 + 8  # pass 7: ranks 0 and 1
     assert hot[0, 0].tolist() == [per_slot, 2 * per_slot, per_slot, 2 * per_slot]
@@ -56,11 +57,12 @@ def test_sglang_per_pass_mode_maps_physical_to_logical_and_sums_ranks(tmp_path):
 def test_sglang_bad_dumps(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(hotness.HotnessError, match="expected a dict"):
-        hotness.load_sglang(tmp_path / "list.pt")
+        read_sglang_dump(tmp_path / "list.pt")
     torch.save({"foo": 1}, tmp_path / "keys.pt")
     with pytest.raises(hotness.HotnessError, match="neither 'logical_count'"):
-        hotness.load_sglang(tmp_path / "keys.pt")
-    torch.save({"records": [{"forward_pass_id": 0, "global_physical_count": torch.ones(2, 5)}],
+        read_sglang_dump(tmp_path / "keys.pt")
+    torch.save({"records": [{"forward_pass_id": 0, "rank": 0, "gatherer_key": "primary",
+                             "global_physical_count": torch.ones(2, 5)}],
                 "last_physical_to_logical_map": torch.zeros(2, 6, dtype=torch.long)}, tmp_path / "shape.pt")
     with pytest.raises(hotness.HotnessError, match="has shape"):
-        hotness.load_sglang(tmp_path / "shape.pt")
+        read_sglang_dump(tmp_path / "shape.pt")

@@ -17,17 +17,19 @@ control, labelled ``proxy``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from moelab import stream as mstream
-from moelab.traces import TraceMeta, build_table
+from moelab.traces import TraceMeta, build_table, sort_topk
 
 log = logging.getLogger(__name__)
 
@@ -92,23 +94,26 @@ def _torch_dtype(name: str):  # noqa: ANN202
     return getattr(torch, name)
 
 
-def _missing(path: str, exc: Exception) -> CaptureError:
-    home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+def _missing(path: str, exc: Exception, cache_dir: str | None = None) -> CaptureError:
+    from moelab.hub import cache_dir as hub_cache
+
     return CaptureError(
         f"model {path!r} not found: it is not a local folder and not in the Hugging Face cache "
-        f"({home}; offline runs use only the cache). Provide it by downloading on a machine with "
-        f"network (`hf download {path}`, then copy the cache) or by setting the model's `path` "
-        f"to a folder holding config.json, the weights and the tokenizer. ({type(exc).__name__}: {exc})")
+        f"({hub_cache(cache_dir)}; capture reads only the cache). In the workflow the download_model rule fetches "
+        f"a hub id first, where Snakemake runs (it needs network there); by hand: `hf download {path}` with "
+        f"the same HF_HOME, or set the model's `path` to a folder holding config.json, the weights and the "
+        f"tokenizer. ({type(exc).__name__}: {exc})")
 
 
-def check_config(path: str, local_only: bool = True):  # noqa: ANN201 - PretrainedConfig
+def check_config(path: str, local_only: bool = True, revision: str | None = None,  # noqa: ANN201 - PretrainedConfig
+                 cache_dir: str | None = None):
     """Load only the config and check the architecture: fails fast, before any weights load."""
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.from_pretrained(path, local_files_only=local_only)
+        cfg = AutoConfig.from_pretrained(path, local_files_only=local_only, revision=revision, cache_dir=cache_dir)
     except (OSError, ValueError) as exc:
-        raise _missing(path, exc) from None
+        raise _missing(path, exc, cache_dir) from None
     mt = getattr(cfg, "model_type", "?")
     if mt not in SUPPORTED:
         n_exp = next((getattr(cfg, a) for a in ("num_experts", "num_local_experts", "n_routed_experts")
@@ -119,19 +124,78 @@ def check_config(path: str, local_only: bool = True):  # noqa: ANN201 - Pretrain
     return cfg
 
 
-def load(path: str, *, dtype: str = "float32", device: str = "cpu", local_only: bool = True):  # noqa: ANN201
-    """(model, tokenizer) from a local folder or a hub id, offline by default."""
+def load(path: str, *, dtype: str = "float32", device: str = "cpu", local_only: bool = True,  # noqa: ANN201
+         device_map: str | dict | None = None, max_memory: dict | None = None, offload_folder: str | None = None,
+         revision: str | None = None, cache_dir: str | None = None):
+    """(model, tokenizer) from a local folder or a hub id (at ``revision``), offline by default.
+
+    Without ``device_map`` the model goes to ``device``. With one (``auto``, ``balanced``, ``sequential`` or a
+    module -> device mapping; ``max_memory`` and ``offload_folder`` as transformers takes them) accelerate
+    spreads it over the devices and ``device`` is not used: inputs go where the embedding runs
+    (:func:`input_device`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    check_config(path, local_only)
+    check_config(path, local_only, revision, cache_dir)
+    where = {"device_map": device_map, "max_memory": max_memory, "offload_folder": offload_folder} \
+        if device_map is not None else {}
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype),
-                                                     local_files_only=local_only)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=local_only, revision=revision, cache_dir=cache_dir)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype), local_files_only=local_only,
+                                                     revision=revision, cache_dir=cache_dir, **where)
     except (OSError, ValueError) as exc:
-        raise _missing(path, exc) from None
-    model.to(device).eval()
+        raise _missing(path, exc, cache_dir) from None
+    if device_map is None:
+        model.to(device)
+    model.eval()
     return model, tok
+
+
+def module_device(module):  # noqa: ANN001, ANN201 - torch.device
+    """Where ``module`` computes: its accelerate hook's execution device when a device map placed it (its
+    weights may then sit on the meta device, offloaded), else the device of its first parameter."""
+    import torch
+
+    hook = getattr(module, "_hf_hook", None)
+    dev = getattr(hook, "execution_device", None)
+    if dev is not None:
+        return torch.device(f"cuda:{dev}" if isinstance(dev, int) else dev)
+    return next(module.parameters()).device
+
+
+def input_device(model):  # noqa: ANN001, ANN201 - torch.device
+    """Where the token ids go: the device of the embedding layer (with a device map, not a fixed one)."""
+    return module_device(model.get_input_embeddings())
+
+
+def placement(model) -> dict:  # noqa: ANN001
+    """The devices a device-mapped model spans (for the trace metadata); empty for a model on one device."""
+    dm = getattr(model, "hf_device_map", None)
+    if not dm:
+        return {}
+    return {"model_devices": sorted({str(d) for d in dm.values()})}
+
+
+def load_entry(model: dict, device: str, hub_record=None, cache_dir: str | None = None):  # noqa: ANN001, ANN201
+    """(model, tokenizer) of one ``capture.models`` entry as a capture rule passes it (``CaptureSpec.model``):
+    its path, dtype and ``device_map``. A hub id loads, from the cache only, the commit its download record
+    (``results/models/hub/<model>.json``, the ``download_model`` rule's output) names. ``hub_record`` is that
+    file's path, or the rule's ``hub`` input as it is (a list of none or one path)."""
+    if isinstance(hub_record, (list, tuple)):
+        if len(hub_record) > 1:
+            raise CaptureError(f"model {model['name']!r}: expected one download record, got {list(hub_record)}")
+        hub_record = hub_record[0] if hub_record else None
+    revision = None
+    if hub_record:
+        from moelab import hub
+
+        record = json.loads(Path(hub_record).read_text())
+        if record["repo_id"] != model["path"]:
+            raise CaptureError(f"model {model['name']!r}: the download record {hub_record} is for "
+                               f"{record['repo_id']!r}, not {model['path']!r}: rerun the download rule")
+        hub.snapshot(record, cache_dir)
+        revision = record["commit"]
+    return load(model["path"], dtype=model["dtype"], device=device, device_map=model.get("device_map"),
+                revision=revision, cache_dir=cache_dir)
 
 
 def moe_layers(model) -> list[MoeLayer]:  # noqa: ANN001
@@ -196,14 +260,6 @@ class RouterRecorder:
             out.append((idx.to("cpu").numpy(), w.float().to("cpu").numpy()))
             calls.clear()
         return out
-
-
-def sort_topk(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort each row by weight descending, ties by lower id (the trace contract)."""
-    o1 = np.argsort(ids, axis=-1, kind="stable")
-    ids, w = np.take_along_axis(ids, o1, -1), np.take_along_axis(w, o1, -1)
-    o2 = np.argsort(-w, axis=-1, kind="stable")
-    return np.take_along_axis(ids, o2, -1), np.take_along_axis(w, o2, -1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,18 +343,21 @@ def _forward(model, reqs: list[np.ndarray], b: np.ndarray, lengths: np.ndarray, 
     for i, r in enumerate(b):
         x[i, :lengths[r]] = reqs[r]
         mask[i, :lengths[r]] = 1
+    # the routers see every token; the LM head's logits are not needed, so only the last position's are made
     model(input_ids=torch.from_numpy(x).to(device), attention_mask=torch.from_numpy(mask).to(device),
-          use_cache=False)
+          use_cache=False, logits_to_keep=1)
     return width
 
 
 def run_requests(model, layers: list[MoeLayer], reqs: list[np.ndarray], *, batch_size: int,  # noqa: ANN001
-                 device: str, pad_id: int, progress: bool = True,
+                 pad_id: int, device: str | None = None, progress: bool = True,
                  max_batch_tokens: int = 1 << 16) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """Run each request (token ids) in one forward pass, batched; return per-request
-    ``[len, layers, k]`` expert ids and weights (sorted per the contract) and tokens/s."""
+    ``[len, layers, k]`` expert ids and weights (sorted per the contract) and tokens/s. Inputs go to
+    ``device``, by default where the model's embedding runs."""
     import torch
 
+    device = device or input_device(model)
     L, k = len(layers), layers[0].top_k
     lengths = np.asarray([len(r) for r in reqs])
     ex_out: list[np.ndarray] = [None] * len(reqs)  # type: ignore[list-item]
@@ -338,12 +397,17 @@ def _progress(total: int, enabled: bool):  # noqa: ANN202
 
 
 def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurrency: int,  # noqa: ANN001
-            seq_len: int, batch_size: int, seed: int, device: str, dtype: str,
+            seq_len: int, batch_size: int, seed: int, device: str | None = None, dtype: str | None = None,
             max_iterations: int | None = None, parts: tuple[str, ...] = ("train", "heldout"),
             config: dict | None = None, progress: bool = True, arrival: str = "shuffled",
             phase_requests: int = 128) -> Captured:
-    """Capture the stream's routing (see the module docstring)."""
+    """Capture the stream's routing (see the module docstring).
+
+    The model runs where it was loaded, on one device or spread by a device map: the token ids go where its
+    embedding runs, so ``device`` (like ``dtype``) is not used; both stay for callers that pass them. The
+    metadata records that device's kind and, with a device map, every device the model spans."""
     layers = moe_layers(model)
+    device = input_device(model)
     ks = {ml.top_k for ml in layers}
     es = {ml.num_experts for ml in layers}
     if len(ks) != 1 or len(es) != 1:
@@ -377,18 +441,21 @@ def capture(model, tokenizer, corpus: pl.DataFrame, *, source_id: str, concurren
         source_kind="captured", source_id=source_id, num_experts=int(layers[0].num_experts),
         top_k=int(layers[0].top_k), n_moe_layers=len(layers), concurrency=concurrency,
         domains=tuple(domains), layer_index=tuple(ml.decoder_index for ml in layers),
-        shared_experts=shared_experts(mcfg), capture_device=device.split(":")[0],
+        shared_experts=shared_experts(mcfg), capture_device=device.type,
         capture_dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
         config={"model_type": mcfg.model_type, "seq_len": seq_len, "batch_size": batch_size,
                 "seed": seed, "parts": list(parts), "arrival": arrival,
-                **({"phase_requests": phase_requests} if arrival != "shuffled" else {}), **(config or {})})
+                **({"phase_requests": phase_requests} if arrival != "shuffled" else {}), **placement(model),
+                **(config or {})})
     return Captured(meta, st, doc.astype(np.uint32), pos.astype(np.uint32), token.astype(np.uint32),
                     domain_code, 2 * pos >= doc_len, experts, weights, rate)
 
 
 def proxy_routing(layers: list[MoeLayer], n_tokens: int, seed: int, hidden_size: int,
-                  device: str = "cpu", chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of each router on N(0, 1) hidden states: ``[n_tokens, layers, k]`` ids and weights."""
+                  chunk: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each router on N(0, 1) hidden states: ``[n_tokens, layers, k]`` ids and weights. Each
+    router runs where it lives (a device map may spread them over GPUs); the draws are made on the CPU, so
+    they do not depend on where."""
     import torch
 
     L, k = len(layers), layers[0].top_k
@@ -397,7 +464,7 @@ def proxy_routing(layers: list[MoeLayer], n_tokens: int, seed: int, hidden_size:
     gen = torch.Generator().manual_seed(int(seed))
     with torch.inference_mode():
         for j, ml in enumerate(layers):
-            dtype = ml.gate.weight.dtype
+            dtype, device = ml.gate.weight.dtype, module_device(ml.gate)
             for s in range(0, n_tokens, chunk):
                 n = min(chunk, n_tokens - s)
                 h = torch.randn(n, hidden_size, generator=gen).to(device=device, dtype=dtype)
@@ -416,18 +483,18 @@ def proxy_trace(trace, model, seed: int, source_id: str):  # noqa: ANN001, ANN20
     if len(layers) != m.n_moe_layers or layers[0].top_k != m.top_k or layers[0].num_experts != m.num_experts:
         raise CaptureError(f"{source_id}: the model's MoE layers do not match the captured trace "
                            f"{m.source_id} (layers/top_k/num_experts)")
-    device = str(next(model.parameters()).device)
-    ex, ws = proxy_routing(layers, trace.n_tokens, seed, int(model.config.hidden_size), device)
+    ex, ws = proxy_routing(layers, trace.n_tokens, seed, int(model.config.hidden_size))
     meta = TraceMeta(**{**m.__dict__, "source_kind": "proxy", "source_id": source_id,
                         "config": {**m.config, "proxy": "gaussian N(0,1) hidden states", "proxy_seed": seed}})
     return meta, build_table(meta, **trace.token_columns(), experts=ex, weights=ws)
 
 
-def plain_forward_rate(model, reqs: list[np.ndarray], *, batch_size: int, device: str,  # noqa: ANN001
-                       pad_id: int) -> float:
+def plain_forward_rate(model, reqs: list[np.ndarray], *, batch_size: int, pad_id: int,  # noqa: ANN001
+                       device: str | None = None) -> float:
     """Tokens/s of the same batched forward passes without hooks (the capture overhead baseline)."""
     import torch
 
+    device = device or input_device(model)
     lengths = np.asarray([len(r) for r in reqs])
     t0 = time.perf_counter()
     with torch.inference_mode():

@@ -77,8 +77,22 @@ def check(config: dict[str, Any]) -> None:
                 raise ConfigError(f"placement.sweep_devices: {D} does not divide tiny.num_experts={E} (the "
                                   f"embedded checkpoint's traces are swept)")
     check_placement(config)
+    import_specs(config)
     check_kernels(config)
     check_routing(config)
+
+
+def import_specs(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``imports:`` list as specs by name (config only: the files are checked by ``check_files``)."""
+    from moelab.imports import ImportSpec
+
+    specs: dict[str, Any] = {}
+    for i, entry in enumerate(config.get("imports") or []):
+        spec = ImportSpec.from_config(entry, f"imports[{i}]")
+        if spec.name in specs:
+            raise ConfigError(f"imports[{i}].name={spec.name!r} repeats an earlier entry")
+        specs[spec.name] = spec
+    return specs
 
 
 def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:
@@ -90,6 +104,9 @@ def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:
         ids[f"captured-{m['name']}"] = known
         if m["name"] in config["capture"]["proxy"]:
             ids[f"proxy-{m['name']}"] = known
+    for spec in import_specs(config).values():  # a user's token-level dump becomes a trace
+        if spec.kind == "trace":
+            ids[spec.source_id] = (spec.experts, spec.top_k) if spec.experts and spec.top_k else None
     return ids
 
 

@@ -15,6 +15,9 @@ def of_trace(meta) -> str:  # noqa: ANN001 - moelab.traces.TraceMeta
     c = meta.config
     if meta.source_kind == "synthetic":
         return f"synthetic scenario {meta.source_id}, generated on CPU"
+    if meta.source_kind == "imported":
+        return (f"imported from a {c.get('format', '?')} dump ({c.get('path', '?')}; E={meta.num_experts}, "
+                f"k={meta.top_k}), not captured by moelab")
     what = f"{c.get('path', meta.source_id)} ({c.get('model_type', '?')}, E={meta.num_experts}, k={meta.top_k})"
     if meta.source_kind == "proxy":
         return f"proxy: N(0,1) hidden states into the routers of {what}"

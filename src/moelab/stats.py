@@ -67,16 +67,19 @@ def fit_alpha(loads: np.ndarray, min_span: float = MIN_ALPHA_SPAN) -> float:
     return float(res.x)
 
 
-def layer_table(hot: np.ndarray, concurrency: int, top_k: int, ep_sizes: list[int]) -> pl.DataFrame:
-    """One row per layer from hotness ``[I, L, E]``."""
+def layer_table(hot: np.ndarray, concurrency: int | None, top_k: int | None, ep_sizes: list[int]) -> pl.DataFrame:
+    """One row per layer from hotness ``[I, L, E]``. ``concurrency`` None (an imported hotness: iterations of
+    varying size): tokens are counts / top-k (null without top-k) and the saturation columns are null."""
     I, L, E = hot.shape
     tot = hot.sum(axis=0)  # [L, E]
     rows = []
     for layer in range(L):
         x = tot[layer].astype(np.float64)
+        fixed = concurrency is not None
+        tokens = int(I * concurrency) if fixed else (int(round(x.sum() / top_k)) if top_k else None)
         row = {
             "layer": layer,
-            "tokens": int(I * concurrency),
+            "tokens": tokens,
             "load_cv": cv(x),
             "max_mean": float(x.max() / x.mean()),
             "gini": gini(x),
@@ -84,8 +87,8 @@ def layer_table(hot: np.ndarray, concurrency: int, top_k: int, ep_sizes: list[in
             "entropy_bits": entropy_bits(x),
             "entropy_norm": entropy_bits(x) / np.log2(E),
             "zero_experts": int((x == 0).sum()),
-            "saturated_experts": int((x == I * concurrency).sum()),
-            "saturated_share": float((hot[:, layer] == concurrency).mean()),
+            "saturated_experts": int((x == I * concurrency).sum()) if fixed else None,
+            "saturated_share": float((hot[:, layer] == concurrency).mean()) if fixed else None,
             "alpha_mle": fit_alpha(x),
         }
         for ep in ep_sizes:
@@ -94,7 +97,8 @@ def layer_table(hot: np.ndarray, concurrency: int, top_k: int, ep_sizes: list[in
             row[f"dev{ep}_max_mean"] = float(dtot.max() / dtot.mean())
             row[f"dev{ep}_max_mean_iter"] = float((dev.max(axis=1) / dev.mean(axis=1)).mean())
         rows.append(row)
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema_overrides={"tokens": pl.Int64, "saturated_experts": pl.Int64,
+                                                "saturated_share": pl.Float64})
 
 
 def expert_table(hot: np.ndarray) -> pl.DataFrame:

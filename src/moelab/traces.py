@@ -26,7 +26,7 @@ from moelab.jobs import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = b"moelab"
-SOURCE_KINDS = ("captured", "synthetic", "proxy")
+SOURCE_KINDS = ("captured", "synthetic", "proxy", "imported")
 SPLITS = ("train", "test")
 
 
@@ -137,6 +137,14 @@ class Trace:
                 "pos": f.get_column("pos").to_numpy(), "token": f.get_column("token").to_numpy(),
                 "domain_code": f.get_column("domain").to_physical().to_numpy(),
                 "is_test": (f.get_column("split").cast(pl.String) == "test").to_numpy()}
+
+
+def sort_topk(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by weight descending, ties by lower id (the trace contract)."""
+    o1 = np.argsort(ids, axis=-1, kind="stable")
+    ids, w = np.take_along_axis(ids, o1, -1), np.take_along_axis(w, o1, -1)
+    o2 = np.argsort(-w, axis=-1, kind="stable")
+    return np.take_along_axis(ids, o2, -1), np.take_along_axis(w, o2, -1)
 
 
 def _fixed_list_to_numpy(col: pl.Series | pa.Array | pa.ChunkedArray, k: int) -> np.ndarray:

@@ -61,16 +61,18 @@ def test_a_reordered_config_reruns_nothing(finished):
     assert not planned_jobs(finished, *with_config(finished, "reordered", lambda c: None))
 
 
-DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"}
+EXPORTS = {"export_placements"}  # placements in the engines' files, static and dynamic
+DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"} | EXPORTS
 GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "all"}
+IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "all"}  # the grid's policies on the imported loads
 CALIBRATION = {"calibrate_hotness", "plot_hotness_calibration"} | GRID  # the grid runs on the calibrated model
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "all"}
+STATIC = {"static_placement"} | PLACEMENT_FIGS | EXPORTS
 COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
               "tiny_checkpoint_table", "all"}
 STATS_FIGS = {"collect_load_stats", "plot_device_loads", "plot_drift_timeline", "plot_expert_loads",
               "plot_layer_loads", "plot_alpha_comparison", "plot_top20_share", "tiny_checkpoint_table", "all"}
-TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation", "static_placement"} \
-    | STATS_FIGS | COACT_FIGS | PLACEMENT_FIGS
+TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation"} | STATIC | STATS_FIGS | COACT_FIGS
 # A synthetic trace feeds no checkpoint figure (heatmaps, domain x expert, layer loads, trained vs untrained,
 # co-activation gain); a captured one feeds no synthetic-shape figure.
 SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_domain_expert", "plot_layer_loads",
@@ -89,34 +91,35 @@ PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus s
 # (what changes, the stage's own rules, every rule that must rerun, exact job counts where they say more)
 PARAM_CHANGES = {
     "cache capacities": (lambda c: c["placement"].update(cache_capacities=[0.25, 0.75]), {"cache_simulation"},
-                         {"cache_simulation"} | PLACEMENT_FIGS, {"cache_simulation": 8}),
+                         {"cache_simulation"} | PLACEMENT_FIGS, {"cache_simulation": 9}),
     "static load slack": (lambda c: c["placement"].update(load_slack=0.1), {"static_placement"},
-                          {"static_placement"} | PLACEMENT_FIGS, {"static_placement": 8}),
+                          STATIC, {"static_placement": 9, "export_placements": 9}),
     "balance CV budgets": (lambda c: c["placement"].update(cv_budgets=[0.0, 0.01]), {"static_placement"},
-                           {"static_placement"} | PLACEMENT_FIGS, {"static_placement": 8}),
+                           STATIC, {"static_placement": 9}),
     "matched-CV tolerance": (lambda c: c["placement"].update(cv_match=0.01), {"collect_placement"},
                              PLACEMENT_FIGS, {"collect_placement": 1}),
     "dynamic halflife": (lambda c: c["placement"]["dynamic"].update(halflife=8),
-                         {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 2}),
+                         {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 4, "export_placements": 4}),
     "score constants": (lambda c: c["placement"]["dynamic"].update(bandwidth=1e12),
-                        {"dynamic_placement", "dynamic_grid_cell"}, DYNAMIC | GRID,
-                        {"dynamic_placement": 2, "dynamic_grid_cell": 4}),
+                        {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2}),
     "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
-                              {"dynamic_placement", "plot_dynamic_placement", "all"}, {"dynamic_placement": 2}),
+                              DYNAMIC, {"dynamic_placement": 4}),
     "hotness calibration": (lambda c: c["placement"]["calibration"].update(max_evaluations=3),
                             {"calibrate_hotness"}, CALIBRATION, {"calibrate_hotness": 1, "dynamic_grid_cell": 4}),
     "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]), {"dynamic_grid_cell"},
                           GRID, {"dynamic_grid_cell": 2}),
-    "grid policy": (lambda c: c["placement"]["grid"]["policy"].update(halflife=32), {"dynamic_grid_cell"}, GRID,
-                    {"dynamic_grid_cell": 4}),
+    "grid policy": (lambda c: c["placement"]["grid"]["policy"].update(halflife=32),
+                    {"dynamic_grid_cell", "imported_grid"}, GRID | IMPORTED_GRID,
+                    {"dynamic_grid_cell": 4, "imported_grid": 2}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
-                               {"coactivation"} | COACT_FIGS, {"coactivation": 8}),
+                               {"coactivation"} | COACT_FIGS, {"coactivation": 9}),
     "power-law sampler figure": (lambda c: c["figures"].update(powerlaw_samples=400), {"sample_powerlaw"},
                                  {"sample_powerlaw", "plot_powerlaw_comparison", "plot_top20_share", "all"},
                                  {"sample_powerlaw": 1}),
     "timeline window": (lambda c: c["figures"].update(timeline_window=8), {"compute_load_stats"},
                         {"compute_load_stats", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS,
-                        {"compute_load_stats": 8, "kernel_alpha": 1}),
+                        {"compute_load_stats": 10, "kernel_alpha": 1}),
     "one scenario's drift": (lambda c: c["drift"]["phases"].update(walk_sigma=0.03), {"generate_synthetic_trace"},
                              {"generate_synthetic_trace"} | SYNTHETIC_DOWNSTREAM,
                              {"generate_synthetic_trace": 1, "compute_load_stats": 1, "coactivation": 1}),
@@ -161,14 +164,17 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(finished, downs
 # (module edited, rules whose scripts import it, every rule that must rerun). Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell"}, DYNAMIC | CALIBRATION),
-    "placement/hotness_model.py": ({"calibrate_hotness", "dynamic_grid_cell"}, CALIBRATION),
-    "placement/bound.py": ({"dynamic_grid_cell"}, GRID),
-    "placement/static.py": ({"static_placement", "kernel_workloads"}, {"static_placement"} | PLACEMENT_FIGS | KERNELS),
+    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
+                              DYNAMIC | CALIBRATION | IMPORTED_GRID),
+    "placement/hotness_model.py": ({"calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
+                                   CALIBRATION | IMPORTED_GRID),
+    "placement/bound.py": ({"dynamic_grid_cell", "imported_grid"}, GRID | IMPORTED_GRID),
+    "placement/static.py": ({"static_placement", "kernel_workloads"}, STATIC | KERNELS),
+    "exports.py": ({"export_placements"}, EXPORTS | {"all"}),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
     "coactivation.py": ({"coactivation"}, {"coactivation"} | COACT_FIGS),
     "grouping.py": ({"coactivation", "static_placement", "kernel_workloads"},
-                    {"coactivation", "static_placement"} | COACT_FIGS | PLACEMENT_FIGS | KERNELS),
+                    {"coactivation"} | STATIC | COACT_FIGS | KERNELS),
     "stats.py": ({"compute_load_stats", "coactivation"},
                  {"compute_load_stats", "coactivation", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS
                  | COACT_FIGS),
@@ -177,11 +183,12 @@ CODE_CHANGES = {
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "plot_hotness_calibration",
-                   "collect_dynamic_grid",
+                   "collect_dynamic_grid", "collect_imported_grid",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
-                   "plot_placement", "plot_hotness_calibration", "collect_dynamic_grid", "collect_routing_capacity",
+                   "plot_placement", "plot_hotness_calibration", "collect_dynamic_grid", "collect_imported_grid",
+                   "collect_routing_capacity",
                    "collect_routing_study", "plot_routing_perft", "all"}),
     "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},
                             ROUTING_CAPACITY | ROUTING_STUDY),
@@ -286,3 +293,25 @@ def test_a_killed_run_leaves_no_half_outputs_and_the_next_run_completes(two_runs
     snakemake(d, "--cores", "2", *TEST)
     assert not list((d / "results").rglob(".*tmp*")), "temporary files left after the run completed"
     assert not differing(d, two_runs[0])
+
+
+def test_a_changed_import_file_reruns_exactly_its_dependents(finished):
+    """A user's dump is an input like any other: new content in one layer file of the FLAME-MoE example reruns
+    that import and what reads it (one trace's jobs, the tables and figures that collect it), nothing else."""
+    import pyarrow.parquet as pq
+
+    path = finished / "examples/imports/flame-moe/1.parquet"
+    original = path.read_bytes()
+    try:
+        table = pq.read_table(path)
+        pq.write_table(table.take(list(range(table.num_rows))[::-1]), path)  # same shape, other content
+        jobs = planned_jobs(finished, *TEST)
+    finally:
+        path.write_bytes(original)
+        os.utime(path, (1, 1))
+    one = {"import_trace", "compute_load_stats", "coactivation", "cache_simulation", "static_placement",
+           "dynamic_placement", "imported_grid", "plot_coactivation_heatmap", "plot_layer_loads"}
+    assert jobs == {**{rule: 1 for rule in one}, "export_placements": 2, "collect_load_stats": 1,
+                    "collect_coactivation": 1, "collect_placement": 1, "collect_imported_grid": 1,
+                    "plot_dynamic_placement": 1, "plot_alpha_comparison": 1, "plot_placement": 1,
+                    "plot_top20_share": 1, "all": 1}, jobs

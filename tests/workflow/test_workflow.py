@@ -53,8 +53,8 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
      "drift='nope' is not defined"),
     (lambda c: c["capture"]["models"].append({"name": "gone", "path": "/no/such/checkpoint"}),
      "capture.models[2]: path='/no/such/checkpoint': expected a folder with config.json"),
-    (lambda c: c["capture"]["models"].append({"name": "olmoe", "path": "allenai/OLMoE-1B-7B-0924"}),
-     "not in the Hugging Face cache"),
+    (lambda c: c["capture"]["models"].append({"name": "olmoe", "path": "allenai/OLMoE 1B"}),
+     "neither a local folder nor a well-formed hub id"),
     (lambda c: c["capture"].update(proxy=["nope"]), "capture: proxy[0]='nope' is not a capture.models name"),
     (lambda c: c["coactivation"].update(groups=3), "coactivation.groups=3 must divide tiny.num_experts=8"),
     (lambda c: c["corpus"].update(domains=["prose", "poetry"]), "['poetry'] are not built-in domains"),
@@ -75,6 +75,17 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     (lambda c: c["routing"]["perft"].update(model="nope"), "routing.perft.model='nope' is not a capture.models name"),
     (lambda c: c["placement"].update(sweep_devices=[3]), "placement.sweep_devices: 3 does not divide"),
     (lambda c: c["placement"].update(cv_budgets=[-0.01]), "On instance['placement']['cv_budgets'][0]"),
+    # a user's dump: a key its format cannot use, a rank file missing, a file that is not what the format says
+    (lambda c: c["imports"].append({"name": "x", "format": "competition-npy", "path": "x.npy", "ep_size": 4}),
+     "imports[2].ep_size: does not apply to format 'competition-npy'"),
+    (lambda c: c["imports"].append({"name": "x", "format": "sglang-per-pass", "ep_size": 3,
+                                    "path": "examples/imports/sglang-per-pass"}),
+     "import error: examples/imports/sglang-per-pass/expert_distribution_recorder_<time>_2.pt: missing rank file "
+     "for rank 2 (ep_size=3)"),
+    (lambda c: c["imports"].append({"name": "x", "format": "competition-npy", "path": "README.md"}),
+     "import error: README.md: not a readable .npy array"),
+    (lambda c: c["imports"].append({"name": "sglang_example", "format": "competition-npy", "path": "x.npy"}),
+     "imports[2].name='sglang_example' repeats an earlier entry"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -115,7 +126,8 @@ def test_report_zip_holds_every_figure(report_zip):
                 "routing_significance.html", "routing_convergence.svg", "routing_load_vs_ppl.svg",
                 "routing_expert_load.svg", "routing_heatmap.svg", "routing_token_type.svg",
                 "routing_capacity_throughput.svg", "routing_frontier.svg", "routing_perft_frontier.svg",
-                "routing_perft.html", "dynamic_slots.svg", "dynamic_slots.html"):
+                "routing_perft.html", "dynamic_slots.svg", "dynamic_slots.html", "imported_grid.html",
+                "coactivation_heatmap-imported-flame_example.svg", "layer_loads-imported-flame_example.svg"):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 
@@ -128,3 +140,44 @@ def test_a_copy_runs_its_own_code(tmp_path):
                     check=False)
     assert res.returncode != 0
     assert "this copy's plots module" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
+
+
+def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(two_runs):
+    """config/test.yaml imports an SGLang per_pass dump (hotness) and a FLAME-MoE folder (a trace): both reach
+    the load statistics, the dynamic policies, the imported grid and the exports, and every export reads back
+    to the placement the pipeline computed."""
+    import numpy as np
+    import polars as pl
+
+    from moelab import exports
+
+    r = two_runs[0] / "results"
+    hot, trace = "imported-sglang_example", "imported-flame_example"
+    stats = pl.read_parquet(r / "tables/load_stats.parquet")
+    assert {hot, trace} <= set(stats["trace"])
+    assert stats.filter(pl.col("trace") == hot)["saturated_share"].null_count() == 2  # no fixed concurrency
+    grid = pl.read_parquet(r / "tables/imported_grid.parquet")
+    assert set(grid["workload"]) == {hot, trace} and set(grid["ep"]) == {32}  # 64 experts: EP256 cannot split
+    assert set(grid["policy"]) == {"Default", "DS-EPLB", "moelab"}
+    assert grid.filter((pl.col("workload") == hot) & (pl.col("policy") != "Default"))["calls"].min() >= 1
+    dynamic = pl.read_parquet(r / "placement/dynamic" / f"{hot}.parquet")
+    assert {"DS-EPLB", "moelab"} <= set(dynamic["policy"])
+    assert pl.read_parquet(r / "placement/static" / f"{trace}.parquet").height > 0
+    for kind, source in (("dynamic", hot), ("dynamic", trace), ("static", trace)):
+        manifest = pl.read_parquet(r / "exports" / kind / f"{source}.parquet")
+        assert manifest.height > 0 and set(manifest["trace"]) == {source}
+        for row in manifest.iter_rows(named=True):
+            folder = r / "exports" / kind / source
+            sg = next(f for f in row["files"] if f.endswith(".sglang.json"))
+            p2l = exports.read_sglang(folder / sg)
+            assert p2l.shape == (row["layers"], row["physical"]) and row["physical"] % row["devices"] == 0
+            assert np.array_equal(exports.read_vllm(folder / sg.replace(".sglang.json", ".vllm.pt")), p2l)
+    moves = pl.read_parquet(r / "placement/dynamic" / f"{hot}-redeployments.parquet")
+    for policy, g in moves.group_by("policy"):  # the final deployment in the files is the simulator's last
+        final = {}
+        for layer, slots in g.sort("iteration", maintain_order=True).select("layer", "slots").iter_rows():
+            final[layer] = slots
+        want = np.array([final[k] for k in sorted(final)])
+        got = exports.read_sglang(r / "exports/dynamic" / hot / f"{policy.lower().replace(' ', '-')}.sglang.json")
+        assert np.array_equal(got[want >= 0], want[want >= 0]), policy
+

@@ -68,10 +68,37 @@ rule train_tiny:
         "../scripts/train_tiny.py"
 
 
+# A hub checkpoint is fetched into the Hugging Face cache (HF_HOME / HF_HUB_CACHE: on a cluster, a shared file
+# system) where Snakemake itself runs: a local rule, so under Slurm on the login node, which has the network.
+# The jobs that read it (capture, proxy) take its record as input and read the cache only.
+rule download_model:
+    input:
+        code=script_code("download_model"),
+    output:
+        record="results/models/hub/{model}.json",
+    log:
+        "logs/capture/download-{model}.log",
+    wildcard_constraints:
+        model=hub_model_pattern(),
+    priority: 20
+    localrule: True
+    conda:
+        "../../envs/capture.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=240,
+    params:
+        hub=get_hub_repo,
+    script:
+        "../scripts/download_model.py"
+
+
 rule capture:
     input:
         corpus="results/corpus/corpus.parquet",
         model=get_model_inputs,
+        hub=get_hub_record,
         code=script_code("capture_trace"),
     output:
         trace="results/captured/{model}/trace.parquet",
@@ -86,7 +113,7 @@ rule capture:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=mem(8000),
+        mem_mb=get_capture_mem,
         runtime=120,
         gpu=get_capture_gpus,
     params:
@@ -104,6 +131,7 @@ rule proxy:
     input:
         trace="results/captured/{model}/trace.parquet",
         model=get_model_inputs,
+        hub=get_hub_record,
         code=script_code("proxy_trace"),
     output:
         trace="results/proxy/{model}/trace.parquet",
@@ -113,8 +141,9 @@ rule proxy:
         "../../envs/capture.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=mem(8000),
+        mem_mb=get_capture_mem,
         runtime=60,
+        gpu=get_capture_gpus,
     params:
         model=get_capture_params,
         device=config["capture"]["device"],

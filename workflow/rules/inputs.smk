@@ -34,6 +34,29 @@ def get_trace(wildcards):
     return trace_path(wildcards.trace)
 
 
+def get_load_source(wildcards):
+    """What the load statistics and the dynamic placement read: a trace, or an imported hotness."""
+    if wildcards.trace in IMPORTED_LOADS:
+        return f"results/imported/{wildcards.trace.split('-', 1)[1]}/hotness.npy"
+    return trace_path(wildcards.trace)
+
+
+def get_load_meta(wildcards):
+    """An imported hotness's metadata (a trace carries its own)."""
+    if wildcards.trace in IMPORTED_LOADS:
+        return [f"results/imported/{wildcards.trace.split('-', 1)[1]}/meta.json"]
+    return []
+
+
+def get_import_files(wildcards):
+    """Every file an import reads: a changed file reruns exactly what depends on it."""
+    return IMPORTS[wildcards.name].files()
+
+
+def get_import_entry(wildcards):
+    return IMPORT_ENTRIES[wildcards.name]
+
+
 def get_synthetic_spec(wildcards):
     return SPECS[wildcards.trace].to_dict()
 
@@ -79,8 +102,39 @@ def get_capture_params(wildcards):
 
 
 def get_capture_gpus(wildcards):
-    """Real checkpoints ask for a GPU so a cluster profile sends them to GPU nodes."""
-    return 0 if MODELS[wildcards.model].embedded else 1
+    """A model's `gpus` (default: one for a real checkpoint, none for the embedded one), so a cluster profile
+    sends it to a GPU node with that many GPUs."""
+    return MODELS[wildcards.model].job_gpus
+
+
+def get_capture_mem(wildcards, attempt):
+    """A model's `mem_mb` (default 8000), growing with each retry like every rule's memory."""
+    return mem(MODELS[wildcards.model].job_mem_mb)(wildcards, attempt)
+
+
+def hub_models():
+    """Names of the capture models given as hub ids (fetched by download_model)."""
+    return sorted(name for name, m in MODELS.items() if m.hub)
+
+
+def hub_model_pattern():
+    """download_model's {model}: a hub model's name, nothing else (no name at all: matches nothing)."""
+    return "|".join(re.escape(n) for n in hub_models()) or "(?!)"
+
+
+def get_hub_record(wildcards):
+    """A hub checkpoint's download record: the download job comes first, then the jobs that read the cache."""
+    return (
+        [f"results/models/hub/{wildcards.model}.json"]
+        if MODELS[wildcards.model].hub
+        else []
+    )
+
+
+def get_hub_repo(wildcards):
+    """The hub id and revision the download job fetches (a change of either fetches again)."""
+    m = MODELS[wildcards.model]
+    return {"repo_id": m.path, "revision": m.revision}
 
 
 def kernel_shapes():
@@ -132,6 +186,12 @@ def perft_model_inputs():
     """The pipeline-made checkpoint is an input of the PERFT job; a user's is not (checked in config)."""
     m = MODELS[ROUTING_PERFT["model"]]
     return [model_dir(m.path)] if m.embedded else []
+
+
+def perft_hub_record(wildcards):
+    """A hub checkpoint's download record, when PERFT's model is one (its commit is what PERFT trains on)."""
+    m = ROUTING_PERFT["model"]
+    return [f"results/models/hub/{m}.json"] if MODELS[m].hub else []
 
 
 def get_perft_model_path(wildcards, input):

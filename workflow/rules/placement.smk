@@ -3,7 +3,8 @@ rule static_placement:
         trace=get_trace,
         code=script_code("static_placement"),
     output:
-        "results/placement/static/{trace}.parquet",
+        scores="results/placement/static/{trace}.parquet",
+        placements="results/placement/static/{trace}-devices.parquet",
     log:
         "logs/placement/static-{trace}.log",
     benchmark:
@@ -140,17 +141,21 @@ rule plot_placement:
 
 rule dynamic_placement:
     input:
-        trace=get_trace,
+        source=get_load_source,
+        meta=get_load_meta,
         code=script_code("dynamic_placement"),
     output:
         summary="results/placement/dynamic/{trace}.parquet",
         timeline="results/placement/dynamic/{trace}-timeline.parquet",
         sweep="results/placement/dynamic/{trace}-sweep.parquet",
         slots="results/placement/dynamic/{trace}-slots.parquet",
+        redeployments="results/placement/dynamic/{trace}-redeployments.parquet",
     log:
         "logs/placement/dynamic-{trace}.log",
     benchmark:
         "results/bench/placement/dynamic-{trace}.tsv"
+    wildcard_constraints:
+        trace=_alternatives(DYNAMIC_SOURCES),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -168,12 +173,18 @@ rule dynamic_placement:
 
 rule plot_dynamic_placement:
     input:
-        summaries=expand("results/placement/dynamic/{trace}.parquet", trace=CAPTURED),
-        timelines=expand(
-            "results/placement/dynamic/{trace}-timeline.parquet", trace=CAPTURED
+        summaries=expand(
+            "results/placement/dynamic/{trace}.parquet", trace=DYNAMIC_SOURCES
         ),
-        sweeps=expand("results/placement/dynamic/{trace}-sweep.parquet", trace=CAPTURED),
-        slots=expand("results/placement/dynamic/{trace}-slots.parquet", trace=CAPTURED),
+        timelines=expand(
+            "results/placement/dynamic/{trace}-timeline.parquet", trace=DYNAMIC_SOURCES
+        ),
+        sweeps=expand(
+            "results/placement/dynamic/{trace}-sweep.parquet", trace=DYNAMIC_SOURCES
+        ),
+        slots=expand(
+            "results/placement/dynamic/{trace}-slots.parquet", trace=DYNAMIC_SOURCES
+        ),
         code=script_code("plot_dynamic_placement"),
     output:
         **figure("dynamic_placement", "Placement", "PAR over time", key="fig"),
@@ -332,3 +343,89 @@ rule collect_dynamic_grid:
         grid=config["placement"]["grid"],
     script:
         "../scripts/collect_dynamic_grid.py"
+
+
+rule export_placements:
+    input:
+        placements=lambda w: (
+            f"results/placement/static/{w.trace}-devices.parquet"
+            if w.kind == "static"
+            else f"results/placement/dynamic/{w.trace}-redeployments.parquet"
+        ),
+        code=script_code("export_placements"),
+    output:
+        folder=directory("results/exports/{kind}/{trace}"),
+        manifest="results/exports/{kind}/{trace}.parquet",
+    log:
+        "logs/exports/{kind}-{trace}.log",
+    wildcard_constraints:
+        kind="static|dynamic",
+        trace=_alternatives(ALL_TRACES + IMPORTED_LOADS),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=10,
+    params:
+        kind=lambda w: w.kind,
+    script:
+        "../scripts/export_placements.py"
+
+
+rule imported_grid:
+    input:
+        source=get_load_source,
+        meta=get_load_meta,
+        code=script_code("imported_grid"),
+    output:
+        cell="results/placement/grid/{trace}.parquet",
+        measured="results/bench/placement/grid/{trace}.parquet",
+    log:
+        "logs/placement/grid-{trace}.log",
+    benchmark:
+        "results/bench/placement/grid-{trace}.tsv"
+    wildcard_constraints:
+        trace=_alternatives(IMPORTED_TRACES + IMPORTED_LOADS),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=120,
+    params:
+        cell=GRID_CELL,
+        eps=_GRID["eps"],
+        constants=SCORE_CONSTANTS,
+    script:
+        "../scripts/imported_grid.py"
+
+
+rule collect_imported_grid:
+    input:
+        cells=expand("results/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES),
+        measured=expand(
+            "results/bench/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES
+        ),
+        code=script_code("collect_imported_grid"),
+    output:
+        table="results/tables/imported_grid.parquet",
+        html=report(
+            "results/tables/imported_grid.html",
+            caption="../report/imported_grid_table.rst",
+            category="Placement",
+            labels={"table": "imported loads: dynamic placement"},
+        ),
+        measured="results/bench/placement/imported_grid_measured.parquet",
+    log:
+        "logs/figures/imported_grid.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    params:
+        cell=GRID_CELL,
+    script:
+        "../scripts/collect_imported_grid.py"

@@ -159,6 +159,7 @@ rule routing_perft:
     input:
         corpus="results/corpus/corpus.parquet",
         model=perft_model_inputs(),
+        hub=perft_hub_record,
         code=script_code("routing_perft"),
     output:
         results="results/routing/perft/results.parquet",

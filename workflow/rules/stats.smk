@@ -1,6 +1,7 @@
 rule compute_load_stats:
     input:
-        trace=get_trace,
+        source=get_load_source,
+        meta=get_load_meta,
         code=script_code("compute_load_stats"),
     output:
         layers="results/stats/{trace}/layers.parquet",
@@ -11,6 +12,8 @@ rule compute_load_stats:
         "logs/stats/{trace}.log",
     benchmark:
         "results/bench/stats/{trace}.tsv"
+    wildcard_constraints:
+        trace=_alternatives(LOAD_SOURCES),
     conda:
         "../../envs/core.yaml"
     threads: config["threads"]
@@ -28,7 +31,7 @@ rule compute_load_stats:
 
 rule collect_load_stats:
     input:
-        layers=expand("results/stats/{trace}/layers.parquet", trace=ALL_TRACES),
+        layers=expand("results/stats/{trace}/layers.parquet", trace=LOAD_SOURCES),
         code=script_code("collect_load_stats"),
     output:
         table="results/tables/load_stats.parquet",

@@ -15,7 +15,7 @@ def final_outputs():
     if CAPTURED:
         out += ["results/tables/capture_summary.html"]
         out += figure_files("coactivation_gain")
-    for trace in CAPTURED + PROXIES:
+    for trace in CAPTURED + PROXIES + IMPORTED_TRACES:
         out += figure_files(f"coactivation_heatmap-{trace}")
         out += figure_files(f"layer_loads-{trace}")
     for trace in CAPTURED:
@@ -31,10 +31,13 @@ def final_outputs():
             + figure_files("static_frontier")
             + figure_files("cache_miss")
         )
-    if CAPTURED:
+    if DYNAMIC_SOURCES:
         out += ["results/tables/dynamic_placement.html"] + figure_files(
             "dynamic_placement"
         )
+    # the placements in the files serving engines load (each export job also writes its folder)
+    out += [f"results/exports/static/{t}.parquet" for t in PLACEMENT_TRACES]
+    out += [f"results/exports/dynamic/{t}.parquet" for t in DYNAMIC_SOURCES]
     if CALIBRATION:
         out += ["results/tables/hotness_calibration.html"] + figure_files(
             "hotness_calibration"
@@ -47,6 +50,11 @@ def final_outputs():
         out += figure_files("dynamic_grid_scores") + figure_files(
             "dynamic_grid_frontier"
         )
+    if IMPORTED_SOURCES and _GRID["eps"]:
+        out += [
+            "results/tables/imported_grid.html",
+            "results/bench/placement/imported_grid_measured.parquet",
+        ]
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure_files("tiny_training")
     if KERNEL_TRACES:

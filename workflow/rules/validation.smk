@@ -47,10 +47,29 @@ CAPTURE = CaptureSpec.from_config(config["capture"])
 MODELS = {m.name: m for m in CAPTURE.models}
 CAPTURED = [f"captured-{name}" for name in MODELS]
 PROXIES = [f"proxy-{name}" for name in config["capture"]["proxy"]]
-ALL_TRACES = TRACES + CAPTURED + PROXIES
+# Users' own files (imports:): token-level dumps become traces, per-iteration counts become hotness sources.
+IMPORTS = mconfig.import_specs(config)
+IMPORT_ENTRIES = {
+    e["name"]: e for e in config.get("imports") or []
+}  # what a rule passes on
+try:  # cheap checks of every file (headers, keys, rank files) before any job runs
+    for _spec in IMPORTS.values():
+        _spec.check_files()
+except ValueError as exc:
+    raise WorkflowError(f"import error: {exc}") from None
+IMPORTED_TRACES = [s.source_id for s in IMPORTS.values() if s.kind == "trace"]
+IMPORTED_LOADS = [s.source_id for s in IMPORTS.values() if s.kind == "hotness"]
+IMPORTED_SOURCES = IMPORTED_TRACES + IMPORTED_LOADS
+ALL_TRACES = TRACES + CAPTURED + PROXIES + IMPORTED_TRACES
 PLACEMENT_TRACES = (
-    CAPTURED + PROXIES + (TRACES if config["placement"]["include_synthetic"] else [])
+    CAPTURED
+    + PROXIES
+    + IMPORTED_TRACES
+    + (TRACES if config["placement"]["include_synthetic"] else [])
 )
+# what the load statistics and the dynamic placement read: every trace, and every imported hotness
+LOAD_SOURCES = ALL_TRACES + IMPORTED_LOADS
+DYNAMIC_SOURCES = CAPTURED + IMPORTED_SOURCES
 # The serving-scale dynamic placement evaluation: the calibrated hotness model, one job per grid cell.
 CALIBRATION = bool(config["placement"].get("calibration"))
 _GRID = config["placement"].get("grid") or {"eps": [], "drift_scales": [], "seeds": []}

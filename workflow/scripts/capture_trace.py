@@ -15,7 +15,7 @@ from moelab.traces import write_trace
 o, p = snakemake.output, snakemake.params
 m = p.model
 device = resolve_device(p.device, "capture.device")
-model, tok = capture.load(m["path"], dtype=m["dtype"], device=device)
+model, tok = capture.load_entry(m, device, snakemake.input.hub)  # a hub id: the commit its download record names
 cap = capture.capture(model, tok, corpus.read(snakemake.input.corpus), source_id=f"captured-{m['name']}",
                       concurrency=p.concurrency, seq_len=m["seq_len"], batch_size=m["batch_size"],
                       seed=p.seed, device=device, dtype=m["dtype"], max_iterations=p.max_iterations,

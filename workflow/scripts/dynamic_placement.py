@@ -5,15 +5,17 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import hotness
+from moelab import load_source
 from moelab.placement import dynamic_eval
-from moelab.traces import read_trace
 
 d = dynamic_eval.DynamicSpec.from_config(snakemake.params.dynamic)
-trace = read_trace(snakemake.input.trace)
-m = trace.meta
-hot = hotness.from_trace(trace)  # once: both the policies and the interval sweep replay it
-summary, timeline = dynamic_eval.evaluate(hot, d)
+m = load_source.read(snakemake.input.source, *snakemake.input.meta)  # a trace, or an imported hotness
+hot = m.hot  # once: both the policies and the interval sweep replay it
+runs = dynamic_eval.run_policies(hot, d, record=True)
+summary, timeline = dynamic_eval.evaluate(hot, d, runs)
+write_parquet(dynamic_eval.redeployments(runs).with_columns(trace=pl.lit(m.source_id),
+                                                            num_experts=pl.lit(m.num_experts)),
+              snakemake.output.redeployments)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d.devices}
 write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)

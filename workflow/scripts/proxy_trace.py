@@ -10,7 +10,7 @@ from moelab.traces import read_trace, write_trace
 
 p = snakemake.params
 device = resolve_device(p.device, "capture.device")
-model, _ = capture.load(p.model["path"], dtype=p.model["dtype"], device=device)
+model, _ = capture.load_entry(p.model, device, snakemake.input.hub)
 meta, table = capture.proxy_trace(read_trace(snakemake.input.trace), model, p.seed,
                                   source_id=f"proxy-{p.model['name']}")
 write_trace(snakemake.output.trace, meta, table)

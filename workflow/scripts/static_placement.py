@@ -11,8 +11,10 @@ from moelab.traces import read_trace
 p = snakemake.params
 trace = read_trace(snakemake.input.trace)
 m = trace.meta
-table = static_eval.static_table(trace, p.devices, p.split_fraction, p.load_slack, p.seed, p.cv_budgets,
+table, placements = static_eval.static_table(trace, p.devices, p.split_fraction, p.load_slack, p.seed, p.cv_budgets,
                              p.balance_windows)
 write_parquet(table.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind),
-                                  capture_device=pl.lit(m.capture_device)), snakemake.output[0])
+                                  capture_device=pl.lit(m.capture_device)), snakemake.output.scores)
+write_parquet(placements.with_columns(trace=pl.lit(m.source_id), num_experts=pl.lit(m.num_experts)),
+              snakemake.output.placements)
 log.info("%s: %d placements scored", m.source_id, table.height)

@@ -97,12 +97,13 @@ def capacity_sweep(hot: np.ndarray, d: DynamicSpec, sweep_devices: list[int],
                    sweep_redundant_slots: list[int]) -> pl.DataFrame:
     """Default, DS-EPLB and moelab on every (devices, redundant slots per device) pair, each scored against
     DS-EPLB on the same devices and slots; cadences and constants as configured. How much replication
-    buys, and whether moelab's lead holds as the cluster grows."""
+    buys, and whether moelab's lead holds as the cluster grows. A device count that does not split the
+    source's experts (16 devices for Mixtral's 8) is skipped for that source, as static placement does."""
     I, L, E = hot.shape
     rows = []
     for D in sweep_devices:
         if E % D:
-            raise ValueError(f"placement.sweep_devices: {D} does not divide the trace's {E} experts")
+            continue
         for r in sweep_redundant_slots:
             S = E // D + r
             base = d.eplb(E, devices=D, redundant_slots=r)
@@ -118,22 +119,52 @@ def capacity_sweep(hot: np.ndarray, d: DynamicSpec, sweep_devices: list[int],
     return pl.DataFrame(rows)
 
 
-def evaluate(hot: np.ndarray, d: DynamicSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over layers)."""
+ORACLE = "DS-EPLB oracle (bound)"
+
+
+def run_policies(hot: np.ndarray, d: DynamicSpec, record: bool = False) -> dict[str, dict]:
+    """The simulator's result per policy (``record``: with each run's sequence of redeployments)."""
     I, L, E = hot.shape
     d.check_experts(E)
     nodes, groups = d.nodes, d.expert_groups
     base, ours = d.eplb(E), d.ours(E)
     runs = {
         "Default": sim.simulate(hot, None, base),
-        "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base),
-        **({"DS-EPLB hierarchical": sim.simulate(hot, policies.eplb_policy(base, groups, nodes), base)} if nodes > 1
-           else {}),
-        "moelab": sim.simulate(hot, d.moelab(ours, I), ours),
+        "DS-EPLB": sim.simulate(hot, policies.eplb_policy(base), base, record=record),
+        **({"DS-EPLB hierarchical": sim.simulate(hot, policies.eplb_policy(base, groups, nodes), base,
+                                                 record=record)} if nodes > 1 else {}),
+        "moelab": sim.simulate(hot, d.moelab(ours, I), ours, record=record),
     }
     if d.oracle:
         oracle = d.eplb(E, oracle=True)
-        runs["DS-EPLB oracle (bound)"] = sim.simulate(hot, policies.eplb_policy(oracle), oracle)
+        runs[ORACLE] = sim.simulate(hot, policies.eplb_policy(oracle), oracle)
+    return runs
+
+
+def redeployments(runs: dict[str, dict]) -> pl.DataFrame:
+    """Every recorded run's deployments: its starting table per layer (``iteration`` -1) and each layer's new
+    table at the iteration it took effect, slots flattened device by device (-1: an empty slot). What the
+    exports write for the engines; Default never redeploys and the oracle is a bound, so neither is here."""
+    rows = []
+    for policy, r in runs.items():
+        if "changes" not in r:
+            continue
+        L, D, S = r["initial"].shape
+        start = [(-1, layer, r["initial"][layer]) for layer in range(L)]
+        for iteration, layer, table in start + list(r["changes"]):
+            rows.append({"policy": policy, "iteration": int(iteration), "layer": int(layer), "devices": D,
+                         "slots_per_device": S, "slots": np.asarray(table).ravel().astype(np.int32).tolist()})
+    schema = {"policy": pl.String, "iteration": pl.Int64, "layer": pl.Int32, "devices": pl.Int32,
+              "slots_per_device": pl.Int32, "slots": pl.List(pl.Int32)}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def evaluate(hot: np.ndarray, d: DynamicSpec,
+             runs: dict[str, dict] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Returns (summary: one row per policy, timeline: PAR per iteration and policy, mean over layers), from
+    ``runs`` (:func:`run_policies`) when given."""
+    I = hot.shape[0]
+    runs = run_policies(hot, d) if runs is None else runs
     ref = runs["DS-EPLB"]
     summary = pl.DataFrame([{"policy": name, "mean_par": r["mean_par"], "transmit": r["transmit"],
                              "calls": r["calls"], "modelled_time": r["modelled_time"],

@@ -149,11 +149,20 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale
     config's seconds per call: deterministic) and/or "measured" (for the policy's measured wall time: for
     ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once."""
     model = grid.model(calibrated, drift_scale)
-    specs = {kind: sim_specs(grid, model.experts, ep, constants, kind == "measured") for kind in delays}
+    keys = {"ep": ep, "drift_scale": float(drift_scale), "seed": seed}
+    return evaluate_hotness(model.generate(seed), grid, ep, constants, delays, keys)
+
+
+def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
+                     delays: tuple[str, ...] = ("modelled",), keys: dict | None = None) -> dict[str, pl.DataFrame]:
+    """The grid's policies, bound and scores on one hotness ``[I, L, E]`` at ``ep`` devices (a cell of the
+    calibrated model, or a user's imported load): per kind of delay, a row per policy, led by ``keys``."""
+    I, L, E = hot.shape
+    keys = {"ep": ep} if keys is None else keys
+    specs = {kind: sim_specs(grid, E, ep, constants, kind == "measured") for kind in delays}
     for s in specs.values():
         check_no_oracle(s)
-    hot = model.generate(seed)
-    bound = par_bound(hot, ep, model.experts // ep + 1, constants.get("zero_to_one", True))
+    bound = par_bound(hot, ep, E // ep + 1, constants.get("zero_to_one", True))
     first = grid.eplb_interval
     bound_par, bound_after = float(bound.mean()), float(bound[min(first, len(bound) - 1):].mean())
     default = sim.simulate(hot, None, next(iter(specs.values()))["Default"])
@@ -161,7 +170,7 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale
     for kind, sp in specs.items():
         runs = {"Default": default,
                 "DS-EPLB": sim.simulate(hot, policies.eplb_policy(sp["DS-EPLB"]), sp["DS-EPLB"]),
-                "moelab": sim.simulate(hot, grid.policy.build(sp["moelab"], model.iterations), sp["moelab"])}
+                "moelab": sim.simulate(hot, grid.policy.build(sp["moelab"], I), sp["moelab"])}
         ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
         rows = []
@@ -169,7 +178,7 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale
             r = runs[name]
             seconds = (r["policy_wall_s"] / r["calls"] if kind == "measured" and r["calls"] else
                        0.0 if name == "Default" else float(grid.seconds_per_call[name]))
-            rows.append({"ep": ep, "drift_scale": float(drift_scale), "seed": seed, "policy": name,
+            rows.append({**keys, "policy": name,
                          "mean_par": r["mean_par"], "mean_par_after_first_call": r["mean_par_after_first_call"],
                          "bound_par": bound_par, "bound_par_after_first_call": bound_after,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
@@ -195,3 +204,27 @@ def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
     return (pl.concat([per_ep, over.select(per_ep.columns)])
             .with_columns(pl.col("ep").cast(pl.Int64, strict=False).fill_null(1 << 30).alias("_order"))
             .sort("policy", "drift_scale", "_order").drop("_order"))
+
+
+def evaluate_import(hot: np.ndarray, grid: CellSpec, eps: list[int], constants: dict,
+                    workload: str) -> dict[str, pl.DataFrame]:
+    """A user's imported hotness through the grid's policies at every grid EP size that splits its experts
+    (and leaves at least one expert per device): the same rows as a grid cell, led by ``workload`` and ``ep``.
+    A load is what it is: it has no drift scale and no seed, and nothing is tuned on it."""
+    E = hot.shape[2]
+    usable = [ep for ep in eps if E % ep == 0 and ep <= E]
+    if not usable:
+        raise ValueError(f"{workload}: none of the grid's EP sizes {list(eps)} divides its {E} experts")
+    out: dict[str, list[pl.DataFrame]] = {"modelled": [], "measured": []}
+    for ep in usable:
+        for kind, frame in evaluate_hotness(hot, grid, ep, constants, ("modelled", "measured"),
+                                            {"workload": workload, "ep": ep}).items():
+            out[kind].append(frame)
+    return {kind: pl.concat(frames) for kind, frames in out.items()}
+
+
+def import_summary(table: pl.DataFrame) -> pl.DataFrame:
+    """Per imported workload, EP size and policy: the score vs DS-EPLB, PAR (whole trace, after the first
+    call), the bound, slots moved and the gap closed."""
+    return table.select("workload", "ep", "policy", "score_vs_eplb", "mean_par", "mean_par_after_first_call",
+                        "bound_par", "transmit", "calls", "gap_closed").sort("workload", "ep", "policy")

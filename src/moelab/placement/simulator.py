@@ -108,10 +108,15 @@ def par(hot_iter: np.ndarray, tables: np.ndarray) -> np.ndarray:
 
 
 def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
-             initial: np.ndarray | None = None) -> dict:
+             initial: np.ndarray | None = None, record: bool = False) -> dict:
     """Run ``policy`` (None: never redeploy) over hotness ``[I, L, E]``. Returns the per-iteration
     PAR ``[I, L]``, its mean over the whole trace and from the first call on, transmit, calls, the
-    modelled time, the policy's measured wall time and the redeployment delay it was charged."""
+    modelled time, the policy's measured wall time and the redeployment delay it was charged.
+
+    With ``record``, also ``"initial"`` (the tables at the start, ``[L, D, S]``) and ``"changes"``: one
+    ``(iteration, layer, table [D, S])`` per layer switch, in the order they happened, ``iteration``
+    being the first one served by the new table. Replaying the changes over ``initial`` gives the final
+    ``tables`` (``moelab.exports.replay``); an engine can be driven through the same sequence."""
     hot = np.asarray(hot, dtype=np.float64)
     if spec.zero_to_one:
         hot = np.where(hot == 0, 1.0, hot)
@@ -122,6 +127,8 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
     pending: list[tuple[int, np.ndarray]] = []
     start_at = 0  # the iteration at which the pending redeployment may begin (after the policy's delay)
     layout = _Layout(tables, E)
+    start_tables = tables.copy() if record else None
+    changes: list[tuple[int, int, np.ndarray]] = []
     pars = np.empty((I, L))
     transmit, calls, wall, delayed = 0, 0, 0.0, 0
     i = 0
@@ -146,6 +153,8 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
             transmit += int((table != tables[layer]).sum())
             tables[layer] = table
             layout.update(layer)
+            if record:
+                changes.append((i, layer, tables[layer].copy()))
             if not pending:
                 next_call = i + 1 + spec.interval
         pars[i] = layout.par(hot[i])
@@ -159,9 +168,13 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
             i = stop
     mean_par = float(pars.mean())
     modelled = spec.par_weight * mean_par + transmit * spec.slot_bytes / spec.bandwidth
-    return {"par": pars, "mean_par": mean_par, "mean_par_after_first_call": float(pars[min(first, I - 1):].mean()),
-            "transmit": transmit, "calls": calls, "modelled_time": modelled, "policy_wall_s": wall,
-            "delay_iterations": delayed, "tables": tables}
+    result = {"par": pars, "mean_par": mean_par, "mean_par_after_first_call": float(pars[min(first, I - 1):].mean()),
+              "transmit": transmit, "calls": calls, "modelled_time": modelled, "policy_wall_s": wall,
+              "delay_iterations": delayed, "tables": tables}
+    if record:
+        result["initial"] = start_tables
+        result["changes"] = changes
+    return result
 
 
 def score(result: dict, baseline: dict) -> float:

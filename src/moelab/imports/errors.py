@@ -1,0 +1,20 @@
+"""The one error of the import readers.
+
+It subclasses :class:`moelab.hotness.HotnessError` (itself a ``ValueError``), so code that already catches the
+hotness error for the competition and SGLang readers keeps working when those readers live here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from moelab.hotness import HotnessError
+
+
+class ImportFileError(HotnessError):
+    """A user's dump cannot be imported: the message names the file, the field and what was expected."""
+
+
+def fail(path: str | Path, field: str, problem: str) -> ImportFileError:
+    """``<file>: <field>: <problem>``, the shape of every import error (raise the result)."""
+    return ImportFileError(f"{path}: {field}: {problem}" if field else f"{path}: {problem}")

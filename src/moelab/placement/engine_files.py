@@ -1,0 +1,114 @@
+"""The pipeline's placements as the files serving engines load (``docs/stages/exports.md``).
+
+Static placements (a device per expert, per layer, device count and policy) and dynamic runs (each policy's
+starting deployment and every layer switch) become, per placement: SGLang's ``--init-expert-location`` JSON,
+TensorRT-LLM's load-balancer YAML and a vLLM-style ``physical_to_logical_map`` tensor; a dynamic run also
+gets its whole redeployment sequence as JSON lines. Every file is checked against the engines' constraints
+as it is written (:mod:`moelab.exports`) and read back here to the identical map before the job ends.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from moelab import exports
+
+ENGINES = ("sglang.json", "trtllm.yaml", "vllm.pt")
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a policy name ("DS-EPLB hierarchical" -> "ds-eplb-hierarchical")."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
+
+
+def _write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_size: int) -> list[str]:
+    """One placement in each engine's file, each read back to ``p2l`` (a mismatch is a bug: raise)."""
+    paths = {e: folder / f"{stem}.{e}" for e in ENGINES}
+    exports.write_sglang(paths["sglang.json"], p2l, ep_size=ep_size, num_experts=num_experts)
+    exports.write_trtllm(paths["trtllm.yaml"], p2l, ep_size, num_experts=num_experts)
+    exports.write_vllm(paths["vllm.pt"], p2l, ep_size=ep_size, num_experts=num_experts)
+    back = {"sglang.json": exports.read_sglang(paths["sglang.json"], num_experts=num_experts),
+            "trtllm.yaml": exports.read_trtllm(paths["trtllm.yaml"], num_experts=num_experts)[0],
+            "vllm.pt": exports.read_vllm(paths["vllm.pt"], num_experts=num_experts)}
+    for engine, got in back.items():
+        if not np.array_equal(got, p2l):
+            raise exports.ExportError(f"{paths[engine]}: reads back to a different placement")
+    return [p.name for p in paths.values()]
+
+
+def static_files(placements: pl.DataFrame, folder: str | Path) -> pl.DataFrame:
+    """Every static placement of one trace (rows: layer, devices, policy, cv_budget, device [E]) in the
+    engines' files under ``folder``: ``D{devices}-{policy}[-cv{budget}].*``. Returns the manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    E = int(placements["num_experts"][0])
+    rows = []
+    keys = ["devices", "policy", "cv_budget"]
+    for (D, policy, budget), g in placements.sort("layer").group_by(keys, maintain_order=True):
+        stem = f"D{D}-{slug(policy)}" + ("" if budget is None else f"-cv{budget:g}")
+        device = np.array(g["device"].to_list(), dtype=np.int64)  # [L, E]
+        p2l = exports.from_static(device, D)
+        files = _write_map(folder, stem, p2l, E, int(D))
+        rows.append({"kind": "static", "devices": int(D), "policy": policy, "cv_budget": budget,
+                     "layers": p2l.shape[0], "physical": p2l.shape[1], "redeployments": 0,
+                     "filled_slots_start": 0, "filled_slots_changes": 0, "filled_slots_final": 0, "files": files})
+    return pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
+
+
+def complete(slots: np.ndarray, num_experts: int) -> tuple[np.ndarray, int]:
+    """A map an engine can load, and how many slots it had to fill. The simulator allows an empty slot (-1:
+    it serves no load): Default leaves its redundant slots empty, and moelab's policy, which moves at most
+    ``max_moves`` slots per call, may not fill them all. An engine has no empty slot, so each gets the
+    engines' own trivial filling (physical slot p holds expert p mod E). That copy takes a share of its
+    expert's tokens in the engine, so wherever slots were filled the engine's load split differs from the
+    scored one: the manifest counts them."""
+    out = np.array(slots, dtype=np.int64)
+    empty = out < 0
+    filler = np.broadcast_to(np.arange(out.shape[-1]) % num_experts, out.shape)
+    out[empty] = filler[empty]
+    return out, int(empty.sum())
+
+
+def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFrame:
+    """Each dynamic policy's final deployment in the engines' files, and its whole sequence of redeployments
+    as JSON lines, under ``folder``: ``{policy}.*`` and ``{policy}.redeployments.jsonl``. Returns the manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    E = int(redeployments["num_experts"][0])
+    rows = []
+    for (policy,), g in redeployments.group_by(["policy"], maintain_order=True):
+        D, S = int(g["devices"][0]), int(g["slots_per_device"][0])
+        start = g.filter(pl.col("iteration") < 0).sort("layer")
+        initial, filled_start = complete(np.array(start["slots"].to_list()), E)
+        moves = g.filter(pl.col("iteration") >= 0)  # in the order the layers switched
+        changes, filled = [], 0
+        for i, layer, slots in moves.select("iteration", "layer", "slots").iter_rows():
+            row, n = complete(np.array(slots), E)
+            changes.append((int(i), int(layer), row))
+            filled += n
+        stem = slug(policy)
+        seq = folder / f"{stem}.redeployments.jsonl"
+        exports.write_redeployments(seq, initial, changes, D, num_experts=E)
+        got_initial, got_changes = exports.read_redeployments(seq)
+        final = exports.replay(initial, changes, np.iinfo(np.int64).max)
+        filled_final = int((exports.replay(np.array(start["slots"].to_list()), changes_raw(moves),
+                                           np.iinfo(np.int64).max) < 0).sum())
+        if not np.array_equal(got_initial, initial) or len(got_changes) != len(changes) or not np.array_equal(
+                exports.replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
+            raise exports.ExportError(f"{seq}: reads back to a different sequence")
+        files = _write_map(folder, stem, final, E, D) + [seq.name]
+        rows.append({"kind": "dynamic", "devices": D, "policy": policy, "cv_budget": None,
+                     "layers": final.shape[0], "physical": D * S, "redeployments": len(changes),
+                     "filled_slots_start": filled_start, "filled_slots_changes": filled,
+                     "filled_slots_final": filled_final, "files": files})
+    return pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
+
+
+def changes_raw(moves: pl.DataFrame) -> list[tuple[int, int, np.ndarray]]:
+    """The recorded switches as they were simulated (empty slots kept)."""
+    return [(int(i), int(layer), np.array(s, dtype=np.int64))
+            for i, layer, s in moves.select("iteration", "layer", "slots").iter_rows()]

@@ -1,0 +1,73 @@
+"""The pipeline's placements in the engines' files: every placement reads back to what was computed."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from moelab import exports
+from moelab.placement import dynamic_eval, engine_files, static
+
+DYNAMIC = {"devices": 4, "redundant_slots": 1, "eplb_interval": 16, "eplb_window": 16, "interval": 16,
+           "window": 16, "halflife": 8, "max_moves": 4, "zero_to_one": True, "par_weight": 60.0, "slot_bytes": 1.0,
+           "bandwidth": 1e9, "policy_seconds": 0.0, "nodes": 1, "expert_groups": 1, "oracle": False}
+
+
+def test_static_placements_read_back_from_every_engine_file(tmp_path):
+    rng = np.random.default_rng(0)
+    E, L = 16, 3
+    rows = []
+    for D in (2, 4):
+        for policy in ("random", "frequency"):
+            for layer in range(L):
+                ex = rng.integers(0, E, size=(200, 2))
+                dev = static.place(policy, ex, E, D, rng)
+                rows.append({"layer": layer, "devices": D, "policy": policy, "cv_budget": None,
+                             "device": dev.tolist(), "num_experts": E})
+    frame = pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
+    manifest = engine_files.static_files(frame, tmp_path)
+    assert manifest.height == 4 and set(manifest["redeployments"]) == {0}
+    for r in manifest.iter_rows(named=True):
+        want = np.array(frame.filter((pl.col("devices") == r["devices"]) & (pl.col("policy") == r["policy"]))
+                        .sort("layer")["device"].to_list())
+        stem = f"D{r['devices']}-{r['policy']}"
+        p2l = exports.read_sglang(tmp_path / f"{stem}.sglang.json")
+        # slot p of GPU p // (E / D) holds an expert placed on that device, every expert exactly once
+        gpu = np.arange(E) // (E // r["devices"])
+        assert np.array_equal(want[np.arange(L)[:, None], p2l], np.broadcast_to(gpu, (L, E)))
+        assert np.array_equal(np.sort(p2l, 1), np.broadcast_to(np.arange(E), (L, E)))
+        assert np.array_equal(exports.read_trtllm(tmp_path / f"{stem}.trtllm.yaml")[0], p2l)
+        assert np.array_equal(exports.read_vllm(tmp_path / f"{stem}.vllm.pt"), p2l)
+
+
+def test_dynamic_runs_export_their_final_table_and_every_redeployment(tmp_path):
+    rng = np.random.default_rng(1)
+    hot = rng.integers(0, 50, (80, 3, 8)).astype(float)
+    runs = dynamic_eval.run_policies(hot, dynamic_eval.DynamicSpec.from_config(DYNAMIC), record=True)
+    frame = dynamic_eval.redeployments(runs).with_columns(num_experts=pl.lit(8), trace=pl.lit("t"))
+    assert set(frame["policy"]) == {"DS-EPLB", "moelab"}  # Default never redeploys
+    manifest = engine_files.dynamic_files(frame, tmp_path)
+    for r in manifest.iter_rows(named=True):
+        run, stem = runs[r["policy"]], engine_files.slug(r["policy"])
+        final = exports.physical_to_logical(run["tables"])  # the simulator's last deployment, all slots full
+        assert r["filled_slots_final"] == 0
+        for read in (exports.read_sglang, exports.read_vllm):
+            assert np.array_equal(read(tmp_path / f"{stem}.{'sglang.json' if read is exports.read_sglang else 'vllm.pt'}"),
+                                  final)
+        initial, changes = exports.read_redeployments(tmp_path / f"{stem}.redeployments.jsonl")
+        assert [(i, layer) for i, layer, _ in changes] == [(i, layer) for i, layer, _ in run["changes"]]
+        assert r["redeployments"] == len(run["changes"]) > 0
+        assert np.array_equal(exports.replay(initial, changes, len(hot)), final)
+
+
+def test_empty_slots_get_the_engines_trivial_filling_and_are_counted():
+    slots = np.array([[0, 1, -1, 2, 3, -1]])
+    out, n = engine_files.complete(slots, 4)
+    assert n == 2 and out.tolist() == [[0, 1, 2, 2, 3, 1]]  # physical slot p holds p mod E
+
+
+def test_a_placement_that_breaks_an_engine_constraint_is_refused(tmp_path):
+    frame = pl.DataFrame({"layer": [0], "devices": [4], "policy": ["frequency"], "cv_budget": [None],
+                          "device": [[0, 0, 1, 1, 2, 2, 3, 0]], "num_experts": [8]},  # device 0 holds 3 experts
+                         schema_overrides={"cv_budget": pl.Float64})
+    with pytest.raises(exports.ExportError):
+        engine_files.static_files(frame, tmp_path)

@@ -1,0 +1,26 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import tables
+from moelab.placement.dynamic_grid import CellSpec, import_summary
+
+i, o = snakemake.input, snakemake.output
+c = CellSpec.from_config(snakemake.params.cell)
+cells = pl.concat([pl.read_parquet(f) for f in i.cells]).sort("workload", "ep", "policy")
+write_parquet(cells, o.table)
+source = (f"users' own loads imported from serving-engine dumps ({', '.join(cells['workload'].unique().sort())}), "
+          f"replayed as they are (no drift scale, no seed, nothing tuned on them); the grid's pinned policies: "
+          f"DS-EPLB every {c.eplb_interval} iterations, moelab every {c.policy.interval}; one redundant slot per "
+          f"device; policy time as a redeployment delay at {c.seconds_per_call['DS-EPLB']:g} / "
+          f"{c.seconds_per_call['moelab']:g} s per call; CPU")
+ours = cells.filter(pl.col("policy") == "moelab")
+ahead = int((ours["score_vs_eplb"] > 100).sum())
+verdict = f"moelab ahead of DS-EPLB (score above 100) in {ahead} of {ours.height} imported cells"
+log.info(verdict)
+tables.write_html(import_summary(cells), o.html, "Imported loads: dynamic placement by workload and EP size",
+                  f"{verdict}. {source}")
+write_parquet(pl.concat([pl.read_parquet(f) for f in i.measured]).sort("workload", "ep", "policy"), o.measured)

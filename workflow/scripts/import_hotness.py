@@ -1,0 +1,20 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start
+
+log = start(snakemake)
+
+import hashlib
+from pathlib import Path
+
+from moelab import load_source
+from moelab.imports import ImportSpec, read_hotness
+
+entry = snakemake.params.entry
+spec = ImportSpec.from_config(entry, f"imports[{snakemake.wildcards.name}]")
+hot = read_hotness(spec)
+files = [{"path": f, "bytes": Path(f).stat().st_size, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()}
+         for f in snakemake.input.files]
+meta = {"source_id": spec.source_id, "format": spec.format, "path": spec.path, "files": files,
+        "shape": list(hot.shape), "top_k": spec.top_k, "config": dict(entry)}
+load_source.write_hotness(hot, meta, snakemake.output.hot, snakemake.output.meta)
+log.info("%s: hotness %s from %s (%s)", spec.source_id, hot.shape, spec.path, spec.format)

@@ -1,0 +1,20 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+from moelab import load_source
+from moelab.placement.dynamic_grid import CellSpec, evaluate_import
+
+p, i, o = snakemake.params, snakemake.input, snakemake.output
+src = load_source.read(i.source, *i.meta)
+tables = evaluate_import(src.hot, CellSpec.from_config(p.cell), p.eps, dict(p.constants), src.source_id)
+if src.hot.shape[0] <= CellSpec.from_config(p.cell).eplb_interval:
+    log.warning("%s: %d iterations, not more than the first call at %d: no policy redeploys", src.source_id,
+                src.hot.shape[0], CellSpec.from_config(p.cell).eplb_interval)
+for kind, path in (("modelled", o.cell), ("measured", o.measured)):
+    write_parquet(tables[kind], path)
+    for row in tables[kind].iter_rows(named=True):
+        log.info("%s %s EP%d %s: PAR %.4f (bound %.4f), %d slots moved, score %.1f", kind, src.source_id,
+                 row["ep"], row["policy"], row["mean_par"], row["bound_par"], row["transmit"],
+                 row["score_vs_eplb"])
