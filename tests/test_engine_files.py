@@ -1,8 +1,11 @@
 """The pipeline's placements in the engines' files: every placement reads back to what was computed."""
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from moelab import exports
 from moelab.placement import dynamic_eval, engine_files, static
@@ -71,3 +74,17 @@ def test_a_placement_that_breaks_an_engine_constraint_is_refused(tmp_path):
                          schema_overrides={"cv_budget": pl.Float64})
     with pytest.raises(exports.ExportError):
         engine_files.static_files(frame, tmp_path)
+
+
+def test_exports_index_layers_as_the_engines_do(tmp_path):
+    """A model whose decoder layer 0 is dense (DeepSeek's first_k_dense): its MoE rows are layers 1 and 2 in
+    SGLang's map (row 0 holds the trivial map) and TensorRT-LLM's keys; vLLM's map has the MoE rows only."""
+    rows = [{"layer": layer, "decoder_layer": layer + 1, "devices": 2, "policy": "frequency", "cv_budget": None,
+             "device": [0, 1, 0, 1, 1, 0, 1, 0], "num_experts": 8} for layer in range(2)]
+    frame = pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
+    engine_files.static_files(frame, tmp_path)
+    sg = json.loads((tmp_path / "D2-frequency.sglang.json").read_text())["physical_to_logical_map"]
+    assert len(sg) == 3 and sg[0] == list(range(8)) and sg[1] == sg[2] == [0, 2, 5, 7, 1, 3, 4, 6]
+    trt = yaml.safe_load((tmp_path / "D2-frequency.trtllm.yaml").read_text())
+    assert sorted(trt["initial_global_assignments"]) == [1, 2]
+    assert exports.read_vllm(tmp_path / "D2-frequency.vllm.pt").shape == (2, 8)

@@ -46,3 +46,24 @@ def test_balanced_packing_fills_packs_equally_and_balances():
     assert abs(loads[0] - loads[1]) <= 2
     with pytest.raises(ValueError, match="equal packs"):
         eplb.balanced_packing(np.ones((1, 5)), 2)
+
+
+def test_one_item_per_pack_keeps_index_order_as_the_reference():
+    # deepseek-ai/EPLB's balanced_packing returns the identity when packs hold one item each
+    # (no sort): with 8 experts on 8 GPUs and no redundancy, phy2log is arange, not by weight
+    w = np.array([[94, 31, 736, 11159, 16, 88, 146, 13]])
+    phy2log, log2phy, logcnt = eplb.rebalance(w, 8, 1, 1, 8)
+    assert phy2log.tolist() == [list(range(8))]
+    assert log2phy.tolist() == [[[e] for e in range(8)]]
+    assert logcnt.tolist() == [[1] * 8]
+    pack, rank = eplb.balanced_packing(np.array([[3.0, 9, 1], [5, 2, 7]]), 3)
+    assert pack.tolist() == [[0, 1, 2], [0, 1, 2]] and rank.tolist() == [[0] * 3, [0] * 3]
+
+
+def test_one_group_per_node_keeps_groups_in_node_order():
+    # hierarchical with as many groups as nodes: group g lands on node g whatever its load (the
+    # lighter group 0 stays on node 0); within a node's one GPU, slots go by weight descending
+    w = np.array([[1, 2, 50, 60, 3, 4, 70, 80]], dtype=float)
+    phy2log, _, logcnt = eplb.rebalance(w, 8, 2, 2, 2)
+    assert phy2log.tolist() == [[3, 2, 1, 0, 7, 6, 5, 4]]
+    assert logcnt.tolist() == [[1] * 8]

@@ -73,16 +73,22 @@ def test_dynamic_deployment_with_replicas_round_trips(tmp_path, dynamic_map):
 def test_files_hold_what_the_engines_read(tmp_path, dynamic_map):
     """The shapes each engine's loader takes, read with plain json / yaml as the engines do."""
     p2l, _ = dynamic_map
-    exports.write_sglang(tmp_path / "p.json", p2l, first_layer=2)
+    moe = [2, 3, 5]  # decoder layers 0, 1 and 4 are dense (a leading block, and one between MoE layers)
+    exports.write_sglang(tmp_path / "p.json", p2l, layers=moe)
     sg = json.loads((tmp_path / "p.json").read_text())
     assert list(sg) == ["physical_to_logical_map"]  # SGLang passes the keys on as arguments
-    assert sg["physical_to_logical_map"][:2] == [[p % E for p in range(D * S)]] * 2  # dense layers: trivial
-    assert np.array_equal(exports.read_sglang(tmp_path / "p.json", first_layer=2), p2l)
-    exports.write_trtllm(tmp_path / "p.yaml", p2l, D, first_layer=3)
+    rows = sg["physical_to_logical_map"]
+    assert len(rows) == 6 and [rows[i] for i in (0, 1, 4)] == [[p % E for p in range(D * S)]] * 3  # dense: trivial
+    assert np.array_equal(np.array([rows[i] for i in moe]), p2l)
+    assert np.array_equal(exports.read_sglang(tmp_path / "p.json", layers=moe), p2l)
+    exports.write_trtllm(tmp_path / "p.yaml", p2l, D, layers=moe)
     trt = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert sorted(trt) == ["initial_global_assignments", "layer_updates_per_iter", "num_slots"]
     assert trt["num_slots"] == D * S and trt["num_slots"] % D == 0 and trt["layer_updates_per_iter"] == 0
-    assert sorted(trt["initial_global_assignments"]) == [3, 4, 5]
+    assert sorted(trt["initial_global_assignments"]) == moe
+    assert np.array_equal(exports.read_trtllm(tmp_path / "p.yaml")[0], p2l)
+    with pytest.raises(exports.ExportError, match="strictly increasing"):
+        exports.write_sglang(tmp_path / "q.json", p2l, layers=[3, 2, 5])
     assert all(len(v) == D * S for v in trt["initial_global_assignments"].values())
 
 

@@ -2,7 +2,11 @@
 parquet, npy, JSON), from a planted load or routing, and must come back exactly."""
 
 import base64
+import gc
 import json
+import subprocess
+import sys
+import weakref
 
 import numpy as np
 import pyarrow as pa
@@ -445,3 +449,182 @@ def test_flame_moe_errors(tmp_path, rng):
     pq.write_table(pa.table({"indices": [[1, 2]]}), tmp_path / "a" / "2.parquet")
     with pytest.raises(ImportFileError, match=r"2\.parquet: scores: missing column"):
         spec(format="flame-moe", path=str(tmp_path / "a")).check_files()
+
+
+# --- real-size dumps: streamed, checked cheaply, nothing heavy at import ------------------------------------
+
+class LoadWatch:
+    """Stands in for ``sglang_dumps.torch_load``: every rank file must be memory-mapped, and the tensors of the
+    file opened before must all be released (garbage) by the time the next file is opened."""
+
+    def __init__(self, real):
+        self.real, self.alive, self.opened = real, [], []
+
+    def __call__(self, path, *, mmap=False):
+        gc.collect()
+        held = [r for r in self.alive if r() is not None]
+        assert not held, f"{len(held)} tensors of {self.opened[-1]} still held when {path.name} is opened"
+        assert mmap, f"{path.name} read without mmap"
+        self.opened.append(path.name)
+        d = self.real(path, mmap=mmap)
+        self.alive = [weakref.ref(v) for rec in d.get("records", []) for v in rec.values()
+                      if isinstance(v, torch.Tensor)]
+        return d
+
+
+def test_sglang_per_pass_streams_one_rank_file_at_a_time(tmp_path, rng, monkeypatch):
+    from moelab.imports import sglang_dumps
+
+    I, L, E, ep = 5, 3, 6, 3
+    hot = rng.integers(1, 20, size=(I, L, E))
+    p2l = p2l_map(rng, L, E, replicas=3)
+    per_rank = split_counts(hot, p2l, ep, rng)
+    for r in range(ep):
+        c = per_rank[r].astype([np.int64, np.float32, np.uint8][r])  # whole counts in any dtype sum exactly
+        sglang_file(tmp_path, r, [{"forward_pass_id": i, "rank": r, "gatherer_key": "primary",
+                                   "global_physical_count": torch.from_numpy(c[i])} for i in range(I)], p2l)
+    watch = LoadWatch(sglang_dumps.torch_load)
+    monkeypatch.setattr(sglang_dumps, "torch_load", watch)
+    s = spec(format="sglang-per-pass", path=str(tmp_path), ep_size=ep)
+    s.check_files()
+    np.testing.assert_array_equal(read_hotness(s), hot)
+    assert len(watch.opened) == 2 * ep  # the check, then the read: each file once
+
+
+def test_sglang_per_token_streams_one_rank_file_at_a_time(tmp_path, rng, monkeypatch):
+    from moelab.imports import sglang_dumps
+
+    L, E, k, ep, T = 2, 6, 2, 3, 4
+    p2l = np.tile(np.arange(E), (L, 1))
+    planted = {}
+    for r in range(ep):
+        recs = []
+        for fp in (1, 0):  # file order is not stream order
+            logical = planted_routing(rng, T, L, E, k)
+            planted[fp, r] = logical
+            ids = np.full((L, T, 8), -1, np.int32)
+            ids[..., :k] = logical.transpose(1, 0, 2)
+            recs.append({"forward_pass_id": fp, "rank": r, "gatherer_key": "primary",
+                         "topk_ids_of_layer": torch.from_numpy(ids), "input_ids": torch.arange(T) + 100 * r,
+                         "positions": torch.arange(T), "extend_seq_lens": torch.tensor([T]), "forward_mode": 1})
+        sglang_file(tmp_path, r, recs, p2l)
+    watch = LoadWatch(sglang_dumps.torch_load)
+    monkeypatch.setattr(sglang_dumps, "torch_load", watch)
+    meta, table = read_trace(spec(format="sglang-per-token", path=str(tmp_path), ep_size=ep, concurrency=T), seed=0)
+    tr = round_trip(tmp_path, meta, table)
+    assert len(watch.opened) == ep and tr.n_tokens == 2 * ep * T
+    np.testing.assert_array_equal(tr.experts_by_layer(), np.sort(np.concatenate([planted[key] for key in
+                                                                                 sorted(planted)]), -1))
+    np.testing.assert_array_equal(tr.token_columns()["token"], np.tile(np.arange(T), 2 * ep) +
+                                  np.tile(np.repeat(100 * np.arange(ep), T), 2))
+
+
+def test_trtllm_is_checked_from_headers_and_read_without_a_call_per_key(tmp_path, rng, monkeypatch):
+    import safetensors
+    import safetensors.numpy
+
+    def refuse(*a, **kw):
+        raise AssertionError("a safetensors call: the header is parsed and the data mapped directly")
+
+    hot = rng.integers(0, 25, size=(7, 3, 6))
+    folder = trtllm_folder(tmp_path / "es", hot, [2, 4, 6, 8, 10, 12, 14], [1, 3, 5], 3, rng)
+    # rank 2 in float32, written in another key order: the ranks line up by key, not by position
+    d = safetensors.numpy.load_file(str(folder / "rank2.safetensors"))
+    save_file({key: d[key].astype(np.float32) for key in sorted(d, reverse=True)}, str(folder / "rank2.safetensors"))
+    monkeypatch.setattr(safetensors, "safe_open", refuse)
+    monkeypatch.setattr(safetensors.numpy, "load_file", refuse)
+    s = spec(format="trtllm-expert-statistic", path=str(folder), ep_size=3, experts=6)
+    s.check_files()
+    np.testing.assert_array_equal(read_hotness(s), hot)
+    monkeypatch.undo()
+    # one file of two dtypes (not TensorRT-LLM's own layout) is read too, tensor by tensor
+    d = safetensors.numpy.load_file(str(folder / "rank1.safetensors"))
+    save_file({key: v.astype(np.int16 if key.startswith("1") else np.int64) for key, v in d.items()},
+              str(folder / "rank1.safetensors"))
+    np.testing.assert_array_equal(read_hotness(s), hot)
+
+
+def test_trtllm_header_errors(tmp_path, rng):
+    hot = rng.integers(0, 9, size=(2, 2, 4))
+    folder = trtllm_folder(tmp_path / "es", hot, [0, 1], [0, 1], 2, rng)
+    s = spec(format="trtllm-expert-statistic", path=str(folder))
+    good = (folder / "rank1.safetensors").read_bytes()
+    (folder / "rank1.safetensors").write_bytes(good[:-8])
+    with pytest.raises(ImportFileError, match=r"rank1\.safetensors: not a readable safetensors file \(data offsets"):
+        s.check_files()
+    (folder / "rank1.safetensors").write_bytes(good[:5])
+    with pytest.raises(ImportFileError, match=r"rank1\.safetensors: not a readable safetensors file"):
+        read_hotness(s)
+    d = {f"{i}_{j}": np.ones(4, np.int64) for i in (0, 1) for j in (0, 1)}
+    save_file({**d, "0_1": np.ones(5, np.int64)}, str(folder / "rank1.safetensors"))
+    with pytest.raises(ImportFileError, match=r"rank1\.safetensors: '0_1': has shape \(5,\), expected \(4,\)"):
+        s.check_files()
+    save_file({**d, "0_x": np.ones(4, np.int64)}, str(folder / "rank1.safetensors"))
+    with pytest.raises(ImportFileError, match=r"rank1\.safetensors: '0_x': expected keys '<iteration>_<layer>'"):
+        s.check_files()
+    save_file({**d, "1_0": np.array([0, np.nan, 1, 1])}, str(folder / "rank1.safetensors"))
+    with pytest.raises(ImportFileError, match=r"rank1\.safetensors: '1_0': holds NaN or infinite values"):
+        read_hotness(s)
+    save_file({**d, "01_0": np.ones(4, np.int64)}, str(folder / "rank0.safetensors"))
+    save_file({**d, "01_0": np.ones(4, np.int64)}, str(folder / "rank1.safetensors"))
+    with pytest.raises(ImportFileError, match=r"rank0\.safetensors: '1_0': names the same \(iteration, layer\)"):
+        s.check_files()
+    save_file({key: v for key, v in d.items() if key != "1_1"}, str(folder / "rank0.safetensors"))
+    save_file({key: v for key, v in d.items() if key != "1_1"}, str(folder / "rank1.safetensors"))
+    with pytest.raises(ImportFileError, match=r"rank0\.safetensors: '1_1': missing"):
+        s.check_files()  # the same keys in every rank, but not every (iteration, layer)
+
+
+def test_sglang_dense_layers_without_moe_layers_are_refused(tmp_path, rng):
+    hot = rng.integers(1, 40, size=(4, 3, 8)).astype(np.int32)
+    hot[:, [0, 2]] = 0  # dense decoder layers 0 and 2
+    torch.save({"rank": 0, "logical_count": torch.from_numpy(hot)}, tmp_path / "stat.pt")
+    with pytest.raises(ImportFileError, match=r"stat\.pt: logical_count: decoder layer\(s\) \[0, 2\] counted no "
+                                              r"token in any forward pass: dense layers; list the MoE layers in "
+                                              r"the config key moe_layers"):
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "stat.pt")))
+    np.testing.assert_array_equal(read_hotness(spec(format="sglang-stat", path=str(tmp_path / "stat.pt"),
+                                                    moe_layers=[1])), hot[:, [1]])
+    p2l = p2l_map(rng, 3, 8, replicas=2)
+    per_rank = split_counts(hot, p2l, 2, rng)
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for r in range(2):
+        sglang_file(dump, r, [{"forward_pass_id": i, "rank": r, "gatherer_key": "primary",
+                               "global_physical_count": torch.from_numpy(per_rank[r, i])} for i in range(4)], p2l)
+    with pytest.raises(ImportFileError, match=r"dump: global_physical_count: decoder layer\(s\) \[0, 2\] counted no "
+                                              r"token .* moe_layers"):
+        read_hotness(spec(format="sglang-per-pass", path=str(dump)))
+    np.testing.assert_array_equal(read_hotness(spec(format="sglang-per-pass", path=str(dump), moe_layers=[1])),
+                                  hot[:, [1]])
+
+
+def test_one_rank_file_of_a_dump_is_refused(tmp_path, rng):
+    p2l = p2l_map(rng, 2, 4, 2)
+    rec = lambda r: {"forward_pass_id": 0, "rank": r, "gatherer_key": "primary",  # noqa: E731
+                     "global_physical_count": torch.ones(2, 6, dtype=torch.int32)}
+    one = sglang_file(tmp_path, 0, [rec(0)], p2l)
+    sglang_file(tmp_path, 1, [rec(1)], p2l)
+    sglang_file(tmp_path, 5, [rec(5)], p2l, time="1712340000.0")  # another dump's file: not a sibling
+    for fmt in ("sglang-per-pass", "sglang-per-token"):
+        with pytest.raises(ImportFileError, match=r"_0\.pt: one rank file of a dump whose other ranks \[1\] are in "
+                                                  r"the same folder.* Give the folder .* as path instead \(and "
+                                                  r"ep_size"):
+            spec(format=fmt, path=str(one)).files()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (tmp_path / one.name).rename(alone / one.name)
+    s = spec(format="sglang-per-pass", path=str(alone / one.name))
+    s.check_files()
+    assert read_hotness(s).sum() == 2 * 6
+
+
+def test_importing_the_package_is_light():
+    code = ("import sys, moelab.imports; from moelab.imports import ImportSpec, FORMATS; "
+            "print(' '.join(m for m in ('torch', 'safetensors', 'pyarrow.parquet', 'moelab.imports.hotness_formats', "
+            "'moelab.imports.trace_formats', 'moelab.imports.checks', 'moelab.imports.loaders') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+    code = "from moelab.imports import ImportFileError, read_hotness, read_trace; print(ImportFileError.__mro__[1])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HotnessError" in out.stdout

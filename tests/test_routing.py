@@ -17,7 +17,8 @@ from moelab.model_shape import ModelShape
 from moelab.routing.model import TinyMoELM
 from moelab.routing.names import STRATEGIES
 from moelab.routing.routers import Router, balancing_loss
-from moelab.routing.study import StudySpec, significance, token_type
+from moelab.routing import significance as rsig
+from moelab.routing.study import StudySpec, token_type
 from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, generate
 
 
@@ -335,14 +336,79 @@ def test_study_spec_refuses_bad_values():
         StudySpec.from_config({"experts": 8})
 
 
-def test_significance_uses_twice_the_pooled_std():
-    m = pl.DataFrame({"strategy": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "capacity_factor": [1.0] * 9,
-                      "seed": [0, 1, 2] * 3, "val_ppl": [10.0, 10.1, 9.9, 10.15, 10.25, 10.05, 12.0, 12.1, 11.9]})
-    sig = significance(m)
-    row = {(r["better"], r["worse"]): r for r in sig.to_dicts()}
-    assert row[("a", "b")]["pooled_std"] == pytest.approx(0.1)
-    assert row[("a", "b")]["exceeds_2std"] is False  # 0.15 is not above 2 * 0.1 (within noise)
-    assert row[("a", "c")]["exceeds_2std"] is True
+def _seeds(values: dict[str, list[float]], cf: float = 1.0, study: str = "base") -> pl.DataFrame:
+    return pl.DataFrame([{"study": study, "strategy": s, "capacity_factor": cf, "seed": i, "val_ppl": v}
+                         for s, vals in values.items() for i, v in enumerate(vals)])
+
+
+def test_holm_matches_a_hand_computed_case():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02 0.03 0.06 0.06
+    assert rsig.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert rsig.holm([0.5, None, 0.4]) == [pytest.approx(0.8), None, pytest.approx(0.8)]  # None: not in family
+    assert rsig.holm([0.9, 0.6]) == [1.0, 1.0]  # capped at 1
+
+
+def test_significance_welch_and_holm_on_a_planted_difference():
+    rng = np.random.default_rng(1)
+    m = pl.concat([_seeds({"a": list(10 + 0.1 * rng.standard_normal(3)), "b": list(10 + 0.5 * rng.standard_normal(3)),
+                           "c": list(13 + 0.1 * rng.standard_normal(3))}, cf) for cf in (1.0, 1.25)])
+    sig = rsig.significance(m)
+    assert sig.height == 6 and rsig.family_size(sig) == 6
+    row = {(r["capacity_factor"], r["strategy_a"], r["strategy_b"]): r for r in sig.to_dicts()}
+    for cf in (1.0, 1.25):
+        assert row[(cf, "a", "c")]["significant"] and row[(cf, "b", "c")]["significant"]
+    assert set(sig.get_column("strategy_b").filter(sig.get_column("significant"))) == {"c"}
+    # Holm over the whole table (both CFs: one family of 6), not per CF
+    assert sig.get_column("p_holm").to_list() == pytest.approx(rsig.holm(sig.get_column("p_value").to_list()))
+    # Welch (unequal variances), by hand: t and the Welch-Satterthwaite degrees of freedom
+    r = sig.row(0, named=True)
+    va, vb = r["std_a"] ** 2 / 3, r["std_b"] ** 2 / 3
+    t = r["diff"] / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    from scipy import stats
+    assert r["p_value"] == pytest.approx(2 * stats.t.sf(t, df))
+    assert set(sig.get_column("test")) == {"Welch t"} and set(sig.get_column("alpha")) == {0.05}
+    # the exact permutation p at 3 vs 3 seeds cannot go below 2/20 (so it does not decide)
+    assert row[(1.0, "a", "c")]["p_permutation"] == pytest.approx(0.1)
+    assert (sig.get_column("p_permutation") >= 0.1 - 1e-12).all()
+
+
+def test_significance_finds_nothing_in_pure_noise():
+    # one normal for all 8 strategies x 3 seeds; Holm holds the chance of any false pair to 5%, and this seed's
+    # draw has several uncorrected p < 0.05, so the test fails if the correction is missing or too weak
+    rng = np.random.default_rng(7)
+    m = _seeds({f"s{i}": list(10 + rng.standard_normal(3)) for i in range(8)})
+    sig = rsig.significance(m)
+    assert sig.height == 28 and rsig.family_size(sig) == 28
+    assert (sig.get_column("p_value") < 0.05).sum() >= 3  # uncorrected, some of the 28 noise pairs "differ"...
+    assert not sig.get_column("significant").any()  # ...but none survives Holm
+
+
+def test_significance_leaves_a_one_seed_pair_untested():
+    m = _seeds({"a": [10.0, 10.1, 9.9], "b": [12.0], "c": [12.0, 12.1, 11.9]})
+    sig = rsig.significance(m)
+    row = {(r["strategy_a"], r["strategy_b"]): r for r in sig.to_dicts()}
+    for pair in (("a", "b"), ("b", "c")):
+        assert row[pair]["p_value"] is None and row[pair]["p_holm"] is None
+        assert row[pair]["significant"] is False and "fewer than 2 seeds" in row[pair]["note"]
+        assert row[pair]["n_b" if pair[1] == "b" else "n_a"] == 1
+    assert row[("a", "c")]["p_value"] is not None and row[("a", "c")]["note"] == ""
+    assert rsig.family_size(sig) == 1  # only the tested pair: Holm leaves its p as it is
+    assert row[("a", "c")]["p_holm"] == pytest.approx(row[("a", "c")]["p_value"])
+    assert "1 tested pairs" in rsig.title(sig) and "2 pair(s) untested" in rsig.title(sig)
+
+
+def test_significance_title_names_the_test_and_the_top1_compute():
+    m = _seeds({"top1": [10.0, 10.2, 9.9], "softk": [9.0, 9.1, 8.8], "hash": [11.0, 11.3, 11.1]})
+    sig = rsig.significance(m)
+    t = rsig.title(sig)
+    assert "Welch" in t and "Holm" in t and "3 tested pairs" in t and "0.05" in t
+    note = rsig.compute_note(sig, {"base": 2})
+    assert "half the expert FLOPs" in note and "'base'" in note
+    assert "1/4 of the expert FLOPs" in rsig.compute_note(sig, {"base": 4})
+    assert rsig.compute_note(sig, {"base": 1}) == ""  # k = 1: every strategy is top-1
+    assert rsig.compute_note(sig.filter(pl.col("strategy_a") != "top1", pl.col("strategy_b") != "top1"),
+                             {"base": 2}) == ""  # no top1 pair in the table
 
 
 def test_two_step_training_is_deterministic():

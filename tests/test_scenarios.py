@@ -72,3 +72,21 @@ def test_random_scenario_weights_are_softmax_sorted(tmp_path):
     w = tr.weights()
     np.testing.assert_allclose(w.sum(axis=1), 1, rtol=1e-5)
     assert (np.diff(w, axis=1) <= 0).all()
+
+
+def test_reference_batch_with_worst_case_ep_spreads_excess_per_rank_then_swaps_the_heaviest_rank(tmp_path):
+    """As the reference: the batch's loads are made on the unpermuted profile with the excess spread over the
+    EP ranks, then the heaviest rank's experts (by those loads) are swapped onto rank 0."""
+    from moelab.synthetic import loads as L
+    from moelab.synthetic import powerlaw
+    from moelab.synthetic.scenarios import _rng, layer_profiles
+
+    sc = dict(kind="powerlaw", alpha=1.2, loads="reference", worst_case_ep=8)
+    hot = hotness.from_trace(make(tmp_path, **sc))
+    spec = SyntheticSpec(Scenario(**sc), 64, 4, STREAM, 4096, seed=11, drift=Drift())
+    profiles = layer_profiles(spec, _rng(spec.seed, "routing", spec.trace_id))  # a static drift keeps them
+    for layer, prof in enumerate(profiles):
+        want = powerlaw.reference_batch_loads(prof, STREAM.concurrency, 4, ep=8)
+        want = want[L.worst_case_ep_permutation(want, 8)]
+        assert np.array_equal(hot[0, layer], want), layer
+        assert hot[0, layer].reshape(8, 8).sum(1).argmax() == 0

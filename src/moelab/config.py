@@ -85,14 +85,29 @@ def check(config: dict[str, Any]) -> None:
 def import_specs(config: dict[str, Any]) -> dict[str, Any]:
     """The ``imports:`` list as specs by name (config only: the files are checked by ``check_files``)."""
     from moelab.imports import ImportSpec
+    from moelab.placement.dynamic_eval import DynamicSpec
 
     specs: dict[str, Any] = {}
     for i, entry in enumerate(config.get("imports") or []):
         spec = ImportSpec.from_config(entry, f"imports[{i}]")
         if spec.name in specs:
             raise ConfigError(f"imports[{i}].name={spec.name!r} repeats an earlier entry")
+        if spec.ep_size and config.get("placement", {}).get("dynamic"):
+            try:  # the dynamic placement of this import runs on its own EP size: placement.dynamic must allow it
+                DynamicSpec.from_config(dynamic_block(config, spec))
+            except ConfigError as exc:
+                raise ConfigError(f"imports[{i}].ep_size={spec.ep_size}: {exc}") from None
         specs[spec.name] = spec
     return specs
+
+
+def dynamic_block(config: dict[str, Any], spec: Any = None) -> dict[str, Any]:
+    """placement.dynamic for one source: an import that names its EP size (its rank files) is placed on that
+    many devices, so its exports fit the engine it came from; every other source on placement.dynamic.devices."""
+    block = dict(config["placement"]["dynamic"])
+    if spec is not None and getattr(spec, "ep_size", None):
+        block["devices"] = spec.ep_size
+    return block
 
 
 def trace_ids(config: dict[str, Any]) -> dict[str, tuple[int, int] | None]:

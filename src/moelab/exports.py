@@ -181,25 +181,36 @@ def _json_rows(rows: np.ndarray) -> str:
 
 
 def write_sglang(path: PathLike, p2l: np.ndarray, *, ep_size: int | None = None, num_experts: int | None = None,
-                 first_layer: int = 0) -> None:
+                 layers: Sequence[int] | None = None) -> None:
     """The JSON SGLang's ``--init-expert-location`` pins: a single key, ``physical_to_logical_map``.
 
-    SGLang indexes the map by decoder layer, dense layers included: ``first_layer`` rows (the dense
-    layers before the first MoE layer, 3 in DeepSeek-V3/R1) are prepended with SGLang's own trivial map
-    (physical p -> p mod E), which those layers never read. The path must end in ``.json``: SGLang
-    parses any other argument that is not a ``.pt`` file as inline JSON."""
+    SGLang indexes the map by decoder layer, dense layers included: ``layers`` gives the decoder-layer
+    index of each row of ``p2l`` (default 0, 1, ...), and every other row up to the last MoE layer (the
+    dense layers: the first 3 of DeepSeek-V3/R1) holds SGLang's own trivial map (physical p -> p mod E),
+    which those layers never read. The path must end in ``.json``: SGLang parses any other argument that
+    is not a ``.pt`` file as inline JSON."""
     if Path(path).suffix != ".json":
         raise ExportError(f"{path}: SGLang reads a placement file only when its name ends in .json")
     m = _checked(p2l, num_experts, ep_size, str(path))
     E = _num_experts(m, num_experts)
-    dense = np.broadcast_to(np.arange(m.shape[1]) % E, (first_layer, m.shape[1]))
-    rows = np.concatenate([dense, m]) if first_layer else m
+    index = _layer_index(layers, m.shape[0], str(path))
+    rows = np.broadcast_to(np.arange(m.shape[1]) % E, (index[-1] + 1, m.shape[1])).copy()
+    rows[index] = m
     _write_bytes(path, ('{"physical_to_logical_map": [\n' + _json_rows(rows) + "\n]}\n").encode())
 
 
-def read_sglang(path: PathLike, *, num_experts: int | None = None, first_layer: int = 0) -> np.ndarray:
-    """The map in an SGLang placement file (``.json``, or a ``.pt`` holding the same dict), without its
-    first ``first_layer`` (dense) rows."""
+def _layer_index(layers: Sequence[int] | None, n: int, where: str) -> list[int]:
+    """The decoder-layer index of each of ``n`` MoE rows: strictly increasing, >= 0."""
+    index = list(range(n)) if layers is None else [int(x) for x in layers]
+    if len(index) != n or any(b <= a for a, b in zip(index, index[1:])) or (index and index[0] < 0):
+        raise ExportError(f"{where}: layers {index} must be {n} strictly increasing decoder-layer indices >= 0")
+    return index
+
+
+def read_sglang(path: PathLike, *, num_experts: int | None = None,
+                layers: Sequence[int] | None = None) -> np.ndarray:
+    """The map in an SGLang placement file (``.json``, or a ``.pt`` holding the same dict): the rows of the
+    decoder layers ``layers`` (the MoE ones; default: every row)."""
     path = Path(path)
     try:
         if path.suffix == ".pt":
@@ -218,29 +229,32 @@ def read_sglang(path: PathLike, *, num_experts: int | None = None, first_layer: 
         raise ExportError(f"{path}: unexpected keys {sorted(set(data) - {'physical_to_logical_map'})} "
                           f"(SGLang accepts physical_to_logical_map alone)")
     m = _as_map(data["physical_to_logical_map"], f"{path}: physical_to_logical_map")
-    if m.shape[0] <= first_layer:
-        raise ExportError(f"{path}: physical_to_logical_map has {m.shape[0]} layers, none after the "
-                          f"{first_layer} dense ones")
-    return _checked(m[first_layer:], num_experts, None, f"{path}: physical_to_logical_map")
+    if layers is not None:
+        index = _layer_index(layers, len(layers), str(path))
+        if index[-1] >= m.shape[0]:
+            raise ExportError(f"{path}: physical_to_logical_map has {m.shape[0]} layers, not layer {index[-1]}")
+        m = m[index]
+    return _checked(m, num_experts, None, f"{path}: physical_to_logical_map")
 
 
 # -------------------------------------------------------------------------------- TensorRT-LLM
 
 
 def write_trtllm(path: PathLike, p2l: np.ndarray, ep_size: int, *, num_experts: int | None = None,
-                 first_layer: int = 0) -> None:
+                 layers: Sequence[int] | None = None) -> None:
     """TensorRT-LLM's ``MoeLoadBalancerConfig`` YAML for a static placement.
 
     ``num_slots`` is the total over all ranks (each rank holds ``num_slots / ep_size`` consecutive
     slots), ``initial_global_assignments`` maps a layer index to its ``num_slots`` experts, and
-    ``layer_updates_per_iter: 0`` keeps the placement static. Layer keys are the model's layer indices:
-    ``first_layer`` is added to ours (3 for DeepSeek-V3/R1, whose first 3 layers are dense). The config
+    ``layer_updates_per_iter: 0`` keeps the placement static. Layer keys are the model's layer indices,
+    ``layers`` (default 0, 1, ...; 3..60 for DeepSeek-V3/R1, whose first 3 layers are dense). The config
     forbids unknown keys, and the EP size comes from the launch, so ``ep_size`` goes in a comment."""
     m = _checked(p2l, num_experts, ep_size, str(path))
     E = _num_experts(m, num_experts)
     lines = [f"# moelab: ep_size={ep_size} num_experts={E} slots_per_rank={m.shape[1] // ep_size}",
              "initial_global_assignments:"]
-    lines += [f"  {first_layer + layer}: {json.dumps(row)}" for layer, row in enumerate(m.tolist())]  # flow lists
+    index = _layer_index(layers, m.shape[0], str(path))
+    lines += [f"  {key}: {json.dumps(row)}" for key, row in zip(index, m.tolist())]  # flow lists
     lines += ["layer_updates_per_iter: 0", f"num_slots: {m.shape[1]}", ""]
     _write_bytes(path, "\n".join(lines).encode())
 
@@ -272,9 +286,7 @@ def read_trtllm(path: PathLike, *, num_experts: int | None = None) -> tuple[np.n
         raise ExportError(f"{path}: initial_global_assignments must map layer indices to expert lists")
     if any(isinstance(k, bool) or not isinstance(k, int) for k in assign):
         raise ExportError(f"{path}: initial_global_assignments keys must be integer layer indices")
-    keys = sorted(assign)
-    if keys != list(range(keys[0], keys[0] + len(keys))):
-        raise ExportError(f"{path}: initial_global_assignments layers {keys} are not consecutive")
+    keys = sorted(assign)  # the MoE layers' indices: consecutive unless dense layers sit between them
     m = _as_map([assign[k] for k in keys], f"{path}: initial_global_assignments")
     if m.shape[1] != slots:
         raise ExportError(f"{path}: initial_global_assignments lists have {m.shape[1]} experts, "

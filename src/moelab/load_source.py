@@ -28,6 +28,7 @@ class LoadSource:
     concurrency: int | None  # tokens per iteration, fixed in a trace; None for imported hotness
     domain: str
     config: dict  # what made it: a trace's config, an import's entry
+    layer_index: tuple[int, ...]  # the decoder layer of each MoE row (engines index placements by it)
 
     def ident(self) -> dict:
         """The columns every per-source table carries."""
@@ -54,8 +55,10 @@ def read(path: str | Path, meta_path: str | Path | None = None) -> LoadSource:
         trace = read_trace(path)
         m = trace.meta
         return LoadSource(hotness.from_trace(trace), m.source_id, m.source_kind, m.num_experts, m.top_k,
-                          m.concurrency, m.domains[0] if len(m.domains) == 1 else "mixed", m.config)
+                          m.concurrency, m.domains[0] if len(m.domains) == 1 else "mixed", m.config, m.layer_index)
     meta = json.loads(Path(meta_path or path.with_name("meta.json")).read_text())
     hot = hotness.validate(np.load(path, allow_pickle=False), path)
+    config = meta.get("config", {})
+    layers = tuple(config.get("moe_layers") or range(hot.shape[1]))  # the rows an import kept are its MoE layers
     return LoadSource(hot, meta["source_id"], "imported", hot.shape[2], meta.get("top_k"), None,
-                      meta.get("domain", "imported"), meta.get("config", {}))
+                      meta.get("domain", "imported"), config, layers)

@@ -25,7 +25,9 @@ def load_summary(layers: pl.DataFrame) -> pl.DataFrame:
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return "–" if math.isnan(v) else f"{v:.3f}"
+        if math.isnan(v):
+            return "–"
+        return f"{v:.2e}" if 0 < abs(v) < 0.001 else f"{v:.3f}"  # a small p-value is not 0.000
     return html.escape(str(v))
 
 

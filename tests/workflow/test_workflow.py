@@ -78,10 +78,13 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     # a user's dump: a key its format cannot use, a rank file missing, a file that is not what the format says
     (lambda c: c["imports"].append({"name": "x", "format": "competition-npy", "path": "x.npy", "ep_size": 4}),
      "imports[2].ep_size: does not apply to format 'competition-npy'"),
-    (lambda c: c["imports"].append({"name": "x", "format": "sglang-per-pass", "ep_size": 3,
+    (lambda c: c["imports"].append({"name": "x", "format": "sglang-per-pass", "ep_size": 4,
                                     "path": "examples/imports/sglang-per-pass"}),
      "import error: examples/imports/sglang-per-pass/expert_distribution_recorder_<time>_2.pt: missing rank file "
-     "for rank 2 (ep_size=3)"),
+     "for rank 2 (ep_size=4)"),
+    (lambda c: c["imports"].append({"name": "x", "format": "sglang-per-pass", "ep_size": 3,
+                                    "path": "examples/imports/sglang-per-pass"}),
+     "imports[2].ep_size=3: placement.dynamic: nodes=2 must divide devices=3"),
     (lambda c: c["imports"].append({"name": "x", "format": "competition-npy", "path": "README.md"}),
      "import error: README.md: not a readable .npy array"),
     (lambda c: c["imports"].append({"name": "sglang_example", "format": "competition-npy", "path": "x.npy"}),
@@ -96,6 +99,20 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     assert res.returncode != 0
     assert message in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
     assert not (d / "results").exists(), "a job ran despite the bad config"
+
+
+def test_an_imported_trace_can_be_a_kernel_workload(checkout, tmp_path):
+    """A token-level import is a trace like a captured one: listed in kernels.traces, it is cut into kernel
+    workloads and timed (its experts and top-k are known from the config entry before any job)."""
+    d = copy_project(tmp_path / "p")
+    cfg = yaml.safe_load((d / "config/test.yaml").read_text())
+    cfg["kernels"]["traces"].append("imported-flame_example")
+    cfg["kernels"]["shapes"].append({"name": "flame", "hidden": 32, "ffn": 16, "experts": 64, "top_k": 6})
+    (d / "config/kernels.yaml").write_text(yaml.safe_dump(cfg))
+    res = snakemake(d, "-n", "--configfile", "config/kernels.yaml")
+    out = res.stdout + res.stderr
+    assert "results/kernels/workloads/imported-flame_example.parquet" in out, out[-3000:]
+    assert "results/bench/kernels/torch/imported-flame_example.parquet" in out, out[-3000:]
 
 
 def test_two_fresh_copies_give_identical_bytes(two_runs):
@@ -173,7 +190,7 @@ def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(two_r
             assert p2l.shape == (row["layers"], row["physical"]) and row["physical"] % row["devices"] == 0
             assert np.array_equal(exports.read_vllm(folder / sg.replace(".sglang.json", ".vllm.pt")), p2l)
     moves = pl.read_parquet(r / "placement/dynamic" / f"{hot}-redeployments.parquet")
-    for policy, g in moves.group_by("policy"):  # the final deployment in the files is the simulator's last
+    for (policy,), g in moves.group_by(["policy"]):  # the final deployment in the files is the simulator's last
         final = {}
         for layer, slots in g.sort("iteration", maintain_order=True).select("layer", "slots").iter_rows():
             final[layer] = slots

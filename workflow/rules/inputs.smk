@@ -48,6 +48,12 @@ def get_load_meta(wildcards):
     return []
 
 
+def get_dynamic_block(wildcards):
+    """placement.dynamic for one source: an import with an EP size is placed on that many devices."""
+    name = wildcards.trace.split("-", 1)[1] if wildcards.trace in IMPORTED_SOURCES else None
+    return mconfig.dynamic_block(config, IMPORTS.get(name))
+
+
 def get_import_files(wildcards):
     """Every file an import reads: a changed file reruns exactly what depends on it."""
     return IMPORTS[wildcards.name].files()

@@ -163,7 +163,7 @@ rule dynamic_placement:
         mem_mb=mem(2000),
         runtime=30,
     params:
-        dynamic=config["placement"]["dynamic"],
+        dynamic=get_dynamic_block,
         intervals=config["placement"]["sweep_intervals"],
         sweep_devices=config["placement"]["sweep_devices"],
         sweep_slots=config["placement"]["sweep_redundant_slots"],

@@ -52,11 +52,14 @@ IMPORTS = mconfig.import_specs(config)
 IMPORT_ENTRIES = {
     e["name"]: e for e in config.get("imports") or []
 }  # what a rule passes on
-try:  # cheap checks of every file (headers, keys, rank files) before any job runs
-    for _spec in IMPORTS.values():
-        _spec.check_files()
-except ValueError as exc:
-    raise WorkflowError(f"import error: {exc}") from None
+# Cheap checks of every file (headers, keys, rank files) before any job runs: in the main Snakemake process only
+# (each job parses this file again, locally or on a cluster node, and must not redo them).
+if workflow.is_main_process:
+    try:
+        for _spec in IMPORTS.values():
+            _spec.check_files()
+    except ValueError as exc:
+        raise WorkflowError(f"import error: {exc}") from None
 IMPORTED_TRACES = [s.source_id for s in IMPORTS.values() if s.kind == "trace"]
 IMPORTED_LOADS = [s.source_id for s in IMPORTS.values() if s.kind == "hotness"]
 IMPORTED_SOURCES = IMPORTED_TRACES + IMPORTED_LOADS

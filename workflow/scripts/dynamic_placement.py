@@ -13,9 +13,10 @@ m = load_source.read(snakemake.input.source, *snakemake.input.meta)  # a trace, 
 hot = m.hot  # once: both the policies and the interval sweep replay it
 runs = dynamic_eval.run_policies(hot, d, record=True)
 summary, timeline = dynamic_eval.evaluate(hot, d, runs)
-write_parquet(dynamic_eval.redeployments(runs).with_columns(trace=pl.lit(m.source_id),
-                                                            num_experts=pl.lit(m.num_experts)),
-              snakemake.output.redeployments)
+moves = dynamic_eval.redeployments(runs).with_columns(
+    decoder_layer=pl.col("layer").replace_strict(list(range(len(m.layer_index))), list(m.layer_index)),
+    trace=pl.lit(m.source_id), num_experts=pl.lit(m.num_experts))
+write_parquet(moves, snakemake.output.redeployments)
 ident = {"trace": m.source_id, "source_kind": m.source_kind, "devices": d.devices}
 write_parquet(summary.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.summary)
 write_parquet(timeline.with_columns(**{k: pl.lit(v) for k, v in ident.items()}), snakemake.output.timeline)

@@ -12,8 +12,14 @@ from moelab.imports import ImportSpec, read_hotness
 entry = snakemake.params.entry
 spec = ImportSpec.from_config(entry, f"imports[{snakemake.wildcards.name}]")
 hot = read_hotness(spec)
-files = [{"path": f, "bytes": Path(f).stat().st_size, "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()}
-         for f in snakemake.input.files]
+
+
+def sha256(path: str) -> str:
+    with open(path, "rb") as fh:  # in chunks: a dump can be larger than memory
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+files = [{"path": f, "bytes": Path(f).stat().st_size, "sha256": sha256(f)} for f in snakemake.input.files]
 meta = {"source_id": spec.source_id, "format": spec.format, "path": spec.path, "files": files,
         "shape": list(hot.shape), "top_k": spec.top_k, "config": dict(entry)}
 load_source.write_hotness(hot, meta, snakemake.output.hot, snakemake.output.meta)

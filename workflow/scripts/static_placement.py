@@ -15,6 +15,7 @@ table, placements = static_eval.static_table(trace, p.devices, p.split_fraction,
                              p.balance_windows)
 write_parquet(table.with_columns(trace=pl.lit(m.source_id), source_kind=pl.lit(m.source_kind),
                                   capture_device=pl.lit(m.capture_device)), snakemake.output.scores)
-write_parquet(placements.with_columns(trace=pl.lit(m.source_id), num_experts=pl.lit(m.num_experts)),
-              snakemake.output.placements)
+decoder = pl.col("layer").replace_strict(list(range(m.n_moe_layers)), list(m.layer_index))
+write_parquet(placements.with_columns(decoder_layer=decoder, trace=pl.lit(m.source_id),
+                                      num_experts=pl.lit(m.num_experts)), snakemake.output.placements)
 log.info("%s: %d placements scored", m.source_id, table.height)

@@ -5,26 +5,44 @@ experts]`` (:func:`read_hotness`); **trace** formats give token-level routing th
 (:func:`read_trace`, ``source_kind`` ``imported``). One config entry (:class:`ImportSpec`) names the file and
 its format and supplies what the format does not store; every problem is an :class:`ImportFileError` naming
 the file, the field and what was expected.
+
+Importing this package is light (the workflow imports it for ``ImportSpec`` each time Snakemake parses the
+workflow, once per job): the readers, the checks and what they need (torch, safetensors, pyarrow, numpy) are
+imported inside :func:`read_hotness`, :func:`read_trace` and ``ImportSpec.check_files``, and
+:class:`ImportFileError` (whose base class lives in ``moelab.hotness``) on first use.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-
-from moelab.imports import hotness_formats, trace_formats
-from moelab.imports.errors import ImportFileError
 from moelab.imports.formats import FORMATS, FormatInfo
 from moelab.imports.spec import ImportSpec
-from moelab.traces import TraceMeta
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from moelab.imports.errors import ImportFileError
+    from moelab.traces import TraceMeta
 
 __all__ = ["FORMATS", "FormatInfo", "ImportFileError", "ImportSpec", "read_hotness", "read_trace"]
 
 
-def read_hotness(spec: ImportSpec) -> np.ndarray:
+def __getattr__(name: str) -> Any:
+    if name == "ImportFileError":  # lazily: moelab.hotness (its base) imports the trace I/O
+        from moelab.imports.errors import ImportFileError
+
+        return ImportFileError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def read_hotness(spec: ImportSpec) -> "np.ndarray":
     """``[I, L, E]`` float64 logical counts of a hotness import, validated."""
+    from moelab.imports import hotness_formats
+    from moelab.imports.errors import ImportFileError
+
     if spec.kind != "hotness":
         raise ImportFileError(f"{spec.path}: format {spec.format!r} gives a trace, not hotness (use read_trace)")
     f, path = spec.format, Path(spec.path)
@@ -43,10 +61,13 @@ def read_hotness(spec: ImportSpec) -> np.ndarray:
     raise AssertionError(f"no hotness reader for {f}")  # FORMATS and this dispatch disagree
 
 
-def read_trace(spec: ImportSpec, seed: int) -> tuple[TraceMeta, pa.Table]:
+def read_trace(spec: ImportSpec, seed: int) -> "tuple[TraceMeta, pa.Table]":
     """A valid moelab trace (``source_kind`` ``imported``, ``source_id`` ``imported-<name>``) from a trace
     import; write it with ``moelab.traces.write_trace``. The readers draw no random numbers; ``seed`` is
     recorded in the metadata's config."""
+    from moelab.imports import trace_formats
+    from moelab.imports.errors import ImportFileError
+
     if spec.kind != "trace":
         raise ImportFileError(f"{spec.path}: format {spec.format!r} gives hotness, not a trace (use read_hotness)")
     readers = {"sglang-per-token": trace_formats.read_sglang_per_token,

@@ -1,8 +1,9 @@
 """``ImportSpec.check_files``: what can be checked before any job without reading the data.
 
-Headers only where the container allows it (npy header through a memory map, the safetensors header,
-parquet schemas and row counts, ``meta_info.json``); torch.save dumps are opened with memory-mapped tensors,
-so their structure (keys, ranks, records) is checked without reading the arrays.
+Headers only where the container allows it (npy header through a memory map, the safetensors header parsed
+once per file, with the TensorRT-LLM key grid checked by set operations, parquet schemas and row counts,
+``meta_info.json``); torch.save dumps are opened with memory-mapped tensors, one rank file at a time, so their
+structure (keys, ranks, records) is checked without reading the arrays.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 from moelab.imports import hotness_formats as hf
 from moelab.imports import layout, sglang_dumps
 from moelab.imports.errors import fail
-from moelab.imports.loaders import as_array, check_map, load_map_file, torch_load
-from moelab.imports.trace_formats import PER_TOKEN_FIELDS
+from moelab.imports.loaders import as_array, check_map, load_map_file, safetensors_header, torch_load
+from moelab.imports.sglang_dumps import PER_TOKEN_FIELDS
 
 if TYPE_CHECKING:
     from moelab.imports.spec import ImportSpec
@@ -59,40 +60,28 @@ def _stat(spec: "ImportSpec") -> None:
 
 
 def _sglang_records(spec: "ImportSpec", fields: tuple[str, ...], mode: str) -> None:
-    dump = sglang_dumps.load(spec.path, ep_size=spec.ep_size, fields=fields, mode=mode,
-                             map_path=spec.physical_to_logical, experts=spec.experts, mmap=True)
-    L, P = dump.p2l.shape
-    r = dump.records[0]
-    a = as_array(r.data[fields[0]], r.path, r.where(fields[0]), "iuf")
-    if a.shape[:1] != (L,) or (mode == "per_pass" and a.shape != (L, P)):
-        raise fail(r.path, r.where(fields[0]), f"has shape {tuple(a.shape)}, expected {L} layers"
-                                              + (f" x {P} physical experts" if mode == "per_pass" else ""))
+    dump = None
+    for dump, rf in sglang_dumps.scan(spec.path, ep_size=spec.ep_size, fields=fields, mode=mode,
+                                      map_path=spec.physical_to_logical, experts=spec.experts, mmap=True):
+        L, P = dump.p2l.shape
+        r = rf.records[0]  # the shape of each file's first record (memory-mapped: nothing is read)
+        a = as_array(r.data[fields[0]], r.path, r.where(fields[0]), "iuf")
+        if a.shape[:1] != (L,) or (mode == "per_pass" and a.shape != (L, P)):
+            raise fail(r.path, r.where(fields[0]), f"has shape {tuple(a.shape)}, expected {L} layers"
+                                                  + (f" x {P} physical experts" if mode == "per_pass" else ""))
+        del rf, r, a
+    assert dump is not None  # scan raises on a dump without records
+    L = dump.p2l.shape[0]
     if spec.moe_layers is not None and max(spec.moe_layers) >= L:
         raise fail(dump.map_source, "moe_layers", f"lists layer {max(spec.moe_layers)}; the dump has {L} layers")
 
 
-def _safetensors_shapes(f: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape from a safetensors header (the data is not read)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(f, framework="numpy") as st:
-            return {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a bad header
-        raise fail(f, "", f"not a readable safetensors file ({type(exc).__name__}: {exc})") from None
-
-
 def _trtllm(spec: "ImportSpec") -> None:
+    """Each rank file's header parsed once: shapes and dtypes from it, the key grid by set operations."""
     meta, ranks = layout.trtllm_files(Path(spec.path), spec.ep_size)
     E, _ = hf.read_trtllm_meta(meta, spec.experts, spec.top_k)
-    keys: dict[Path, list[str]] = {}
-    for f in ranks.values():
-        shapes = _safetensors_shapes(f)
-        keys[f] = list(shapes)
-        for k, shape in shapes.items():
-            if shape != (E,):
-                raise fail(f, repr(k), f"has shape {shape}, expected ({E},) (num_experts in {meta.name})")
-    hf.trtllm_grid(keys)
+    headers = hf.trtllm_headers(ranks, E, meta.name)
+    hf.trtllm_grid({f: h.names for f, h in headers.items()})
 
 
 def _vllm(spec: "ImportSpec") -> None:
@@ -100,10 +89,10 @@ def _vllm(spec: "ImportSpec") -> None:
     m = _map(spec)
     assert m is not None  # required by the spec
     if path.suffix == ".safetensors":
-        shapes = _safetensors_shapes(layout.need_file(path, "vLLM expert_load_window"))
-        if hf.WINDOW_KEY not in shapes:
-            raise fail(path, hf.WINDOW_KEY, f"missing; the file has keys {sorted(shapes)}")
-        shape = shapes[hf.WINDOW_KEY]
+        h = safetensors_header(layout.need_file(path, "vLLM expert_load_window"))
+        if hf.WINDOW_KEY not in h.names:
+            raise fail(path, hf.WINDOW_KEY, f"missing; the file has keys {sorted(h.names)}")
+        shape = h.shape_of(hf.WINDOW_KEY)
     else:
         shape = tuple(hf.load_vllm_window(path, mmap=True).shape)
     if len(shape) != 3 or shape[1:] != m[0].shape:

@@ -11,6 +11,10 @@ from pathlib import Path
 from moelab.hotness import HotnessError
 
 
+# how every reader words a dense layer kept (one that routed or counted nothing)
+DENSE_HINT = "list the MoE layers in the config key moe_layers"
+
+
 class ImportFileError(HotnessError):
     """A user's dump cannot be imported: the message names the file, the field and what was expected."""
 

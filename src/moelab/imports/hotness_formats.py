@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from moelab.imports import layout, sglang_dumps
-from moelab.imports.errors import fail
-from moelab.imports.loaders import (as_array, check_map, checked_hotness, counts, load_map_file, pick_layers,
+from moelab.imports.errors import DENSE_HINT, fail
+from moelab.imports.loaders import (ST_DTYPES, SafetensorsHeader, as_array, check_map, checked_hotness, counts,
+                                    load_map_file, pick_layers, raw_counts, safetensors_header, st_dtype,
                                     to_logical, torch_load)
+
+
+
+def dense_layers(a: np.ndarray, path: str | Path, field: str) -> None:
+    """Refuse layers that count zero in every pass ``a`` ``[passes, layers, experts]`` holds: SGLang indexes
+    every decoder layer and a dense one counts nothing; kept, it would look perfectly balanced later."""
+    zero = np.flatnonzero(~a.any(axis=(0, 2)))
+    if zero.size:
+        every = " (every layer: was anything recorded?)" if zero.size == a.shape[1] else ""
+        raise fail(path, field, f"decoder layer(s) {zero.tolist()} counted no token in any forward pass{every}: "
+                                f"dense layers; {DENSE_HINT}")
 
 
 def _check_experts(E: int, experts: int | None, path: Path, field: str) -> None:
@@ -45,21 +58,43 @@ def read_sglang_stat(path: str | Path, *, moe_layers: tuple[int, ...] | None = N
                      experts: int | None = None) -> np.ndarray:
     """``logical_count`` ``[passes, layers, logical]``: SGLang already summed it over ranks (an all-reduce at
     dump time, only rank 0 writes), so it is the hotness as is. ``moe_layers`` drops dense layers (SGLang
-    indexes every decoder layer; a dense one counts zero)."""
+    indexes every decoder layer; a dense one counts zero); without it, a layer that counts zero in every pass
+    is refused (a dense layer kept would look perfectly balanced)."""
     path = Path(path)
-    d = torch_load(path)
+    d = torch_load(path, mmap=True)
     if not isinstance(d, dict):
         raise fail(path, "", f"expected a dict (SGLang recorder dump), got {type(d).__name__}")
     if "logical_count" not in d:
         hint = " (a per_pass/per_token dump: use format sglang-per-pass)" if "records" in d else ""
         raise fail(path, "logical_count", f"missing{hint}; the dump has keys {sorted(map(str, d))}")
     hot = counts(d["logical_count"], path, "logical_count", 3, "[forward passes, layers, logical experts]")
+    if moe_layers is None:
+        dense_layers(hot, path, "logical_count")
     hot = pick_layers(hot, 1, moe_layers, path, "logical_count")
     _check_experts(hot.shape[2], experts, path, "logical_count")
     return checked_hotness(hot, f"{path}: logical_count")
 
 
 # --- SGLang per_pass mode -----------------------------------------------------------------------------------
+
+def _add_passes(acc: np.ndarray, dump: sglang_dumps.Dump, rf: sglang_dumps.RankFile) -> np.ndarray:
+    """Add one rank file's ``global_physical_count`` records into ``acc`` ``[passes, layers, physical]``."""
+    L, P = dump.p2l.shape
+    row = np.searchsorted(dump.passes, [r.forward_pass_id for r in rf.records])
+    for r, i in zip(rf.records, row):
+        field = r.where("global_physical_count")
+        c = raw_counts(r.data["global_physical_count"], r.path, field, 2, "[layers, physical experts]")
+        if c.shape != (L, P):
+            raise fail(r.path, field, f"has shape {c.shape}, expected {(L, P)} (the physical-to-logical "
+                                      f"map's shape)")
+        if acc.dtype.kind != "f":
+            if c.dtype.kind == "f" and (c != np.round(c)).any():
+                acc = acc.astype(np.float64)  # fractional counts: sum them as floats
+            else:
+                c = c.astype(np.int64, copy=False)  # whole float or unsigned counts: exact in int64
+        acc[i] += c
+    return acc
+
 
 def read_sglang_per_pass(path: str | Path, *, ep_size: int | None = None, map_path: str | None = None,
                          moe_layers: tuple[int, ...] | None = None, experts: int | None = None) -> np.ndarray:
@@ -69,22 +104,30 @@ def read_sglang_per_pass(path: str | Path, *, ep_size: int | None = None, map_pa
     Summing over ranks is right: despite its name, a record's ``global_physical_count`` holds only the tokens
     *that rank* routed, laid out over the global physical-expert index space (a rank's own slots, or the whole
     space when counted at expert selection). SGLang's own stat mode all-reduces (sums) the same per-rank counts
-    over ranks before it dumps ``logical_count``, so this sum gives what stat mode would have given."""
-    dump = sglang_dumps.load(path, ep_size=ep_size, fields=("global_physical_count",), mode="per_pass",
-                             map_path=map_path, experts=experts)
-    L, P = dump.p2l.shape
-    passes: dict[int, np.ndarray] = {}
-    for r in dump.records:
-        c = counts(r.data["global_physical_count"], r.path, r.where("global_physical_count"), 2,
-                   "[layers, physical experts]")
-        if c.shape != (L, P):
-            raise fail(r.path, r.where("global_physical_count"), f"has shape {c.shape}, expected {(L, P)} "
-                                                                  f"(the physical-to-logical map's shape)")
-        passes[r.forward_pass_id] = passes.get(r.forward_pass_id, 0) + c
-    phys = np.stack([passes[fp] for fp in sorted(passes)])
-    hot = to_logical(phys, dump.p2l, dump.experts)
-    hot = pick_layers(hot, 1, moe_layers, dump.map_source, "layers")
-    return checked_hotness(hot, path)
+    over ranks before it dumps ``logical_count``, so this sum gives what stat mode would have given.
+
+    Streamed: one rank file at a time (memory-mapped), its records added into one ``[passes, layers,
+    physical]`` int64 array allocated from the first file's passes, then released; mapped to logical once at
+    the end. Without ``moe_layers``, a layer that counts zero in every pass (a dense one) is refused."""
+    acc: np.ndarray | None = None
+    dump = None
+    for dump, rf in sglang_dumps.scan(path, ep_size=ep_size, fields=("global_physical_count",), mode="per_pass",
+                                      map_path=map_path, experts=experts):
+        L, P = dump.p2l.shape
+        if acc is None:
+            acc = np.zeros((len(dump.passes), L, P), np.int64)
+        acc = _add_passes(acc, dump, rf)
+        del rf  # this file's records go before scan opens the next
+    assert acc is not None and dump is not None  # scan raises on a dump without records
+    if moe_layers is None:
+        dense_layers(acc, path, "global_physical_count")
+        p2l = dump.p2l
+    else:
+        if max(moe_layers) >= acc.shape[1]:
+            raise fail(dump.map_source, "layers", f"has {acc.shape[1]} layers; moe_layers lists layer "
+                                                  f"{max(moe_layers)} (expected indices below {acc.shape[1]})")
+        acc, p2l = acc[:, list(moe_layers)], dump.p2l[list(moe_layers)]
+    return checked_hotness(to_logical(acc, p2l, dump.experts), path)
 
 
 # --- TensorRT-LLM expert statistic --------------------------------------------------------------------------
@@ -113,28 +156,100 @@ def read_trtllm_meta(path: Path, experts: int | None, top_k: int | None) -> tupl
     return out[0], out[1]
 
 
-def trtllm_grid(rank_keys: dict[Path, list[str]]) -> tuple[list[int], list[int]]:
-    """Sorted iterations and layers, after checking every rank file holds every (iteration, layer) key."""
-    parsed: dict[Path, set[tuple[int, int]]] = {}
-    for f, keys in rank_keys.items():
-        s = set()
-        for k in keys:
-            m = KEY.match(k)
-            if not m:
-                raise fail(f, repr(k), "expected keys '<iteration>_<layer>'")
-            s.add((int(m.group("it")), int(m.group("layer"))))
+KEYS = re.compile(r"^(\d+)_(\d+)$", re.M)
+
+
+def trtllm_grid(rank_keys: Mapping[Path, Iterable[str]]) -> tuple[list[int], list[int], list[str], np.ndarray]:
+    """Check that every rank file holds the same keys and that they are exactly iterations x layers; return
+    the sorted iterations and layers, the keys (sorted) and each key's flat index ``iteration * layers +
+    layer`` into the grid. Set operations and one regex pass over all keys: no Python call per key."""
+    sets = {f: k if isinstance(k, (set, frozenset)) else set(k) for f, k in rank_keys.items()}
+    for f, s in sets.items():
         if not s:
             raise fail(f, "", "holds no '<iteration>_<layer>' tensors")
-        parsed[f] = s
-    its = sorted({i for s in parsed.values() for i, _ in s})
-    layers = sorted({ly for s in parsed.values() for _, ly in s})
-    for f, s in parsed.items():
-        for i in its:
-            for ly in layers:
-                if (i, ly) not in s:
-                    raise fail(f, f"'{i}_{ly}'", f"missing: expected a count for every iteration {its[0]}..{its[-1]} "
-                                                f"and layer {layers} found across the rank files")
-    return its, layers
+    first = next(iter(sets.values()))
+    same = all(s == first for s in sets.values())
+    names = sorted(first if same else set().union(*sets.values()))
+    text = "\n".join(names)
+    found = KEYS.findall(text)
+    if len(found) != len(names) or text.count("\n") != len(names) - 1:
+        bad = next(k for k in names if not KEY.match(k) or "\n" in k)
+        f = next(f for f, s in sets.items() if bad in s)
+        raise fail(f, repr(bad), "expected keys '<iteration>_<layer>'")
+    pairs = np.asarray(found).astype(np.int64).reshape(-1, 2)
+    its, ii = np.unique(pairs[:, 0], return_inverse=True)
+    layers, li = np.unique(pairs[:, 1], return_inverse=True)
+    flat = ii.reshape(-1) * len(layers) + li.reshape(-1)
+    if np.unique(flat).size != flat.size:  # "01_2" and "1_2"
+        order = np.argsort(flat, kind="stable")
+        j = order[np.flatnonzero(np.diff(flat[order]) == 0)[0] + 1]
+        f = next(f for f, s in sets.items() if names[j] in s)
+        raise fail(f, repr(names[j]), "names the same (iteration, layer) as another key")
+    if not same or flat.size != its.size * layers.size:
+        pos = dict(zip(names, flat.tolist()))
+        for f, s in sets.items():
+            have = np.zeros(its.size * layers.size, bool)
+            have[np.fromiter(map(pos.__getitem__, s), np.int64, len(s))] = True
+            if not have.all():
+                q = int(np.argmin(have))
+                i, ly = int(its[q // layers.size]), int(layers[q % layers.size])
+                raise fail(f, f"'{i}_{ly}'", f"missing: expected a count for every iteration {its[0]}..{its[-1]} "
+                                            f"and layer {layers.tolist()} found across the rank files")
+    return its.tolist(), layers.tolist(), names, flat
+
+
+def trtllm_headers(ranks: Mapping[int, Path], E: int, meta_name: str = "meta_info.json"
+                   ) -> dict[Path, SafetensorsHeader]:
+    """Each rank file's safetensors header, every tensor checked to be a count vector of length ``E``."""
+    out = {}
+    for f in ranks.values():
+        h = safetensors_header(f)
+        bad = np.flatnonzero(h.shape_codes != str(E))
+        if bad.size:
+            k = h.names[bad[0]]
+            raise fail(f, repr(k), f"has shape {h.shape_of(k)}, expected ({E},) (num_experts in {meta_name})")
+        for code in sorted(h.dtypes()):
+            st_dtype(f, code, h.names[int(np.argmax(h.dtype_codes == code))])
+        out[f] = h
+    return out
+
+
+CHUNK = 1 << 16  # tensors added at a time (bounds the temporary copy)
+
+
+def _trtllm_add(acc: np.ndarray, h: SafetensorsHeader, flat: np.ndarray, E: int) -> np.ndarray:
+    """Add one rank file's vectors into ``acc`` ``[iterations * layers, E]`` at ``flat`` (per tensor, in header
+    order). One memory map over the data section when the file has one dtype and whole-row offsets (what
+    TensorRT-LLM writes); else a view per tensor."""
+    names, offs = h.names, h.offsets
+    if len(h.dtypes()) == 1:
+        dt = st_dtype(h.path, str(h.dtype_codes[0]), names[0])
+        row = E * dt.itemsize
+        aligned = (offs[:, 1] - offs[:, 0] == row).all() and not (offs[:, 0] % row).any()
+    else:
+        aligned = False
+    if aligned:
+        data = np.memmap(h.path, dtype=dt, mode="r", offset=h.data_start, shape=(h.data_size // row, E))
+        rows = offs[:, 0] // row
+        get = lambda s, e: data[rows[s:e]]  # noqa: E731
+    else:
+        raw = np.memmap(h.path, dtype=np.uint8, mode="r", offset=h.data_start, shape=(h.data_size,))
+        get = lambda s, e: np.stack([raw[b:en].view(ST_DTYPES[h.dtype_codes[j]]).astype(np.float64)  # noqa: E731
+                                     for j, (b, en) in zip(range(s, e), offs[s:e])])
+    for s in range(0, len(names), CHUNK):
+        v = get(s, s + CHUNK)
+        for bad, what in ((~np.isfinite(v) if v.dtype.kind == "f" else None, "NaN or infinite values"),
+                          (v < 0 if v.dtype.kind in "if" else None, "negative values")):
+            if bad is not None and bad.any():
+                j, e = np.argwhere(bad)[0].tolist()
+                raise fail(h.path, repr(names[s + j]), f"holds {what} (first at index {e}); expected counts >= 0")
+        if acc.dtype.kind != "f":
+            if v.dtype.kind == "f" and (v != np.round(v)).any():
+                acc = acc.astype(np.float64)  # fractional counts: sum them as floats
+            else:
+                v = v.astype(np.int64, copy=False)
+        acc[flat[s:s + CHUNK]] += v
+    return acc
 
 
 def read_trtllm(folder: str | Path, *, ep_size: int | None = None, experts: int | None = None,
@@ -142,29 +257,21 @@ def read_trtllm(folder: str | Path, *, ep_size: int | None = None, experts: int 
     """``meta_info.json`` plus one ``rank{r}.safetensors`` per rank of bincounts keyed ``"{iteration}_{layer}"``.
     Ranks are summed (each rank counts the tokens it routed; TensorRT-LLM's own load-balancer tooling sums the
     rank files the same way); iterations sorted numerically, layers by their index (the keys' layer ids may be
-    decoder-layer indices with dense layers absent: only the ids found become layers)."""
-    from safetensors.numpy import load_file
+    decoder-layer indices with dense layers absent: only the ids found become layers).
 
+    Vectorised: each file's header is parsed once and the key grid checked with set operations; each file's
+    data section is read through one memory map and added, in chunks of tensors, into one ``[iterations *
+    layers, E]`` array."""
     meta_path, ranks = layout.trtllm_files(Path(folder), ep_size)
     E, _ = read_trtllm_meta(meta_path, experts, top_k)
-    data: dict[Path, dict[str, np.ndarray]] = {}
-    for f in ranks.values():
-        try:
-            data[f] = load_file(f)
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise fail(f, "", f"not a readable safetensors file ({type(exc).__name__}: {exc})") from None
-    its, layers = trtllm_grid({f: list(d) for f, d in data.items()})
-    hot = np.zeros((len(its), len(layers), E))
-    li = {ly: j for j, ly in enumerate(layers)}
-    ii = {i: j for j, i in enumerate(its)}
-    for f, d in data.items():
-        for k, v in d.items():
-            c = counts(v, f, repr(k), 1, f"a count vector of length num_experts={E}")
-            if c.shape != (E,):
-                raise fail(f, repr(k), f"has shape {c.shape}, expected ({E},) (num_experts in meta_info.json)")
-            i, ly = map(int, k.split("_"))
-            hot[ii[i], li[ly]] += c
-    return checked_hotness(hot, folder)
+    headers = trtllm_headers(ranks, E, meta_path.name)
+    its, layers, names, flat = trtllm_grid({f: h.names for f, h in headers.items()})
+    pos = dict(zip(names, flat.tolist()))
+    acc = np.zeros((len(its) * len(layers), E), np.int64)
+    for f, h in headers.items():
+        keys = h.names
+        acc = _trtllm_add(acc, h, np.fromiter(map(pos.__getitem__, keys), np.int64, len(keys)), E)
+    return checked_hotness(acc.reshape(len(its), len(layers), E).astype(np.float64), folder)
 
 
 # --- vLLM EPLB expert load window ---------------------------------------------------------------------------

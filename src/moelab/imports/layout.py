@@ -65,12 +65,25 @@ def _ranked(folder: Path, pattern: re.Pattern, ep_size: int | None, name_of: str
 
 def sglang_files(path: Path, ep_size: int | None) -> list[tuple[int | None, Path]]:
     """(rank, file) for an SGLang per_pass / per_token dump: a folder of rank files, or one file (its rank
-    from its name when it has SGLang's name, else ``None``: the records say which ranks it holds)."""
+    from its name when it has SGLang's name, else ``None``: the records say which ranks it holds). One rank's
+    file whose dump has other rank files next to it (same time, other ranks) is refused: give the folder."""
     if path.is_dir():
         return list(_ranked(path, SGLANG_RANK, ep_size, "expert_distribution_recorder_<time>_{rank}.pt").items())
     need_file(path, "SGLang recorder dump or a folder of rank files")
     m = SGLANG_RANK.match(path.name)
-    return [(int(m.group("rank")) if m else None, path)]
+    if m is None:
+        return [(None, path)]
+    rank = int(m.group("rank"))
+    # one rank's file of a dump whose other ranks lie next to it holds 1/ep_size of the load: refuse it
+    siblings = sorted(int(s.group("rank")) for p in path.parent.iterdir()
+                      if (s := SGLANG_RANK.match(p.name)) and s.group("time") == m.group("time")
+                      and int(s.group("rank")) != rank and p.is_file())
+    if siblings:
+        raise fail(path, "", f"one rank file of a dump whose other ranks {siblings[:8]}"
+                             f"{' ...' if len(siblings) > 8 else ''} are in the same folder: it holds only rank "
+                             f"{rank}'s share of the load. Give the folder {path.parent} as path instead (and "
+                             f"ep_size, the number of ranks)")
+    return [(rank, path)]
 
 
 def trtllm_files(folder: Path, ep_size: int | None) -> tuple[Path, dict[int, Path]]:

@@ -7,6 +7,9 @@ Every reader turns a container problem into an ImportFileError naming the file a
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +46,28 @@ def as_array(x: Any, path: Path, field: str, kinds: str = "iuf") -> np.ndarray:
     return a
 
 
-def counts(x: Any, path: Path, field: str, ndim: int, shape_names: str) -> np.ndarray:
-    """Non-negative finite counts of rank ``ndim`` as float64 (exact for integers below 2^53)."""
+def raw_counts(x: Any, path: Path, field: str, ndim: int, shape_names: str) -> np.ndarray:
+    """Non-negative finite counts of rank ``ndim`` in their own dtype (integers stay integers: no copy)."""
     a = as_array(x, path, field)
     if a.ndim != ndim:
         raise fail(path, field, f"expected {shape_names}, got rank {a.ndim} (shape {tuple(a.shape)})")
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
+    check_counts(a, path, field)
+    return a
+
+
+def check_counts(a: np.ndarray, path: Path, field: str) -> None:
+    """Finite and non-negative, or an ImportFileError naming the first bad index."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise fail(path, field, f"holds NaN or infinite values (first at index "
                                 f"{np.argwhere(~np.isfinite(a))[0].tolist()}); expected counts")
-    if (a < 0).any():
+    if a.dtype.kind in "if" and (a < 0).any():
         raise fail(path, field, f"holds negative values (first at index {np.argwhere(a < 0)[0].tolist()}); "
                                 f"expected counts >= 0")
-    return a
+
+
+def counts(x: Any, path: Path, field: str, ndim: int, shape_names: str) -> np.ndarray:
+    """Non-negative finite counts of rank ``ndim`` as float64 (exact for integers below 2^53)."""
+    return raw_counts(x, path, field, ndim, shape_names).astype(np.float64)
 
 
 def checked_hotness(hot: np.ndarray, source: str | Path) -> np.ndarray:
@@ -118,13 +130,19 @@ def check_map(p2l: np.ndarray, path: str | Path, field: str, experts: int | None
 
 
 def to_logical(physical: np.ndarray, p2l: np.ndarray, E: int) -> np.ndarray:
-    """``[..., layers, physical]`` counts -> ``[..., layers, E]`` logical counts, replicas summed."""
+    """``[..., layers, physical]`` counts -> ``[..., layers, E]`` float64 logical counts, replicas summed.
+
+    One layer at a time, through a 0/1 matrix: exact for integer counts below 2^53 (each product is a count
+    or 0, each sum an integer), and the only array as large as the input is the output."""
     L, P = p2l.shape
     lead = physical.shape[:-2]
-    flat = physical.reshape(-1, L * P).T  # [L*P, N]
-    out = np.zeros((L * E, flat.shape[1]))
-    np.add.at(out, (np.arange(L)[:, None] * E + p2l).ravel(), flat)
-    return out.T.reshape(*lead, L, E)
+    flat = physical.reshape(-1, L, P)
+    out = np.zeros((flat.shape[0], L, E))
+    for ly in range(L):
+        onehot = np.zeros((P, E))
+        onehot[np.arange(P), p2l[ly]] = 1.0
+        out[:, ly] = flat[:, ly].astype(np.float64) @ onehot
+    return out.reshape(*lead, L, E)
 
 
 def pick_layers(a: np.ndarray, axis: int, moe_layers: tuple[int, ...] | None, path: Path, field: str) -> np.ndarray:
@@ -136,3 +154,117 @@ def pick_layers(a: np.ndarray, axis: int, moe_layers: tuple[int, ...] | None, pa
         raise fail(path, field, f"has {n} layers; moe_layers lists layer {max(moe_layers)} (expected indices "
                                 f"below {n})")
     return np.take(a, list(moe_layers), axis=axis)
+
+
+# --- safetensors headers ------------------------------------------------------------------------------------
+
+# safetensors dtype names -> numpy (little-endian); BF16 and the float8 types have no numpy dtype
+ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+             "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+MAX_HEADER = 1 << 30  # a sanity bound on the header length (safetensors itself allows 100 MB)
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A safetensors file's header, by column: tensor names, their dtype codes (``"I32"``), shapes (as
+    ``"61,288"``: comma-joined, ``""`` for a scalar) and ``[tensors, 2]`` (begin, end) byte offsets relative to
+    ``data_start``, the byte after the header; nothing of the data is read."""
+
+    path: Path
+    names: list[str]
+    dtype_codes: np.ndarray
+    shape_codes: np.ndarray
+    offsets: np.ndarray
+    data_start: int
+    data_size: int
+
+    def dtypes(self) -> set[str]:
+        return set(np.unique(self.dtype_codes).tolist())
+
+    def shapes(self) -> set[tuple[int, ...]]:
+        return {_shape(c) for c in np.unique(self.shape_codes).tolist()}
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return _shape(str(self.shape_codes[self.names.index(name)]))
+
+    def dtype_of(self, name: str) -> str:
+        return str(self.dtype_codes[self.names.index(name)])
+
+
+def _shape(code: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in code.split(",")) if code else ()
+
+
+# one header entry as the safetensors library writes it (compact JSON, its key order, a name without escapes)
+_ENTRY = re.compile(rb'"([^"\\]*)":\{"dtype":"([A-Z0-9]+)","shape":\[([0-9,]*)\],'
+                    rb'"data_offsets":\[([0-9]+),([0-9]+)\]\}')
+_ENTRY_FIXED = len(b'"":{"dtype":"","shape":[],"data_offsets":[,]}')
+
+
+def _entries_fast(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None:
+    """The entries by one regex pass, when they tile the header exactly (``{`` entry ``,`` ... ``}``, as the
+    safetensors library writes it); else None (the caller parses the JSON). ~3x faster than ``json.loads`` on a
+    header of 300k tensors, which builds a dict per tensor."""
+    found = _ENTRY.findall(raw)
+    if not found or raw[:1] != b"{" or raw[-1:] != b"}":
+        return None
+    a = np.asarray(found)
+    matched = int(np.char.str_len(a).sum()) + _ENTRY_FIXED * len(found)
+    if matched + len(found) + 1 != len(raw):  # some text no entry matched (metadata, spaces, escapes)
+        return None
+    try:
+        names = a[:, 0].astype(str).tolist()
+    except UnicodeDecodeError:
+        return None
+    return names, a[:, 1].astype(str), a[:, 2].astype(str), a[:, 3:5].astype(np.int64)
+
+
+def _entries_json(raw: bytes, path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    bad = "not a readable safetensors file"
+    try:
+        hdr = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise fail(path, "", f"{bad} (the header is not JSON: {exc})") from None
+    if not isinstance(hdr, dict):
+        raise fail(path, "", f"{bad} (the header is a JSON {type(hdr).__name__}, expected an object)")
+    hdr.pop("__metadata__", None)
+    try:
+        vals = list(hdr.values())
+        dtypes = np.asarray(list(map(itemgetter("dtype"), vals)), dtype=str).reshape(-1)
+        shapes = np.asarray([",".join(str(int(x)) for x in v["shape"]) for v in vals], dtype=str).reshape(-1)
+        offs = np.asarray(list(map(itemgetter("data_offsets"), vals)), np.int64).reshape(-1, 2)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise fail(path, "", f"{bad} (a header entry lacks dtype, shape or data_offsets: "
+                             f"{type(exc).__name__}: {exc})") from None
+    return list(hdr), dtypes, shapes, offs
+
+
+def safetensors_header(path: Path) -> SafetensorsHeader:
+    """Parse a safetensors header: a little-endian u64 length, then that many bytes of JSON mapping each tensor
+    name to ``{"dtype", "shape", "data_offsets"}``. No Python work per tensor: one regex pass over the header
+    as the safetensors library writes it, ``json.loads`` for any other layout."""
+    path = need_file(path, "safetensors file")
+    size = path.stat().st_size
+    bad = "not a readable safetensors file"
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise fail(path, "", f"{bad} ({size} bytes: shorter than the 8-byte header length)")
+        n = int.from_bytes(head, "little")
+        if n > size - 8 or n > MAX_HEADER:
+            raise fail(path, "", f"{bad} (header length {n} runs past the end of the {size}-byte file)")
+        raw = fh.read(n).rstrip(b" ")  # the library pads the header with spaces
+    names, dtypes, shapes, offs = _entries_fast(raw) or _entries_json(raw, path)
+    h = SafetensorsHeader(path, names, dtypes, shapes, offs, 8 + n, size - 8 - n)
+    if offs.size and (offs.min() < 0 or offs[:, 1].max() > h.data_size or (offs[:, 1] < offs[:, 0]).any()):
+        raise fail(path, "", f"{bad} (data offsets outside its {h.data_size}-byte data section: truncated?)")
+    return h
+
+
+def st_dtype(path: Path, code: str, name: str) -> np.dtype:
+    """The numpy dtype of a safetensors dtype code (``name``: a tensor that has it), refusing what cannot hold
+    counts."""
+    if code not in ST_DTYPES or code == "BOOL":
+        raise fail(path, repr(name), f"has dtype {code}, expected integer or float counts "
+                                     f"({sorted(set(ST_DTYPES) - {'BOOL'})})")
+    return np.dtype(ST_DTYPES[code])

@@ -15,6 +15,7 @@ import binascii
 import json
 import logging
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ import pyarrow.parquet as pq
 
 from moelab import stream as mstream
 from moelab.imports import layout, sglang_dumps
-from moelab.imports.errors import ImportFileError, fail
+from moelab.imports.sglang_dumps import PER_TOKEN_FIELDS
+from moelab.imports.errors import DENSE_HINT, ImportFileError, fail
 from moelab.imports.loaders import as_array, check_map, load_map_file
 from moelab.traces import TraceError, TraceMeta, build_table, sort_topk, validate_table
 
@@ -44,7 +46,7 @@ class Routed:
     pos: np.ndarray  # [T] position in the document
     length: np.ndarray  # [T] the document's length (for the split)
     token: np.ndarray | None  # [T] token ids, or None when the format has none
-    experts: np.ndarray  # [T, L, k] logical expert ids
+    experts: np.ndarray  # [T, L, k] logical expert ids (any integer dtype; < 2^16)
     weights: np.ndarray | None  # [T, L, k], or None for uniform 1/k
 
 
@@ -67,7 +69,7 @@ def _finish(spec: "ImportSpec", seed: int, r: Routed, *, E: int, layer_index: tu
         log.warning("%s: dropped the last %d of %d tokens (a partial iteration of concurrency=%d)",
                     spec.source_id, T - n, T, C)
     w = np.full((n, L, k), 1.0 / k, np.float32) if r.weights is None else r.weights[:n].astype(np.float32)
-    ex, w = sort_topk(r.experts[:n].astype(np.int64), w)
+    ex, w = sort_topk(r.experts[:n], w)  # ids keep their (small) dtype
     meta = TraceMeta(
         source_kind="imported", source_id=spec.source_id, num_experts=E, top_k=k, n_moe_layers=L,
         concurrency=C, domains=(str(spec.domain),), layer_index=layer_index,
@@ -94,19 +96,67 @@ def _doc_lengths(doc: np.ndarray, pos: np.ndarray) -> np.ndarray:
 
 # --- SGLang per_token ---------------------------------------------------------------------------------------
 
-PER_TOKEN_FIELDS = ("topk_ids_of_layer", "input_ids", "positions", "extend_seq_lens", "forward_mode")
-
-
 def _ints_1d(x: Any, path: Path, field: str, n: int) -> np.ndarray:
+    """``n`` non-negative integers, as int32 when they fit (token ids and positions do)."""
     if x is None:
         raise fail(path, field, f"is None, expected {n} integers (one per token)")
     empty = hasattr(x, "__len__") and len(x) == 0  # an empty list has no integer dtype
-    a = np.zeros(0, np.int64) if empty else as_array(x, path, field, "iu")
+    a = np.zeros(0, np.int32) if empty else as_array(x, path, field, "iu")
     if a.shape != (n,):
         raise fail(path, field, f"has shape {a.shape}, expected ({n},) (one per token of topk_ids_of_layer)")
     if (a < 0).any():
-        raise fail(path, field, f"holds negative values (first at {int(np.argmax(a < 0))})")
-    return a.astype(np.int64)
+        raise fail(path, field, f"holds negative values (first at index {int(np.argmax(a < 0))})")
+    return a.astype(np.int32) if a.size == 0 or int(a.max()) < 2**31 else a.astype(np.int64)
+
+
+def _token_record(r: sglang_dumps.Record, dump: sglang_dumps.Dump, layers: np.ndarray, k: int | None
+                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None, int | None]:
+    """One per_token record checked and made small: (uint16 logical ids ``[T, L, k]``, int32 token ids,
+    positions, sequence lengths), or None when it holds no token; and k (from the first record with tokens)."""
+    Lmap, P = dump.p2l.shape
+    field = r.where("topk_ids_of_layer")
+    ids = as_array(r.data["topk_ids_of_layer"], r.path, field, "iu")
+    if ids.ndim != 3 or ids.shape[0] != Lmap:
+        raise fail(r.path, field, f"has shape {tuple(ids.shape)}, expected [{Lmap} layers, tokens, "
+                                  f"top-k] (layers from the physical-to-logical map)")
+    T = ids.shape[1]
+    tok = _ints_1d(r.data["input_ids"], r.path, r.where("input_ids"), T)
+    pos = _ints_1d(r.data["positions"], r.path, r.where("positions"), T)
+    if T == 0:
+        return None, k
+    esl = r.data["extend_seq_lens"]
+    if esl is None or (hasattr(esl, "__len__") and len(esl) == 0):  # a decode pass: one token a request
+        lens = np.ones(T, np.int32)
+    else:
+        lens = as_array(esl, r.path, r.where("extend_seq_lens"), "iu")
+    if lens.ndim != 1 or lens.sum() != T or (lens < 1).any():
+        raise fail(r.path, r.where("extend_seq_lens"), f"{lens.tolist()[:8]} must be positive lengths "
+                                                       f"summing to the record's {T} tokens")
+    sub = ids[layers].astype(np.int64)  # [L, T, K]
+    valid = sub >= 0
+    n = valid.sum(-1)
+    if (n == 0).all(-1).any():
+        ly = int(layers[np.flatnonzero((n == 0).all(-1))[0]])
+        raise fail(r.path, field, f"decoder layer {ly} routed no token (all -1): a dense layer; {DENSE_HINT}")
+    kk = int(n.max()) if k is None else k
+    bad = (n != kk) | ~valid[..., :kk].all(-1)
+    if bad.any():
+        ly, t = np.argwhere(bad)[0].tolist()
+        raise fail(r.path, field, f"decoder layer {int(layers[ly])} token {t} has {int(n[ly, t])} routed "
+                                  f"experts, expected {kk} in the first columns (-1 only after them)")
+    k = kk
+    phys = sub[..., :k]
+    if phys.max() >= P:
+        ly, t, j = np.argwhere(phys >= P)[0].tolist()
+        raise fail(r.path, field, f"physical id {int(phys[ly, t, j])} (decoder layer {int(layers[ly])}, "
+                                  f"token {t}) is outside the physical-to-logical map's {P} physical experts")
+    logical = dump.p2l[layers[:, None, None], phys].transpose(1, 0, 2)  # [T, L, k]
+    dup = _duplicates(logical)
+    if dup is not None:
+        t, ly = dup
+        raise fail(r.path, field, f"token {t} reaches logical expert(s) {logical[t, ly].tolist()} twice "
+                                  f"at decoder layer {int(layers[ly])} after the physical-to-logical map")
+    return (logical.astype(np.uint16), tok, pos, lens.astype(np.int32)), k
 
 
 def read_sglang_per_token(spec: "ImportSpec", seed: int) -> tuple[TraceMeta, pa.Table]:
@@ -115,72 +165,49 @@ def read_sglang_per_token(spec: "ImportSpec", seed: int) -> tuple[TraceMeta, pa.
     dense layer, or columns past the model's k), mapped to logical ids with the dump's map (or the configured
     one). A document is one sequence of one forward pass (``extend_seq_lens``; each token of a decode pass is
     its own sequence): the dump has no request ids to join a request's passes. ``pos`` is ``positions``,
-    ``token`` is ``input_ids``."""
-    dump = sglang_dumps.load(spec.path, ep_size=spec.ep_size, fields=PER_TOKEN_FIELDS, mode="per_token",
-                             map_path=spec.physical_to_logical, experts=spec.experts)
-    Lmap, P = dump.p2l.shape
-    layers = np.asarray(spec.moe_layers if spec.moe_layers is not None else range(Lmap))
-    if layers.max() >= Lmap:
-        raise fail(dump.map_source, "moe_layers", f"lists layer {int(layers.max())}; the dump has {Lmap} layers")
+    ``token`` is ``input_ids``.
+
+    Streamed: one rank file at a time (memory-mapped); each record is checked and kept only as small arrays
+    (uint16 logical ids ``[tokens, layers, k]``, int32 token ids, positions and sequence lengths), the file's
+    records released before the next file; the records are put in stream order at the end."""
+    layers: np.ndarray | None = None
+    dump = None
     k: int | None = None
-    ex, tok, pos, seg = [], [], [], []
-    for r in dump.records:
-        field = r.where("topk_ids_of_layer")
-        ids = as_array(r.data["topk_ids_of_layer"], r.path, field, "iu")
-        if ids.ndim != 3 or ids.shape[0] != Lmap:
-            raise fail(r.path, field, f"has shape {tuple(ids.shape)}, expected [{Lmap} layers, tokens, top-k] "
-                                      f"(layers from the physical-to-logical map)")
-        T = ids.shape[1]
-        tok.append(_ints_1d(r.data["input_ids"], r.path, r.where("input_ids"), T))
-        pos.append(_ints_1d(r.data["positions"], r.path, r.where("positions"), T))
-        if T == 0:
-            continue
-        esl = r.data["extend_seq_lens"]
-        if esl is None or (hasattr(esl, "__len__") and len(esl) == 0):  # a decode pass: one token per request
-            lens = np.ones(T, np.int64)
-        else:
-            lens = as_array(esl, r.path, r.where("extend_seq_lens"), "iu")
-        if lens.ndim != 1 or lens.sum() != T or (lens < 1).any():
-            raise fail(r.path, r.where("extend_seq_lens"), f"{lens.tolist()[:8]} must be positive lengths "
-                                                           f"summing to the record's {T} tokens")
-        seg.append(lens)
-        sub = ids[layers].astype(np.int64)  # [L, T, K]
-        valid = sub >= 0
-        n = valid.sum(-1)
-        if (n == 0).all(-1).any():
-            ly = int(layers[np.flatnonzero((n == 0).all(-1))[0]])
-            raise fail(r.path, field, f"decoder layer {ly} routed no token (all -1): a dense layer; list the "
-                                      f"MoE layers in the config key moe_layers")
-        kk = int(n.max()) if k is None else k
-        bad = (n != kk) | ~valid[..., :kk].all(-1)
-        if bad.any():
-            ly, t = np.argwhere(bad)[0].tolist()
-            raise fail(r.path, field, f"decoder layer {int(layers[ly])} token {t} has {int(n[ly, t])} routed "
-                                      f"experts, expected {kk} in the first columns (-1 only after them)")
-        k = kk
-        phys = sub[..., :k]
-        if phys.max() >= P:
-            ly, t, j = np.argwhere(phys >= P)[0].tolist()
-            raise fail(r.path, field, f"physical id {int(phys[ly, t, j])} (decoder layer {int(layers[ly])}, token "
-                                      f"{t}) is outside the physical-to-logical map's {P} physical experts")
-        logical = dump.p2l[layers[:, None, None], phys].transpose(1, 0, 2)  # [T, L, k]
-        dup = _duplicates(logical)
-        if dup is not None:
-            t, ly = dup
-            raise fail(r.path, field, f"token {t} reaches logical expert(s) {logical[t, ly].tolist()} twice at "
-                                      f"decoder layer {int(layers[ly])} after the physical-to-logical map")
-        ex.append(logical)
-    if not ex:
+    kept: list[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    ranks: set[int] = set()
+    for dump, rf in sglang_dumps.scan(spec.path, ep_size=spec.ep_size, fields=PER_TOKEN_FIELDS, mode="per_token",
+                                      map_path=spec.physical_to_logical, experts=spec.experts):
+        Lmap = dump.p2l.shape[0]
+        if layers is None:
+            if dump.experts > 65535:
+                raise fail(dump.map_source, "physical_to_logical", f"{dump.experts} logical experts do not fit "
+                                                                   f"the trace's u16 expert ids")
+            layers = np.asarray(spec.moe_layers if spec.moe_layers is not None else range(Lmap))
+            if layers.max() >= Lmap:
+                raise fail(dump.map_source, "moe_layers", f"lists layer {int(layers.max())}; the dump has "
+                                                          f"{Lmap} layers")
+        for r in rf.records:
+            ranks.add(r.rank)
+            item, k = _token_record(r, dump, layers, k)
+            if item is not None:
+                kept.append(((r.forward_pass_id, r.rank, rf.order, r.index), *item))
+        del rf, r  # this file's records go before scan opens the next
+    assert dump is not None and layers is not None  # scan raises on a dump without records
+    if not kept:
         raise fail(spec.path, "records", "no record holds tokens")
     if spec.top_k is not None and k != spec.top_k:
         raise fail(spec.path, "topk_ids_of_layer", f"routes {k} experts per token, the config says top_k={spec.top_k}")
-    lens = np.concatenate(seg)
+    kept.sort(key=itemgetter(0))  # stream order: forward pass, rank, record
+    ex = np.concatenate([x[1] for x in kept])
+    tok = np.concatenate([x[2] for x in kept])
+    p = np.concatenate([x[3] for x in kept])
+    lens = np.concatenate([x[4] for x in kept])
+    del kept
     doc = np.repeat(np.arange(lens.size), lens)
-    p = np.concatenate(pos)
-    return _finish(spec, seed, Routed(doc, p, _doc_lengths(doc, p), np.concatenate(tok), np.concatenate(ex), None),
+    return _finish(spec, seed, Routed(doc, p, _doc_lengths(doc, p), tok, ex, None),
                    E=dump.experts, layer_index=tuple(int(x) for x in layers),
                    notes={"token_order": "forward pass, rank, record", "documents": "one sequence of one forward "
-                          "pass (decode tokens: one each)", "ranks": sorted({r.rank for r in dump.records})})
+                          "pass (decode tokens: one each)", "ranks": sorted(ranks)})
 
 
 # --- SGLang routed experts (responses) ----------------------------------------------------------------------

@@ -20,18 +20,26 @@ from moelab import exports
 ENGINES = ("sglang.json", "trtllm.yaml", "vllm.pt")
 
 
+def _decoder_layers(rows: pl.DataFrame) -> list[int]:
+    """Each MoE layer's decoder-layer index (rows sorted by ``layer``; without the column: the MoE ordinal)."""
+    col = "decoder_layer" if "decoder_layer" in rows.columns else "layer"
+    return [int(x) for x in rows.sort("layer")[col]]
+
+
 def slug(name: str) -> str:
     """A file-name-safe form of a policy name ("DS-EPLB hierarchical" -> "ds-eplb-hierarchical")."""
     return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
 
 
-def _write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_size: int) -> list[str]:
-    """One placement in each engine's file, each read back to ``p2l`` (a mismatch is a bug: raise)."""
+def _write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_size: int,
+               layers: list[int]) -> list[str]:
+    """One placement in each engine's file, each read back to ``p2l`` (a mismatch is a bug: raise).
+    ``layers``: each MoE row's decoder layer, which SGLang and TensorRT-LLM index by (vLLM: MoE rows only)."""
     paths = {e: folder / f"{stem}.{e}" for e in ENGINES}
-    exports.write_sglang(paths["sglang.json"], p2l, ep_size=ep_size, num_experts=num_experts)
-    exports.write_trtllm(paths["trtllm.yaml"], p2l, ep_size, num_experts=num_experts)
+    exports.write_sglang(paths["sglang.json"], p2l, ep_size=ep_size, num_experts=num_experts, layers=layers)
+    exports.write_trtllm(paths["trtllm.yaml"], p2l, ep_size, num_experts=num_experts, layers=layers)
     exports.write_vllm(paths["vllm.pt"], p2l, ep_size=ep_size, num_experts=num_experts)
-    back = {"sglang.json": exports.read_sglang(paths["sglang.json"], num_experts=num_experts),
+    back = {"sglang.json": exports.read_sglang(paths["sglang.json"], num_experts=num_experts, layers=layers),
             "trtllm.yaml": exports.read_trtllm(paths["trtllm.yaml"], num_experts=num_experts)[0],
             "vllm.pt": exports.read_vllm(paths["vllm.pt"], num_experts=num_experts)}
     for engine, got in back.items():
@@ -52,7 +60,7 @@ def static_files(placements: pl.DataFrame, folder: str | Path) -> pl.DataFrame:
         stem = f"D{D}-{slug(policy)}" + ("" if budget is None else f"-cv{budget:g}")
         device = np.array(g["device"].to_list(), dtype=np.int64)  # [L, E]
         p2l = exports.from_static(device, D)
-        files = _write_map(folder, stem, p2l, E, int(D))
+        files = _write_map(folder, stem, p2l, E, int(D), _decoder_layers(g))
         rows.append({"kind": "static", "devices": int(D), "policy": policy, "cv_budget": budget,
                      "layers": p2l.shape[0], "physical": p2l.shape[1], "redeployments": 0,
                      "filled_slots_start": 0, "filled_slots_changes": 0, "filled_slots_final": 0, "files": files})
@@ -100,7 +108,7 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
         if not np.array_equal(got_initial, initial) or len(got_changes) != len(changes) or not np.array_equal(
                 exports.replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
             raise exports.ExportError(f"{seq}: reads back to a different sequence")
-        files = _write_map(folder, stem, final, E, D) + [seq.name]
+        files = _write_map(folder, stem, final, E, D, _decoder_layers(start)) + [seq.name]
         rows.append({"kind": "dynamic", "devices": D, "policy": policy, "cv_budget": None,
                      "layers": final.shape[0], "physical": D * S, "redeployments": len(changes),
                      "filled_slots_start": filled_start, "filled_slots_changes": filled,

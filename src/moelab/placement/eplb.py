@@ -4,9 +4,11 @@
 onto ``D`` GPUs in ``N`` nodes. Hierarchical when ``G % N == 0`` (expert groups packed onto nodes,
 replication and GPU packing within each node), else global (one group, one node).
 
-Conventions that make the output match the published example exactly:
+Conventions that make the output match the published code (deepseek-ai/EPLB, ``eplb.py``) slot for slot:
 - balanced packing: items by weight descending (ties: lower index first), each to the lightest
-  pack that is not full (ties: lower pack index); within a pack, slots follow packing order;
+  pack that is not full (ties: lower pack index); within a pack, slots follow packing order.
+  When packs hold one item each (as many items as packs) the reference skips the sort and keeps
+  the items in index order (item i in pack i), and so do we: same balance, same slots;
 - replication: extra replicas one at a time to the expert with the largest load / count (ties:
   lower index); extra physical ids follow the originals, in the order added.
 
@@ -29,10 +31,8 @@ def balanced_packing(weight: np.ndarray, num_packs: int) -> tuple[np.ndarray, np
     per_pack = n // num_packs
     pack = np.empty((L, n), np.int64)
     rank = np.empty((L, n), np.int64)
-    if per_pack == 1:
-        order = np.argsort(-weight, axis=1, kind="stable")
-        rows = np.arange(L)[:, None]
-        pack[rows, order] = np.arange(n)[None, :]
+    if per_pack == 1:  # one item per pack: item i goes to pack i, weights unread (as the reference)
+        pack[:] = np.arange(n)
         rank[:] = 0
         return pack, rank
     order = np.argsort(-weight, axis=1, kind="stable")

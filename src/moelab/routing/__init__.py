@@ -5,5 +5,6 @@
 - ``model``: the tiny MoE language model of the training study;
 - ``capacity_sweep``: drop rates vs capacity factor on gaussian logits, synthetic and captured traces;
 - ``study``: the training study (strategy x capacity factor x seed);
+- ``significance``: Welch's t-test per pair of strategies, Holm's correction over the table;
 - ``plots``: the study's figures.
 """

@@ -243,25 +243,3 @@ def run_strategy(tokens: Tokens, spec: StudySpec, strategy: str, seed: int, step
             "curves": pl.DataFrame(curves, schema_overrides={"val_loss": pl.Float64}),
             "loads": pl.DataFrame(loads), "preference": pl.DataFrame(prefs), "heatmap": pl.DataFrame(heat),
             "throughput": pl.DataFrame(thr)}
-
-
-def significance(metrics: pl.DataFrame, column: str = "val_ppl") -> pl.DataFrame:
-    """Every pair of strategies at each capacity factor: difference of the seed means of ``column``, the
-    pooled seed-to-seed standard deviation ``sqrt((s_a^2 + s_b^2) / 2)``, and whether the difference
-    exceeds twice it."""
-    if "study" not in metrics.columns:
-        metrics = metrics.with_columns(study=pl.lit("base"))
-    g = (metrics.group_by("study", "strategy", "capacity_factor")
-         .agg(mean=pl.col(column).mean(), std=pl.col(column).std(ddof=1), seeds=pl.len()))
-    rows = []
-    for study, cf in g.select("study", "capacity_factor").unique().sort("study", "capacity_factor").iter_rows():
-        sub = g.filter((pl.col("study") == study) & (pl.col("capacity_factor") == cf)).sort("mean", "strategy")
-        recs = sub.to_dicts()
-        for i, a in enumerate(recs):
-            for b in recs[i + 1:]:
-                pooled = math.sqrt(((a["std"] or 0.0) ** 2 + (b["std"] or 0.0) ** 2) / 2)
-                diff = b["mean"] - a["mean"]
-                rows.append({"study": study, "capacity_factor": cf, "better": a["strategy"], "worse": b["strategy"],
-                             f"{column}_better": a["mean"], f"{column}_worse": b["mean"], "difference": diff,
-                             "pooled_std": pooled, "exceeds_2std": bool(diff > 2 * pooled)})
-    return pl.DataFrame(rows)

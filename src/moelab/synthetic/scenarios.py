@@ -138,14 +138,19 @@ def layer_loads(spec: SyntheticSpec, base: np.ndarray, rng: np.random.Generator)
     """Per-iteration loads ``[I, E]`` for one layer from its base profile ``[E]``."""
     sc, st, k = spec.scenario, spec.stream, spec.top_k
     prof = drifting_profile(rng, base, st.iterations, spec.drift)
-    if sc.worst_case_ep:
-        perm = _loads.worst_case_ep_permutation(prof.mean(axis=0), sc.worst_case_ep)
-        prof = prof[:, perm]
     if sc.loads == "reference":
         if not spec.drift.is_static:
             raise ValueError("loads='reference' is one deterministic batch: it cannot drift")
-        one = powerlaw.reference_batch_loads(prof[0], st.concurrency, k)
+        # as the reference: the batch's loads first (excess spread rank by rank), then the heaviest rank's
+        # experts swapped to rank 0, chosen by those loads
+        ep = sc.worst_case_ep or 1
+        one = powerlaw.reference_batch_loads(prof[0], st.concurrency, k, ep=ep)
+        if sc.worst_case_ep:
+            one = one[_loads.worst_case_ep_permutation(one, ep)]
         return np.broadcast_to(one, (st.iterations, spec.num_experts)).copy()
+    if sc.worst_case_ep:
+        perm = _loads.worst_case_ep_permutation(prof.mean(axis=0), sc.worst_case_ep)
+        prof = prof[:, perm]
     pi = _loads.cap_profile(prof, k)
     return _loads.draw_loads(rng, pi, st.concurrency, k, sc.draw)
 
