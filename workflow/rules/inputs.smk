@@ -50,7 +50,11 @@ def get_load_meta(wildcards):
 
 def get_dynamic_block(wildcards):
     """placement.dynamic for one source: an import with an EP size is placed on that many devices."""
-    name = wildcards.trace.split("-", 1)[1] if wildcards.trace in IMPORTED_SOURCES else None
+    name = (
+        wildcards.trace.split("-", 1)[1]
+        if wildcards.trace in IMPORTED_SOURCES
+        else None
+    )
     return mconfig.dynamic_block(config, IMPORTS.get(name))
 
 

@@ -347,28 +347,26 @@ rule collect_dynamic_grid:
 
 rule export_placements:
     input:
-        placements=lambda w: (
-            f"results/placement/static/{w.trace}-devices.parquet"
-            if w.kind == "static"
-            else f"results/placement/dynamic/{w.trace}-redeployments.parquet"
+        static=expand(
+            "results/placement/static/{trace}-devices.parquet", trace=PLACEMENT_TRACES
+        ),
+        dynamic=expand(
+            "results/placement/dynamic/{trace}-redeployments.parquet",
+            trace=DYNAMIC_SOURCES,
         ),
         code=script_code("export_placements"),
     output:
-        folder=directory("results/exports/{kind}/{trace}"),
-        manifest="results/exports/{kind}/{trace}.parquet",
+        static=directory("results/exports/static"),
+        dynamic=directory("results/exports/dynamic"),
+        manifest="results/exports/manifest.parquet",
     log:
-        "logs/exports/{kind}-{trace}.log",
-    wildcard_constraints:
-        kind="static|dynamic",
-        trace=_alternatives(ALL_TRACES + IMPORTED_LOADS),
+        "logs/exports/placements.log",
     conda:
         "../../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=mem(2000),
-        runtime=10,
-    params:
-        kind=lambda w: w.kind,
+        runtime=20,
     script:
         "../scripts/export_placements.py"
 

@@ -36,8 +36,8 @@ def final_outputs():
             "dynamic_placement"
         )
     # the placements in the files serving engines load (each export job also writes its folder)
-    out += [f"results/exports/static/{t}.parquet" for t in PLACEMENT_TRACES]
-    out += [f"results/exports/dynamic/{t}.parquet" for t in DYNAMIC_SOURCES]
+    if PLACEMENT_TRACES or DYNAMIC_SOURCES:
+        out += ["results/exports/manifest.parquet"]
     if CALIBRATION:
         out += ["results/tables/hotness_calibration.html"] + figure_files(
             "hotness_calibration"

@@ -3,14 +3,24 @@ from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
+from pathlib import Path
+
 import polars as pl
 
 from moelab.placement import engine_files
 
-kind = snakemake.params.kind  # "static" (a device per expert) or "dynamic" (a run's redeployments)
-placements = pl.read_parquet(snakemake.input.placements)
-write = engine_files.static_files if kind == "static" else engine_files.dynamic_files
-manifest = write(placements, snakemake.output.folder)
-write_parquet(manifest.with_columns(trace=pl.lit(placements["trace"][0])), snakemake.output.manifest)
-for r in manifest.iter_rows(named=True):
-    log.info("%s %s D=%d: %s", kind, r["policy"], r["devices"], ", ".join(r["files"]))
+# One job for every placement: each is a few small files, and a job per source would cost more to schedule
+# (on a cluster, an sbatch each) than to write. Static: a device per expert; dynamic: a run's redeployments.
+i, o = snakemake.input, snakemake.output
+frames = []
+for kind, paths, folder in (("static", i.static, o.static), ("dynamic", i.dynamic, o.dynamic)):
+    write = engine_files.static_files if kind == "static" else engine_files.dynamic_files
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        placements = pl.read_parquet(path)
+        source = placements["trace"][0]
+        manifest = write(placements, Path(folder) / source).with_columns(trace=pl.lit(source))
+        frames.append(manifest)
+        for r in manifest.iter_rows(named=True):
+            log.info("%s %s %s D=%d: %s", kind, source, r["policy"], r["devices"], ", ".join(r["files"]))
+write_parquet(pl.concat(frames, how="diagonal_relaxed"), o.manifest)
