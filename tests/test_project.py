@@ -92,3 +92,13 @@ def test_the_default_profile_sets_nothing_a_cluster_profile_sets():
     assert not {"default-resources", "set-resources", "executor", "jobs", "retries"} & set(default), default
     for key in set(default) & set(slurm):
         assert default[key] == slurm[key], key
+
+
+def test_the_fast_import_scanner_finds_what_the_syntax_tree_finds():
+    from moelab import deps
+
+    files = [*(ROOT / "src/moelab").rglob("*.py"), *(ROOT / "workflow/scripts").glob("*.py"),
+             *(ROOT / "benchmarks").glob("*.py")]
+    assert len(files) > 100
+    for f in files:
+        assert sorted(set(deps._imports(f.resolve()))) == sorted(set(deps._imports_ast(f.resolve()))), f

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-PAIRINGS = ("blocked", "shuffled")
+from moelab.synthetic import PAIRINGS  # the names live in the light package module (the config check)
+
 TILE = 4096  # columns per tile: [k, TILE] u16 plus a token buffer fit in L2. Part of the byte output.
 _U64 = np.uint64
 _M32 = np.uint64(0xFFFFFFFF)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from moelab.stream import Stream, synthetic_stream
-from moelab.synthetic import assign as _assign
+from moelab.synthetic import PAIRINGS
 from moelab.synthetic import loads as _loads
 from moelab.synthetic import powerlaw
 from moelab.synthetic.drift import Drift, drifting_profile
@@ -47,8 +47,8 @@ class Scenario:
             raise ValueError(f"imbalanced scenario needs imbalance_factor >= 1, got {self.imbalance_factor!r}")
         if self.loads not in ("sampled", "reference"):
             raise ValueError(f"loads={self.loads!r}: expected 'sampled' or 'reference'")
-        if self.pairing not in _assign.PAIRINGS:
-            raise ValueError(f"pairing={self.pairing!r}: expected one of {_assign.PAIRINGS}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing={self.pairing!r}: expected one of {PAIRINGS}")
         if self.draw is None:
             object.__setattr__(self, "draw", DEFAULT_DRAW.get(self.kind, "multinomial"))
         if self.name is None:
@@ -193,6 +193,8 @@ def generate(spec: SyntheticSpec) -> tuple[TraceMeta, "pa.Table", Stream]:  # no
         for layer in range(L):
             experts[:, layer], weights[:, layer] = _gaussian_topk(rng, T, E, k)
     else:
+        from moelab.synthetic import assign as _assign  # numba: loaded by the jobs that generate, not the config
+
         base = layer_profiles(spec, rng)
         for layer in range(L):
             loads = layer_loads(spec, base[layer], rng)
