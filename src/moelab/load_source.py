@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from moelab import hotness
+from moelab.jobs import atomic_path
 from moelab.traces import read_trace
 
 
@@ -39,8 +40,6 @@ class LoadSource:
 
 def write_hotness(hot: np.ndarray, meta: dict, hot_path: str | Path, meta_path: str | Path) -> None:
     """An imported hotness and its metadata (source id, format, the files read, shape, top-k)."""
-    from moelab.jobs import atomic_path
-
     with atomic_path(hot_path) as tmp:
         with open(tmp, "wb") as f:  # np.save on a path would append .npy to the temporary name
             np.save(f, np.ascontiguousarray(hot, dtype=np.float64), allow_pickle=False)

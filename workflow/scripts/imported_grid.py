@@ -8,10 +8,11 @@ from moelab.placement.dynamic_grid import CellSpec, evaluate_import
 
 p, i, o = snakemake.params, snakemake.input, snakemake.output
 src = load_source.read(i.source, *i.meta)
-tables = evaluate_import(src.hot, CellSpec.from_config(p.cell), p.eps, dict(p.constants), src.source_id)
-if src.hot.shape[0] <= CellSpec.from_config(p.cell).eplb_interval:
+cell = CellSpec.from_config(p.cell)
+if src.hot.shape[0] <= cell.eplb_interval:
     log.warning("%s: %d iterations, not more than the first call at %d: no policy redeploys", src.source_id,
-                src.hot.shape[0], CellSpec.from_config(p.cell).eplb_interval)
+                src.hot.shape[0], cell.eplb_interval)
+tables = evaluate_import(src.hot, cell, p.eps, dict(p.constants), src.source_id)
 for kind, path in (("modelled", o.cell), ("measured", o.measured)):
     write_parquet(tables[kind], path)
     for row in tables[kind].iter_rows(named=True):

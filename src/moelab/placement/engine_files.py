@@ -91,20 +91,22 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
     for (policy,), g in redeployments.group_by(["policy"], maintain_order=True):
         D, S = int(g["devices"][0]), int(g["slots_per_device"][0])
         start = g.filter(pl.col("iteration") < 0).sort("layer")
-        initial, filled_start = complete(np.array(start["slots"].to_list()), E)
-        moves = g.filter(pl.col("iteration") >= 0)  # in the order the layers switched
+        simulated_start = np.array(start["slots"].to_list(), dtype=np.int64)
+        simulated = [(int(i), int(layer), np.array(s, dtype=np.int64))  # in the order the layers switched
+                     for i, layer, s in g.filter(pl.col("iteration") >= 0)
+                     .select("iteration", "layer", "slots").iter_rows()]
+        initial, filled_start = complete(simulated_start, E)
         changes, filled = [], 0
-        for i, layer, slots in moves.select("iteration", "layer", "slots").iter_rows():
-            row, n = complete(np.array(slots), E)
-            changes.append((int(i), int(layer), row))
+        for i, layer, slots in simulated:
+            row, n = complete(slots, E)
+            changes.append((i, layer, row))
             filled += n
         stem = slug(policy)
         seq = folder / f"{stem}.redeployments.jsonl"
         exports.write_redeployments(seq, initial, changes, D, num_experts=E)
         got_initial, got_changes = exports.read_redeployments(seq)
         final = exports.replay(initial, changes, np.iinfo(np.int64).max)
-        filled_final = int((exports.replay(np.array(start["slots"].to_list()), changes_raw(moves),
-                                           np.iinfo(np.int64).max) < 0).sum())
+        filled_final = int((exports.replay(simulated_start, simulated, np.iinfo(np.int64).max) < 0).sum())
         if not np.array_equal(got_initial, initial) or len(got_changes) != len(changes) or not np.array_equal(
                 exports.replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
             raise exports.ExportError(f"{seq}: reads back to a different sequence")
@@ -114,9 +116,3 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
                      "filled_slots_start": filled_start, "filled_slots_changes": filled,
                      "filled_slots_final": filled_final, "files": files})
     return pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
-
-
-def changes_raw(moves: pl.DataFrame) -> list[tuple[int, int, np.ndarray]]:
-    """The recorded switches as they were simulated (empty slots kept)."""
-    return [(int(i), int(layer), np.array(s, dtype=np.int64))
-            for i, layer, s in moves.select("iteration", "layer", "slots").iter_rows()]
