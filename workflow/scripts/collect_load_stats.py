@@ -5,13 +5,14 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import tables
+from moelab import provenance, tables
 
 frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.layers], how="diagonal_relaxed")
 frame = frame.sort("trace", "layer")
 write_parquet(frame, snakemake.output.table)
 tables.write_html(tables.load_summary(frame), snakemake.output.html,
                   title="Load statistics per trace (mean over layers)",
-                  provenance="Synthetic traces generated on CPU by moelab.synthetic; one row per trace, "
-                             "statistics averaged over its MoE layers (per-layer values: load_stats.parquet).")
+                  provenance=f"Sources: {provenance.of_rows(frame)}. One row per source, statistics averaged "
+                             f"over its MoE layers (per-layer values: load_stats.parquet); an imported load has no "
+                             f"fixed tokens per iteration, so its saturation columns are empty.")
 log.info("%d layer rows from %d traces", frame.height, len(snakemake.input.layers))
