@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,6 +28,25 @@ def test_round_trip(tmp_path):
     assert tr.frame.height == table.num_rows and tr.n_iterations == 3
     assert tr.experts_by_layer().shape == (12, 2, 3)
     assert tr.frame["split"].to_list()[:4] == ["train", "train", "test", "test"]
+
+
+def test_domain_codes_index_the_metadata_domains_whatever_order_the_stream_shows_them(tmp_path):
+    """The stream may meet its domains in any order; each token's code is its domain's place in meta.domains
+    (not the order a categorical column happened to see the labels in)."""
+    meta, table = small()
+    meta = TraceMeta(**{**meta.__dict__, "domains": ("code", "math", "prose")})
+    T = table.num_rows // meta.n_moe_layers
+    codes = np.array([2, 2, 0, 0, 1, 1] * (T // 6))  # prose first, then code, then math
+    cols = {c: np.asarray(table.column(c).to_numpy(zero_copy_only=False))[:: meta.n_moe_layers]
+            for c in ("t", "doc", "pos")}
+    ex = traces.Trace(meta, pl.from_arrow(table)).experts_by_layer()
+    built = traces.build_table(meta, **cols, token=None, domain_code=codes, is_test=np.zeros(T, bool),
+                               experts=ex, weights=np.full(ex.shape, 1 / meta.top_k, np.float32))
+    traces.write_trace(tmp_path / "a.parquet", meta, built)
+    tr = traces.read_trace(tmp_path / "a.parquet")
+    assert tr.token_columns()["domain_code"].tolist() == codes.tolist()
+    names = tr.frame.filter(pl.col("layer") == 0)["domain"].cast(pl.String).to_list()
+    assert names == [meta.domains[c] for c in codes]
 
 
 def replace_col(table, name, arr):

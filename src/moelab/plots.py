@@ -144,23 +144,30 @@ def pick_layers(n_layers: int, most: int = 4) -> list[int]:
     return sorted({round(i * (n_layers - 1) / (most - 1)) for i in range(most)})
 
 
+COACT_MEASURES = {"gain_heldout_part": "corpus held-out part", "gain_train_part": "corpus train part",
+                  "gain": "all scored documents", "gain_null": "null (both margins)"}
+
+
 def coactivation_gain(layers: pl.DataFrame, source: str) -> alt.Chart:
-    """Clustering gain per layer for each trace (solid) and the same pipeline on its both-margins
-    null (dashed): what structure a trace has beyond its loads."""
+    """Clustering gain per layer for each trace, scored on documents the grouping was not fitted on:
+    those of the corpus part the checkpoint never trained on (solid) and of the part it did (dotted),
+    or all of them for a trace with no corpus parts; and the same pipeline on its both-margins null
+    (dashed): what structure a trace has beyond its loads."""
+    has_parts = pl.col("gain_heldout_part").is_not_null() | pl.col("gain_train_part").is_not_null()
     long = pl.concat([
-        layers.select("trace", "source_kind", "decoder_layer", value=pl.col("gain"),
-                      measure=pl.lit("trace")),
-        layers.select("trace", "source_kind", "decoder_layer", value=pl.col("gain_null"),
-                      measure=pl.lit("null (both margins)")),
-    ])
-    chart = alt.Chart(long).mark_line(point=True).encode(
+        layers.filter(has_parts if col.endswith("_part") else ~has_parts if col == "gain" else pl.lit(True))
+        .select("trace", "source_kind", "decoder_layer", value=pl.col(col), measure=pl.lit(name))
+        for col, name in COACT_MEASURES.items()]).drop_nulls("value")
+    base = alt.Chart(long).encode(
         x=alt.X("decoder_layer:O", title="decoder layer"),
-        y=alt.Y("value:Q", title="clustering gain (test split)", scale=alt.Scale(zero=False)),
-        color=alt.Color("trace:N"),
-        strokeDash=alt.StrokeDash("measure:N", title="",
-                                  scale=alt.Scale(domain=["trace", "null (both margins)"], range=[[1, 0], [4, 3]])),
-        detail="measure:N",
-    ).properties(width=420, height=260)
+        y=alt.Y("value:Q", title="clustering gain (documents not fitted on)", scale=alt.Scale(zero=False)),
+        color=alt.Color("trace:N"), detail="measure:N")
+    # points in their own layer, so the legend draws each measure's dash
+    chart = alt.layer(base.mark_line().encode(
+        strokeDash=alt.StrokeDash("measure:N", title="scored on",
+                                  scale=alt.Scale(domain=list(COACT_MEASURES.values()),
+                                                  range=[[1, 0], [1, 2], [6, 2, 1, 2], [4, 3]]))),
+        base.mark_point(filled=True)).properties(width=420, height=260)
     rule = alt.Chart(pl.DataFrame({"y": [1.0, 1.2]})).mark_rule(color="gray", strokeDash=[1, 3]).encode(y="y:Q")
     return _subtitle(alt.layer(chart, rule), "Co-activation clustering gain over chance, per layer", source)
 
@@ -176,7 +183,7 @@ def coactivation_heatmap(pairs: pl.DataFrame, source: str) -> alt.Chart:
         tooltip=["a:Q", "b:Q", "count:Q", "group_a:Q"],
     ).properties(width=200, height=200)
     return _subtitle(chart.facet(facet=alt.Facet("layer:O", title="MoE layer"), columns=4),
-                     "Co-activation matrix, experts ordered by train-split cluster", source)
+                     "Co-activation matrix, experts ordered by their fitted group", source)
 
 
 def domain_expert(dom: pl.DataFrame, source: str) -> alt.Chart:
@@ -227,25 +234,48 @@ def training_curve(curve: pl.DataFrame, source: str) -> alt.Chart:
     return _subtitle(chart, "Embedded checkpoint training", source)
 
 
-def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str) -> alt.TopLevelMixin:
-    """Devices touched per token (top) and the device load CV it costs (bottom) against the number of
+def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str, factor: float) -> alt.TopLevelMixin:
+    """Devices touched per token (top) and the device load CV it costs (middle) against the number of
     devices, per policy (mean over layers): a locality win counts only at a matched load CV. The balanced
-    co-activation placement runs once per CV budget; it is drawn as the CV-matched reading of its frontier."""
+    co-activation placement runs once per CV budget; it is drawn (dashed) as the placement
+    ``tables.static_matched`` chose on fitted data. Bottom: that choice's held-out devices per token relative
+    to frequency-balanced for the captured and proxy traces on one chart, and (dashed) ``factor`` x each
+    untrained control's, the line a trained checkpoint must be under to meet the goal."""
     mean = (frame.filter(pl.col("policy") != "coactivation_balanced")
             .group_by("trace", "devices", "policy")
             .agg(pl.col("devices_per_token", "load_cv").mean()))
+    chosen = "chosen on fitted data (matched CV)"
     best = (matched.drop_nulls("devices_per_token")
-            .select("trace", "devices", "devices_per_token", "load_cv",
-                    policy=pl.lit("co-activation at matched CV")))
+            .select("trace", "devices", "devices_per_token", "load_cv", policy=pl.lit(chosen)))
     mean = pl.concat([mean, best], how="diagonal_relaxed").sort("trace", "devices", "policy")
+    dashed = alt.condition(alt.datum.policy == chosen, alt.value([4, 3]), alt.value([1, 0]))
     base = alt.Chart(mean).encode(
-        x=alt.X("devices:O", title="devices"), color=alt.Color("policy:N"),
+        x=alt.X("devices:O", title="devices"), color=alt.Color("policy:N", legend=alt.Legend(labelLimit=400)),
+        strokeDash=dashed,
         tooltip=["trace:N", "policy:N", "devices:Q", "devices_per_token:Q", "load_cv:Q"])
     fan = base.mark_line(point=True).encode(y=alt.Y("devices_per_token:Q", title="distinct devices per token"))
     cv = base.mark_line(point=True).encode(y=alt.Y("load_cv:Q", title="device load CV"))
+    checkpoints = matched.filter(pl.col("source_kind").is_in(["captured", "proxy"]))
+    gain = checkpoints.drop_nulls("vs_frequency").select("trace", "devices", "vs_frequency", "matched_policy",
+                                                         "matched_cv_budget", "cv_vs_frequency")
+    goal = (checkpoints.drop_nulls("control_vs_frequency")
+            .select("devices", vs_frequency=factor * pl.col("control_vs_frequency"),
+                    trace=pl.format(f"{factor:g} x {{}} (goal: {{}} below)", "control", "trace")))
+    line = alt.Chart(pl.concat([gain, goal], how="diagonal_relaxed").sort("trace", "devices")).mark_line(
+        point=True).encode(
+        x=alt.X("devices:O", title="devices"),
+        y=alt.Y("vs_frequency:Q", title="devices per token vs frequency-balanced (held out)",
+                axis=alt.Axis(format="%")),
+        color=alt.Color("trace:N", title="chosen placement, held out",
+                        legend=alt.Legend(labelLimit=400, titleLimit=400)),
+        strokeDash=alt.condition(alt.FieldOneOfPredicate("trace", goal.get_column("trace").unique().sort().to_list()),
+                                 alt.value([4, 3]), alt.value([1, 0])),
+        tooltip=["trace:N", "devices:Q", "matched_policy:N", "matched_cv_budget:Q", "vs_frequency:Q",
+                 "cv_vs_frequency:Q"])
     chart = alt.vconcat(
         fan.properties(width=200, height=180).facet(column=alt.Column("trace:N", title=None)),
-        cv.properties(width=200, height=120).facet(column=alt.Column("trace:N", title=None)))
+        cv.properties(width=200, height=120).facet(column=alt.Column("trace:N", title=None)),
+        line.properties(width=320, height=180)).resolve_scale(color="independent", strokeDash="independent")
     return chart.properties(title=alt.TitleParams("Static placement: all-to-all fan-out per token, and its load "
                                                   "balance", subtitle=source, anchor="start"))
 

@@ -135,7 +135,9 @@ class Trace:
         f = self.frame.filter(pl.col("layer") == 0)
         return {"t": f.get_column("t").to_numpy(), "doc": f.get_column("doc").to_numpy(),
                 "pos": f.get_column("pos").to_numpy(), "token": f.get_column("token").to_numpy(),
-                "domain_code": f.get_column("domain").to_physical().to_numpy(),
+                # by label, not the categorical's physical codes: those follow the order labels were first seen
+                "domain_code": f.get_column("domain").cast(pl.String).replace_strict(
+                    {d: i for i, d in enumerate(self.meta.domains)}, return_dtype=pl.Int32).to_numpy(),
                 "is_test": (f.get_column("split").cast(pl.String) == "test").to_numpy()}
 
 

@@ -1,6 +1,10 @@
 rule coactivation:
     input:
         trace=get_trace,
+        # a captured trace (or its proxy) also reads its corpus: which part each document is from
+        corpus=lambda w: (
+            ["results/corpus/corpus.parquet"] if w.trace in CAPTURED + PROXIES else []
+        ),
         code=script_code("compute_coactivation"),
     output:
         layers="results/coactivation/{trace}/layers.parquet",

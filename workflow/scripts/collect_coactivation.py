@@ -5,10 +5,14 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import tables
+from moelab import provenance, tables
 
 frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.layers], how="diagonal_relaxed")
 write_parquet(frame, snakemake.output.table)
 tables.write_html(tables.coactivation_summary(frame), snakemake.output.html, "Co-activation per trace",
-                  "mean over layers; gain = test-split within-group pair share / both-margins null; "
-                  "traces: synthetic (CPU-generated), captured and proxy (CPU capture)")
+                  "mean over layers; split documents: groups fitted on some documents, scored on the others "
+                  "(score_tokens; each corpus part split alike); gain = their within-group pair share / "
+                  "both-margins null; gain_heldout_part / gain_train_part: scored on the documents of the corpus "
+                  "part the embedded checkpoint never trained on / trained on; split document halves (too few "
+                  "documents): fitted on the first half of each document, scored on the second. Sources: "
+                  f"{provenance.of_rows(frame)}")

@@ -19,12 +19,9 @@ write_parquet(prefetch, o.prefetch)
 split = f"fitted on the first {p.split_fraction:.0%} of iterations, scored on the rest; mean over layers"
 sources = "traces: " + provenance.of_rows(static, "trace", "source_kind", "capture_device")
 tables.write_html(tables.static_placement_summary(static), o.static_html, "Static expert placement",
-                  f"{split}; {sources}")
-tables.write_html(matched, o.matched_html, "Static placement at matched load CV",
-                  f"{split}; {sources}; per trace and D, the capped or balanced co-activation placement with the "
-                  f"fewest devices per token among those whose scored load CV is within {p.cv_match} of "
-                  "frequency-balanced (the same rule for every trace: compare a trained checkpoint with its "
-                  "untrained control); within = how many of the candidates qualify")
+                  f"{split}; {sources}; select_*: {tables.SELECT_NOTE}")
+tables.write_html(matched, o.matched_html, "Static placement at matched load CV, chosen on fitted data",
+                  f"{split}; {sources}; " + tables.static_matched_note(matched, p.split_fraction, p.cv_match))
 tables.write_html(tables.cache_summary(cache), o.cache_html, "Expert cache: demand miss rate",
                   f"{split}; Belady is the offline optimum (a bound, not a policy); coact = LRU plus a "
                   "co-activation prefetcher (top_k experts per request; loads_per_activation counts its prefetches)")

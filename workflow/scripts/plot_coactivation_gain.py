@@ -9,7 +9,7 @@ from moelab import plots
 
 o = snakemake.output
 frame = pl.concat([pl.read_parquet(p) for p in snakemake.input.layers], how="diagonal_relaxed")
-chart = plots.coactivation_gain(frame, source="captured and gaussian-proxy traces (CPU capture); fit on the "
-                                              "train split, scored on the test split; dashed: the same "
-                                              "pipeline on a null with both margins kept")
+chart = plots.coactivation_gain(frame, source="captured and gaussian-proxy traces (CPU capture); groups fitted on "
+                                              "some documents, scored on the others; dashed: the same pipeline on "
+                                              "a null with both margins kept")
 plots.save(chart, o.svg, o.png, o.html)

@@ -12,7 +12,7 @@ static = pl.read_parquet(i.static)
 cache = pl.read_parquet(i.cache)
 source = "traces: " + provenance.of_rows(static, "trace", "source_kind", "capture_device") + "; fit on the first part, scored on the rest"
 matched = pl.read_parquet(i.matched)
-plots.save(plots.static_placement(static, matched, source), o.svg, o.png, o.html)
+plots.save(plots.static_placement(static, matched, source, tables.CONTROL_FACTOR), o.svg, o.png, o.html)
 plots.save(plots.static_frontier(tables.static_placement_summary(static), source), o.frontier_svg,
            o.frontier_png, o.frontier_html)
 plots.save(plots.cache_miss(cache, source), o.cache_svg, o.cache_png, o.cache_html)
