@@ -20,6 +20,7 @@ include: "workflow/rules/coactivation.smk"
 include: "workflow/rules/placement.smk"
 include: "workflow/rules/kernels.smk"
 include: "workflow/rules/routing.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

@@ -102,3 +102,88 @@ def test_the_fast_import_scanner_finds_what_the_syntax_tree_finds():
     assert len(files) > 100
     for f in files:
         assert sorted(set(deps._imports(f.resolve()))) == sorted(set(deps._imports_ast(f.resolve()))), f
+
+
+# --- no result is copied by hand outside results/ (the summary page and the tables hold them) --------------
+
+# A measured-looking number: a decimal or a percentage, not part of a name, path, version pin or range key.
+_FIGURE = re.compile(r"(?<![\w.\-/=:])[-+−]?\d+(?:\.\d+)?\s?%|(?<![\w.\-/=:])[-+−]?\d+\.\d+(?![\w.])")
+# A sentence that gives an outside source for its numbers (published work we compare with).
+_ATTRIBUTED = re.compile(r"publish|arXiv|claim|\bcites?\b|\bstud(?:y|y's|ies)\b|paper|reference document", re.I)
+# Numbers that are definitions, not results; anything else must be a config value or an attributed figure.
+_DEFINITIONS = {
+    "1.0": "a gain of 1.0 is chance; PAR 1.0 is perfect balance",
+    "1.00": "the null pipeline's gain by construction",
+    "1.000": "the null pipeline's gain by construction",
+    "0.05": "the significance level of the routing tests",
+    "0.1": "the smallest exact permutation p-value with three seeds a side",
+    "0.08": "the competition's seconds per iteration (its delay accounting)",
+    "0.8": "the power-law sampler's support is [1, 0.8 x reference_tokens]",
+    "10%": "the learning-rate schedule's floor",
+    "20%": "the top-20% share is defined on the top 20% of experts",
+    "3.11": "the Python version the README asks for",
+}
+
+
+def _config_values() -> set[str]:
+    out: set[str] = set()
+
+    def walk(v) -> None:  # noqa: ANN001
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.add(str(v))
+
+    for f in (ROOT / "config").glob("*.yaml"):
+        walk(yaml.safe_load(f.read_text()))
+    return out
+
+
+def unattributed_figures(text: str, allowed: set[str], strict: bool = False) -> list[str]:
+    """Decimals and percentages in prose (code spans, code blocks and report templating left out) that are
+    neither in ``allowed`` nor in a sentence citing an outside source, nor under a "Published work" heading.
+    ``strict``: no sentence may cite its way out (the README quotes nothing)."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    found, heading = [], ""
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.splitlines()
+        if lines and lines[0].startswith("#"):
+            heading = lines[0]
+        if not strict and "published work" in heading.lower():
+            continue
+        units = lines if any(line.lstrip().startswith("|") for line in lines) else \
+            re.split(r"(?<=[.!?;:])\s+", " ".join(lines))
+        for unit in units:
+            prose = re.sub(r"``.*?``|`[^`]*`|\{\{.*?\}\}|\{%.*?%\}", "", unit)
+            if not strict and _ATTRIBUTED.search(prose):
+                continue
+            found += [f"{m.group().strip()} in: {prose.strip()[:120]}" for m in _FIGURE.finditer(prose)
+                      if m.group().strip().lstrip("+-−") not in allowed]
+    return found
+
+
+def test_no_measured_figure_is_copied_into_the_readme_docs_or_captions():
+    """Results live in results/ and the report's summary page: a number typed into the README, a doc page or
+    a caption goes stale the day the pipeline changes. Config values, definitions and cited published figures
+    are what may appear."""
+    allowed = _config_values() | set(_DEFINITIONS)
+    bad = unattributed_figures((ROOT / "README.md").read_text(), set(_DEFINITIONS), strict=True)
+    for f in [ROOT / "config/README.md", *sorted((ROOT / "docs").rglob("*.md")),
+              *sorted((ROOT / "workflow/report").glob("*.rst"))]:
+        bad += [f"{f.relative_to(ROOT)}: {b}" for b in unattributed_figures(f.read_text(), allowed)]
+    assert not bad, "hand-copied figures (point to results/tables/summary.html instead):\n" + "\n".join(bad)
+
+
+def test_the_copied_figure_check_catches_a_quoted_result():
+    allowed = _config_values() | set(_DEFINITIONS)
+    assert unattributed_figures("moelab scores 116.2 against DS-EPLB at EP32.", allowed)
+    assert unattributed_figures("Static placement cuts devices per token by 17.1% at 4 devices.", allowed)
+    assert unattributed_figures("| captured-tiny | gain 2.10 |", allowed)
+    assert not unattributed_figures("The study reports a gain of 1.4-2.1 per layer.", allowed)
+    assert not unattributed_figures("## Published work it compares with\n\nDS-EPLB: mean PAR 1.2570.", allowed)
+    assert not unattributed_figures("Run `snakemake --config seed=3.5` then read 1.00 for the null.", allowed)
+    assert unattributed_figures("The study reports a gain of 1.4 per layer.", set(_DEFINITIONS), strict=True)

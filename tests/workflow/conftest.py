@@ -60,37 +60,56 @@ def selected(request, fixture: str) -> bool:
     return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the Slurm runs or compare two whole runs go last: the Slurm runs go on in the
+    background meanwhile, and the other workflow tests need only the local run."""
+    late = ("slurm_runs", "two_runs")
+    items.sort(key=lambda item: any(f in getattr(item, "fixturenames", ()) for f in late))  # stable
+
+
 @pytest.fixture(scope="session")
-def two_runs(request, tmp_path_factory):
-    """Two finished runs of the test config in copies of the project at different paths, expected to hold the
-    same bytes: a local run and, when the session holds the Slurm tests and the cluster runs, the Slurm run
-    (a third full run would add nothing but minutes); otherwise two local runs at once."""
+def local_run(request, tmp_path_factory):
+    """A finished run of the test config, in a copy of the project. When the session holds the Slurm tests,
+    their runs start first and go on in the background (pytest keeps a failure or skip of that fixture for the
+    Slurm tests to report; this run goes on); the failing-job scenario starts from this run once it is done."""
     slurm = None
     if selected(request, "slurm_runs"):
-        try:  # the Slurm runs go on in the background from now on, next to the local run and tests
+        try:
             slurm = request.getfixturevalue("slurm_runs")
         except (Exception, pytest.skip.Exception):
-            pass  # pytest keeps the fixture's failure or skip: the Slurm tests report it, these runs go on
+            pass
     first = copy_project(tmp_path_factory.mktemp("wf") / "a/clone")
-    if slurm is not None:
+    try:
         snakemake(first, "--cores", "2", *TEST)
-        try:
-            return [first, slurm["run"].result()["dir"]]
-        except Exception:  # the Slurm tests report why; a second local run stands in
-            pass
-    dirs = [first, copy_project(tmp_path_factory.mktemp("wf") / "b/deeper/other")]
-    todo = dirs[1:] if slurm is not None else dirs  # the first has run already when Slurm was to be the second
-    with ThreadPoolExecutor(2) as pool:  # a run alone leaves a core idle at times (rules in sequence)
-        for _ in pool.map(lambda d: snakemake(d, "--cores", "2", *TEST), todo):
-            pass
-    return dirs
+    except BaseException as e:
+        if slurm:
+            slurm["local"].set_exception(e)
+        raise
+    if slurm:
+        slurm["local"].set_result(first)
+    return first
 
 
 @pytest.fixture(scope="session")
-def report_zip(two_runs):
-    """The report of the first run, written once for the tests that read it."""
-    snakemake(two_runs[0], "--cores", "2", *TEST, "--report", "results/report.zip")
-    return two_runs[0] / "results/report.zip"
+def two_runs(request, local_run, tmp_path_factory):
+    """Two finished runs of the test config in copies of the project at different paths, expected to hold the
+    same bytes: the local run and, when the session holds the Slurm tests and the cluster runs, the Slurm run
+    (a third full run would add nothing but minutes); otherwise a second local run."""
+    if selected(request, "slurm_runs"):
+        try:
+            return [local_run, request.getfixturevalue("slurm_runs")["run"].result()["dir"]]
+        except (Exception, pytest.skip.Exception):  # the Slurm tests report why; a second local run stands in
+            pass
+    second = copy_project(tmp_path_factory.mktemp("wf") / "b/deeper/other")
+    snakemake(second, "--cores", "2", *TEST)
+    return [local_run, second]
+
+
+@pytest.fixture(scope="session")
+def report_zip(local_run):
+    """The report of the local run, written once for the tests that read it."""
+    snakemake(local_run, "--cores", "2", *TEST, "--report", "results/report.zip")
+    return local_run / "results/report.zip"
 
 
 def planned_jobs(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Counter:
@@ -209,18 +228,17 @@ def slurm_run_with_a_site_profile(d: Path) -> dict:
             "records": slurm_records(d)}
 
 
-def slurm_run_with_a_failing_job(run: Future) -> dict:
-    """test_a_failing_job_says_why_and_a_rerun_resumes's runs; the test checks what they record, in order."""
-    d = run.result()["dir"]
-    work = d.parent / "failing"
-    shutil.copytree(d, work, symlinks=True)
-    before = {j["id"] for j in slurm_jobs(work)}
+def slurm_run_with_a_failing_job(local: Future) -> dict:
+    """test_a_failing_job_says_why_and_a_rerun_resumes's runs, through `--profile slurm`, on a copy of the
+    finished local run; the test checks what they record, in order."""
+    work = local.result().parent / "failing"
+    shutil.copytree(local.result(), work, symlinks=True)
+    env = install_slurm_profile(work, work.parent / "failing-config-home")
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
     trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
-    env = run.result()["env"]
     failing = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
-    failed = [j for j in slurm_jobs(work) if j["id"] not in before]
+    failed = slurm_jobs(work)  # the copy's first Slurm jobs
     trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
     planned = planned_jobs(work, *SLURM, env=env)
     rerun = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
@@ -229,15 +247,20 @@ def slurm_run_with_a_failing_job(run: Future) -> dict:
 
 @pytest.fixture(scope="session")
 def slurm_runs(request, cluster, tmp_path_factory):
-    """The Slurm runs, one after the other in a background thread: much of their time is spent waiting (on
-    Slurm's scheduling, on the profile's status checks, on retries), so the other tests go on meanwhile.
-    two_runs starts them when the session holds a Slurm test; the Slurm tests wait for what they read."""
-    with ThreadPoolExecutor(1, thread_name_prefix="slurm") as pool:
+    """The Slurm runs, in background threads: much of their time is spent waiting (on Slurm's scheduling, on
+    the profile's status checks, on retries), so the other tests go on meanwhile. The full run and then the
+    site profile's run on one thread; the failing-job scenario on another, once the local run (which sets
+    ``local``) is done. local_run starts them when the session holds a Slurm test; the Slurm tests wait for
+    what they read."""
+    local = Future()
+    with ThreadPoolExecutor(2, thread_name_prefix="slurm") as pool:
         run = pool.submit(slurm_run_of_the_test_config, tmp_path_factory.mktemp("slurm") / "p")
-        failing = pool.submit(slurm_run_with_a_failing_job, run) if selected(request, "slurm_failure") else None
+        failing = pool.submit(slurm_run_with_a_failing_job, local) if selected(request, "slurm_failure") else None
         site = (pool.submit(slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
                 if selected(request, "slurm_site") else None)
-        yield {"run": run, "failing": failing, "site": site}
+        yield {"run": run, "failing": failing, "site": site, "local": local}
+        if not local.done():  # no local run this session: the failing scenario has nothing to start from
+            local.set_exception(RuntimeError("the local run of the test config did not run in this session"))
         for job in (run, failing, site):  # leaving early (a failure, ^C): what has not started never starts;
             if job:                       # what has, ends before the cluster stops
                 job.cancel()

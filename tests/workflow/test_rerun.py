@@ -22,10 +22,10 @@ TEST = ("--configfile", "config/test.yaml")
 
 
 @pytest.fixture(scope="module")
-def finished(two_runs, tmp_path_factory):
+def finished(local_run, tmp_path_factory):
     """A copy of a finished run of the test config (outputs, logs and Snakemake's records)."""
     d = tmp_path_factory.mktemp("rerun") / "p"
-    shutil.copytree(two_runs[1], d, symlinks=True)
+    shutil.copytree(local_run, d, symlinks=True)
     assert not planned_jobs(d, *TEST), "a copy of a finished run should have nothing to do"
     return d
 
@@ -64,15 +64,16 @@ def test_a_reordered_config_reruns_nothing(finished):
 
 EXPORTS = {"export_placements"}  # placements in the engines' files, static and dynamic
 DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"} | EXPORTS
-GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "all"}
-IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "all"}  # the grid's policies on the imported loads
+GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "collect_summary", "all"}
+IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "collect_summary", "all"}  # the grid's policies on the imported loads
 CALIBRATION = {"calibrate_hotness", "plot_hotness_calibration"} | GRID  # the grid runs on the calibrated model
-PLACEMENT_FIGS = {"collect_placement", "plot_placement", "all"}
+PLACEMENT_FIGS = {"collect_placement", "plot_placement", "collect_summary", "all"}
 STATIC = {"static_placement"} | PLACEMENT_FIGS | EXPORTS
 COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
-              "tiny_checkpoint_table", "all"}
+              "tiny_checkpoint_table", "collect_summary", "all"}
 STATS_FIGS = {"collect_load_stats", "plot_device_loads", "plot_drift_timeline", "plot_expert_loads",
-              "plot_layer_loads", "plot_alpha_comparison", "plot_top20_share", "tiny_checkpoint_table", "all"}
+              "plot_layer_loads", "plot_alpha_comparison", "plot_top20_share", "tiny_checkpoint_table", "collect_summary",
+              "all"}
 TRACE_DOWNSTREAM = {"compute_load_stats", "coactivation", "cache_simulation"} | STATIC | STATS_FIGS | COACT_FIGS
 # A synthetic trace feeds no checkpoint figure (heatmaps, domain x expert, layer loads, trained vs untrained,
 # co-activation gain); a captured one feeds no synthetic-shape figure.
@@ -80,7 +81,7 @@ SYNTHETIC_DOWNSTREAM = TRACE_DOWNSTREAM - {"plot_coactivation_heatmap", "plot_do
                                            "tiny_checkpoint_table", "plot_coactivation_gain"}
 KERNELS = {"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha", "collect_kernel_bench", "all"}
 ROUTING_CAPACITY = {"routing_capacity", "collect_routing_capacity", "collect_routing_bench", "all"}
-ROUTING_STUDY = {"routing_train", "collect_routing_study", "collect_routing_bench", "all"}
+ROUTING_STUDY = {"routing_train", "collect_routing_study", "collect_routing_bench", "collect_summary", "all"}
 ROUTING_PERFT = {"routing_perft", "plot_routing_perft", "all"}
 CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loads", "plot_drift_timeline"}) \
     | {"capture_summary", "proxy", "dynamic_placement", "plot_dynamic_placement"} \
@@ -174,7 +175,8 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(param_jobs, dow
         assert jobs[rule] == n, (rule, jobs)
 
 
-# (module edited, rules whose scripts import it, every rule that must rerun). Co-activation and static placement
+# (module edited, rules whose scripts import it, every rule that must rerun). The summary page (collect_summary)
+# reads the collected tables: it follows every stage with a headline. Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
     "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
@@ -197,12 +199,12 @@ CODE_CHANGES = {
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "plot_hotness_calibration",
                    "collect_dynamic_grid", "collect_imported_grid",
-                   "collect_routing_capacity", "collect_routing_study", "plot_routing_perft"},
+                   "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
                    "plot_placement", "plot_hotness_calibration", "collect_dynamic_grid", "collect_imported_grid",
-                   "collect_routing_capacity",
-                   "collect_routing_study", "plot_routing_perft", "all"}),
+                   "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary",
+                   "all"}),
     "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},
                             ROUTING_CAPACITY | ROUTING_STUDY),
     "routing/routers.py": ({"routing_train", "collect_routing_study"}, ROUTING_STUDY),
@@ -291,9 +293,9 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def test_a_killed_run_leaves_no_half_outputs_and_the_next_run_completes(two_runs, tmp_path):
+def test_a_killed_run_leaves_no_half_outputs_and_the_next_run_completes(local_run, tmp_path):
     d = tmp_path / "p"
-    shutil.copytree(two_runs[1], d, symlinks=True)
+    shutil.copytree(local_run, d, symlinks=True)
     for stage in ("coactivation", "tables", "figures"):  # as if the run had not got this far yet
         shutil.rmtree(d / "results" / stage)
     with open(tmp_path / "run.log", "w") as log:
@@ -321,7 +323,7 @@ def test_a_killed_run_leaves_no_half_outputs_and_the_next_run_completes(two_runs
     snakemake(d, "--unlock", *TEST)  # a SIGKILL leaves Snakemake's lock behind; README: --unlock
     snakemake(d, "--cores", "2", *TEST)
     assert not list((d / "results").rglob(".*tmp*")), "temporary files left after the run completed"
-    assert not differing(d, two_runs[0])
+    assert not differing(d, local_run)  # what the run made again is what it had made
 
 
 def test_a_changed_import_file_reruns_exactly_its_dependents(finished):

@@ -1,6 +1,6 @@
 """The test config through the Slurm profile on a real single-node Slurm cluster (tools/local-slurm).
 
-The runs themselves are in conftest.py (slurm_runs): they go on in a background thread while other tests run."""
+The runs themselves are in conftest.py (slurm_runs): they go on in background threads while other tests run."""
 
 from collections import Counter
 
@@ -22,7 +22,7 @@ def slurm_run(slurm_runs):
 
 
 @pytest.fixture(scope="module")
-def slurm_failure(slurm_runs):
+def slurm_failure(slurm_runs, local_run):  # the scenario starts from the local run: that run first
     return slurm_runs["failing"].result()
 
 
@@ -34,11 +34,11 @@ def test_every_job_goes_through_sbatch(slurm_run):
         assert j["partition"] == PARTITION.get(j["rule"], "cpu"), j
 
 
-def test_slurm_outputs_match_a_local_run(slurm_run, two_runs):
-    assert not differing(slurm_run["dir"], two_runs[0])
+def test_slurm_outputs_match_a_local_run(slurm_run, local_run):
+    assert not differing(slurm_run["dir"], local_run)
 
 
-def test_a_failing_job_says_why_and_a_rerun_resumes(slurm_failure, two_runs):
+def test_a_failing_job_says_why_and_a_rerun_resumes(slurm_failure, local_run):
     res = slurm_failure["failing"]  # a corrupt trace: every job that reads it fails
     out = res.stdout + res.stderr
     assert res.returncode != 0
@@ -57,7 +57,7 @@ def test_a_failing_job_says_why_and_a_rerun_resumes(slurm_failure, two_runs):
     assert "generate_synthetic_trace" not in planned and "train_tiny" not in planned, planned
     assert planned["compute_load_stats"] == 1 and planned["coactivation"] == 1, planned
     assert_ran(slurm_failure["rerun"])
-    assert not differing(slurm_failure["dir"], two_runs[0])
+    assert not differing(slurm_failure["dir"], local_run)
 
 
 @pytest.fixture(scope="module")

@@ -122,9 +122,9 @@ def test_two_fresh_copies_give_identical_bytes(two_runs):
     assert not differing(a, b), f"outputs differ between the two copies: {differing(a, b)}"
 
 
-def test_no_op_rerun_runs_nothing(two_runs):
+def test_no_op_rerun_runs_nothing(local_run):
     # how long it takes is measured in benchmarks/bench_workflow.py, not here
-    res = snakemake(two_runs[0], "--cores", "2", "--configfile", "config/test.yaml")
+    res = snakemake(local_run, "--cores", "2", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
@@ -148,6 +148,21 @@ def test_report_zip_holds_every_figure(report_zip):
         assert any(n.endswith(fig) for n in names), f"{fig} not in report: {names[:20]}"
 
 
+def test_the_summary_page_is_read_from_the_runs_own_tables(local_run):
+    """Every headline on the summary page comes from a table of this run, with the command that rebuilds it."""
+    import polars as pl
+
+    from moelab import summary
+
+    r = local_run / "results/tables"
+    page = pl.read_parquet(r / "summary.parquet")
+    assert set(page["table"]) == set(summary.STAGES)  # the test config runs every stage that has a headline
+    again = summary.build({name: pl.read_parquet(r / f"{name}.parquet") for name in summary.STAGES},
+                          "snakemake --cores all {target} --configfile config/test.yaml")
+    assert page.equals(again)
+    assert (r / "summary.html").read_text().count("<tr>") == page.height + 1
+
+
 def test_a_copy_runs_its_own_code(tmp_path):
     """Jobs import moelab from the checkout they run in, not from the venv's (editable) install."""
     d = copy_project(tmp_path / "p")
@@ -159,7 +174,7 @@ def test_a_copy_runs_its_own_code(tmp_path):
     assert "this copy's plots module" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
 
 
-def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(two_runs):
+def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(local_run):
     """config/test.yaml imports an SGLang per_pass dump (hotness) and a FLAME-MoE folder (a trace): both reach
     the load statistics, the dynamic policies, the imported grid and the exports, and every export reads back
     to the placement the pipeline computed."""
@@ -168,7 +183,7 @@ def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(two_r
 
     from moelab import exports
 
-    r = two_runs[0] / "results"
+    r = local_run / "results"
     hot, trace = "imported-sglang_example", "imported-flame_example"
     stats = pl.read_parquet(r / "tables/load_stats.parquet")
     assert {hot, trace} <= set(stats["trace"])

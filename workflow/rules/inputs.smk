@@ -264,3 +264,33 @@ def kernel_gpus():
 def kernel_tpus():
     """JAX benchmarks ask for the tpu resource class (the Slurm profile maps it to a partition)."""
     return 0 if KERNEL_JAX.get("platform", "cpu") == "cpu" else 1
+
+
+def summary_tables():
+    """The collected tables of the stages this config runs, by name (moelab.summary.STAGES)."""
+    tables = {
+        "load_stats": "results/tables/load_stats.parquet",
+        "coactivation": "results/tables/coactivation.parquet",
+    }
+    if PLACEMENT_TRACES:
+        tables["static_matched"] = "results/tables/static_matched.parquet"
+        tables["cache"] = "results/tables/cache.parquet"
+    if GRID_CELLS:
+        tables["dynamic_grid"] = "results/tables/dynamic_grid.parquet"
+    if CALIBRATION:
+        tables["hotness_calibration"] = "results/tables/hotness_calibration.parquet"
+    if ROUTING_RUNS:
+        tables["routing_significance"] = "results/tables/routing_significance.parquet"
+    if IMPORTED_SOURCES and _GRID["eps"]:
+        tables["imported_grid"] = "results/tables/imported_grid.parquet"
+    return tables
+
+
+def regenerate_command():
+    """The command line that rebuilds one table of this run (the target goes before --configfile)."""
+    files = " ".join(
+        os.path.relpath(f, workflow.basedir) for f in workflow.overwrite_configfiles
+    )
+    return "snakemake --cores all {target}" + (
+        f" --configfile {files}" if files else ""
+    )

@@ -9,7 +9,10 @@ def figure_files(name, bench=False):
 
 def final_outputs():
     """Every table and figure the config asks for (rules' other outputs follow from these)."""
-    out = ["results/tables/load_stats.parquet", "results/tables/load_stats.html"]
+    out = [
+        "results/tables/summary.html"
+    ]  # the headline results, each next to its baseline
+    out += ["results/tables/load_stats.parquet", "results/tables/load_stats.html"]
     out += ["results/tables/coactivation.parquet", "results/tables/coactivation.html"]
     out += figure_files("alpha_comparison")
     if CAPTURED:

@@ -1,0 +1,199 @@
+"""The report's summary page: each headline result next to its baseline, its dispersion, its bound where one
+exists, and the command that regenerates it, read from the collected tables of this run (never typed in).
+
+One function per stage turns that stage's collected table into rows of :data:`COLUMNS`; a stage the config
+does not run has no table and no rows. Numbers are copied from the tables as they are: the summary adds no
+new measurement, only the reading (which trace, which baseline, which cells) that the stage's own page
+explains in full.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import polars as pl
+
+COLUMNS = {"stage": pl.String, "result": pl.String, "workload": pl.String, "value": pl.Float64,
+           "baseline": pl.String, "baseline_value": pl.Float64, "bound": pl.Float64, "dispersion": pl.String,
+           "reading": pl.String, "table": pl.String}
+
+
+def _row(stage: str, result: str, workload: str, value: float, baseline: str, baseline_value: float | None,
+         dispersion: str, reading: str, table: str, bound: float | None = None) -> dict:
+    return {"stage": stage, "result": result, "workload": workload, "value": _num(value), "baseline": baseline,
+            "baseline_value": _num(baseline_value), "bound": _num(bound), "dispersion": dispersion,
+            "reading": reading, "table": table}
+
+
+def _num(v) -> float | None:  # noqa: ANN001
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _one(what: str) -> str:
+    return "one " + what.replace("sizes", "size").removesuffix("s")
+
+
+def _span(values: pl.Series, what: str, fmt: str = ".3f") -> str:
+    """``lo to hi over n <what>`` (``what`` plural), or ``one <what>``."""
+    v = values.drop_nulls().drop_nans() if values.dtype.is_float() else values.drop_nulls()
+    if v.len() == 0:
+        return "–"
+    if v.len() == 1:
+        return _one(what)
+    return f"{format(v.min(), fmt)} to {format(v.max(), fmt)} over {v.len()} {what}"
+
+
+def _sd(values: pl.Series, what: str) -> str:
+    v = values.drop_nulls()
+    return f"sd {v.std():.3f} over {v.len()} {what}" if v.len() > 1 else _one(what)
+
+
+def _ahead(value: float, baseline: float, lower_is_better: bool) -> str:
+    if value is None or baseline is None or math.isnan(value) or math.isnan(baseline):
+        return "no reading"
+    if value == baseline:
+        return "level with the baseline"
+    better = value < baseline if lower_is_better else value > baseline
+    return "better than the baseline" if better else "worse than the baseline"
+
+
+# --- one function per stage ------------------------------------------------------------------------------
+
+def load_stats(t: pl.DataFrame) -> list[dict]:
+    """Power-law traces: the realised top-20% share against the sampler's expectation and the published range."""
+    rows = []
+    pl_rows = t.filter(pl.col("alpha").is_not_nan() & pl.col("top20_expected").is_not_nan())
+    for (trace,), g in pl_rows.group_by("trace", maintain_order=True):
+        lo, hi = g["top20_claim_lo"][0], g["top20_claim_hi"][0]
+        value, expected = g["top20_share"].mean(), g["top20_expected"][0]
+        published = "" if lo is None or math.isnan(lo) else f"; published range {lo:.2f} to {hi:.2f}"
+        inside = "" if not published else (" (inside the published range)" if lo <= value <= hi
+                                           else " (outside the published range)")
+        rows.append(_row("statistics", f"top-20% share at alpha {g['alpha'][0]:g}", trace, value,
+                         "the sampler's expected share" + published, expected, _span(g["top20_share"], "layers"),
+                         f"{value - expected:+.3f} from the expectation" + inside, "load_stats"))
+    return rows
+
+
+def coactivation(t: pl.DataFrame) -> list[dict]:
+    """Per captured, proxy or imported trace: the clustering gain over chance against the null pipeline's."""
+    rows = []
+    for (trace, kind), g in t.filter(pl.col("source_kind") != "synthetic").group_by(
+            "trace", "source_kind", maintain_order=True):
+        gain, null = g["gain"].mean(), g["gain_null"].mean()
+        reading = f"{gain - null:+.3f} over the null"
+        parts = [(p, g[f"gain_{p}_part"].mean()) for p in ("heldout", "train") if f"gain_{p}_part" in g.columns]
+        if parts and all(v is not None for _, v in parts):  # scored on the corpus part the checkpoint never saw
+            reading += "; " + ", ".join(f"{p} part {v:.3f}" for p, v in parts)
+        rows.append(_row("co-activation", "clustering gain over chance on unseen documents (mean over layers)",
+                         f"{trace} ({kind})", gain, "the same pipeline on a null trace (1 = no structure)", null,
+                         _span(g["gain"], "layers"), reading, "coactivation"))
+    return rows
+
+
+def static_matched(t: pl.DataFrame) -> list[dict]:
+    """Per captured, proxy or imported trace and device count: devices per token of the placement chosen at
+    matched balance on fitted data only, scored on the held-out part, against frequency-balanced placement;
+    a trained checkpoint's row also reads its margin against its untrained control's."""
+    rows = []
+    for r in t.filter(pl.col("source_kind") != "synthetic").iter_rows(named=True):
+        reading = f"{100 * r['vs_frequency']:+.1f}% devices per token ({r['matched_policy']})"
+        if r.get("control") is not None and r.get("control_vs_frequency") is not None:
+            reading += (f"; control {r['control']}: {100 * r['control_vs_frequency']:+.1f}%; goal (at least twice "
+                        f"the control's margin) {'met' if r['goal_met'] else 'missed'}")
+        rows.append(_row("static placement", f"devices per token at matched load CV (chosen on fitted data), "
+                         f"{r['devices']} devices", f"{r['trace']} ({r['source_kind']})", r["devices_per_token"],
+                         "frequency-balanced placement", r["frequency_dpt"],
+                         f"held-out load CV {r['load_cv']:.3f} vs {r['frequency_cv']:.3f}", reading,
+                         "static_matched"))
+    return rows
+
+
+def cache(t: pl.DataFrame) -> list[dict]:
+    """Per trace at its smallest capacity: the best online policy's miss rate against LRU, with Belady's bound."""
+    rows = []
+    summary = (t.group_by("trace", "source_kind", "capacity", "policy").agg(pl.col("miss_rate").mean(),
+                                                                            per_layer=pl.col("miss_rate")))
+    for (trace, kind), g in summary.filter(pl.col("source_kind") != "synthetic").group_by(
+            "trace", "source_kind", maintain_order=True):
+        cap = g["capacity"].min()
+        g = g.filter(pl.col("capacity") == cap)
+        online = g.filter(~pl.col("policy").is_in(["belady", "lru"])).sort("miss_rate", "policy")
+        lru, belady = g.filter(pl.col("policy") == "lru"), g.filter(pl.col("policy") == "belady")
+        if online.height == 0 or lru.height == 0:
+            continue
+        best = online.row(0, named=True)
+        rows.append(_row("caching", f"miss rate of the best online policy ({best['policy']}), capacity {cap}",
+                         f"{trace} ({kind})", best["miss_rate"], "LRU", lru["miss_rate"][0],
+                         _span(pl.Series(best["per_layer"]), "layers"),
+                         _ahead(best["miss_rate"], lru["miss_rate"][0], lower_is_better=True), "cache",
+                         bound=belady["miss_rate"][0] if belady.height else None))
+    return rows
+
+
+def dynamic_grid(t: pl.DataFrame) -> list[dict]:
+    """moelab's policy on the pinned grid against DS-EPLB (=100): per drift scale, over EP sizes and seeds."""
+    rows = []
+    ours = t.filter(pl.col("policy") == "moelab")
+    for (drift,), g in ours.group_by("drift_scale", maintain_order=True):
+        eps = ", ".join(str(e) for e in sorted(g["ep"].unique()))
+        rows.append(_row("dynamic placement", f"score against DS-EPLB, drift x{drift:g} (mean over EP and seeds)",
+                         f"calibrated hotness model, EP {eps}", g["score_vs_eplb"].mean(), "DS-EPLB", 100.0,
+                         _span(g["score_vs_eplb"], "cells", ".1f") + "; " + _sd(g["score_vs_eplb"], "cells"),
+                         f"gap to the bound closed: {g['gap_closed'].mean():+.2f} (mean)", "dynamic_grid",
+                         bound=g["bound_par"].mean()))
+    return rows
+
+
+def hotness_calibration(t: pl.DataFrame) -> list[dict]:
+    """The hotness model against the published table: the largest error among fitted and predicted cells."""
+    rows = []
+    scored = t.filter(pl.col("error").is_not_null() & pl.col("published").is_not_null())  # not extrapolations
+    for (model, role, metric), g in scored.group_by("model", "role", "metric", maintain_order=True):
+        worst = g.sort(pl.col("error").abs(), descending=True).row(0, named=True)
+        rows.append(_row("calibration", f"{model} {metric}, {role} cells: largest error", worst["cell"],
+                         worst["modelled"], "published", worst["published"],
+                         _span(g["error"], "cells", ".4g"), f"error {worst['error']:+.4g} "
+                         f"({100 * worst['relative_error']:+.1f}%)", "hotness_calibration"))
+    return rows
+
+
+def routing_significance(t: pl.DataFrame) -> list[dict]:
+    """How many strategy differences survive Holm's correction."""
+    tested = t.filter(pl.col("p_holm").is_not_null())
+    n, sig = tested.height, int(tested["significant"].sum())
+    return [_row("routing", "strategy pairs different after Holm's correction", "routing study", float(sig),
+                 "pairs tested", float(n), f"alpha {tested['alpha'][0]:g}" if n else "–",
+                 f"{sig} of {n} pairs significant", "routing_significance")] if n else []
+
+
+def imported_grid(t: pl.DataFrame) -> list[dict]:
+    """A user's imported load through the grid's policies: moelab against DS-EPLB per workload."""
+    rows = []
+    for (workload,), g in t.filter(pl.col("policy") == "moelab").group_by("workload", maintain_order=True):
+        rows.append(_row("imported loads", "moelab's score against DS-EPLB (mean over EP sizes)", workload,
+                         g["score_vs_eplb"].mean(), "DS-EPLB", 100.0, _span(g["score_vs_eplb"], "EP sizes", ".1f"),
+                         _ahead(g["score_vs_eplb"].mean(), 100.0, lower_is_better=False), "imported_grid",
+                         bound=None))
+    return rows
+
+
+STAGES: dict[str, Callable[[pl.DataFrame], list[dict]]] = {
+    "load_stats": load_stats, "coactivation": coactivation, "static_matched": static_matched, "cache": cache,
+    "dynamic_grid": dynamic_grid, "hotness_calibration": hotness_calibration,
+    "routing_significance": routing_significance, "imported_grid": imported_grid}
+
+
+def build(tables: Mapping[str, pl.DataFrame], command: str) -> pl.DataFrame:
+    """The summary rows of every stage whose table is given (keys of :data:`STAGES`), in stage order, each with
+    the command that regenerates its table: ``command`` with ``{target}`` replaced by the table's html file."""
+    unknown = set(tables) - set(STAGES)
+    if unknown:
+        raise ValueError(f"no summary reading for tables {sorted(unknown)}; known: {sorted(STAGES)}")
+    if "{target}" not in command:
+        raise ValueError(f"the regenerate command {command!r} has no {{target}} to put the table in")
+    rows = [r for name, read in STAGES.items() if name in tables for r in read(tables[name])]
+    for r in rows:
+        r["regenerate"] = command.replace("{target}", f"results/tables/{r['table']}.html")
+    return pl.DataFrame(rows, schema={**COLUMNS, "regenerate": pl.String})

@@ -1,0 +1,61 @@
+"""The summary page reads each headline from the tables it is given, next to the right baseline."""
+
+import polars as pl
+import pytest
+
+from moelab import summary
+
+CMD = "snakemake --cores all {target} --configfile config/test.yaml"
+
+
+def coact() -> pl.DataFrame:
+    return pl.DataFrame({"trace": ["cap", "cap", "syn", "syn"], "source_kind": ["captured", "captured"] + ["synthetic"] * 2,
+                         "gain": [1.2, 1.4, 3.0, 3.0], "gain_null": [1.0, 1.02, 1.0, 1.0]})
+
+
+def test_each_row_is_read_from_its_table_next_to_its_baseline():
+    out = summary.build({"coactivation": coact()}, CMD)
+    assert out.height == 1  # synthetic traces are not headlines: their structure is planted
+    r = out.row(0, named=True)
+    assert r["workload"] == "cap (captured)" and r["value"] == pytest.approx(1.3)
+    assert r["baseline_value"] == pytest.approx(1.01) and r["dispersion"] == "1.200 to 1.400 over 2 layers"
+    assert r["regenerate"] == "snakemake --cores all results/tables/coactivation.html --configfile config/test.yaml"
+
+
+def test_the_cache_headline_is_the_best_online_policy_against_lru_with_beladys_bound():
+    rows = []
+    for layer in (0, 1):
+        for policy, miss in (("lru", 0.5), ("lfu", 0.4), ("coact", 0.45), ("belady", 0.3)):
+            rows.append({"layer": layer, "capacity": 2, "policy": policy, "miss_rate": miss + 0.01 * layer,
+                         "trace": "cap", "source_kind": "captured"})
+            rows.append({"layer": layer, "capacity": 4, "policy": policy, "miss_rate": miss / 2,
+                         "trace": "cap", "source_kind": "captured"})
+    r = summary.build({"cache": pl.DataFrame(rows)}, CMD).row(0, named=True)
+    assert "(lfu), capacity 2" in r["result"]
+    assert r["value"] == pytest.approx(0.405) and r["baseline_value"] == pytest.approx(0.505)
+    assert r["bound"] == pytest.approx(0.305) and r["reading"] == "better than the baseline"
+
+
+def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
+    grid = pl.DataFrame({"ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
+                         "seed": [1, 1, 1, 1, 1], "policy": ["moelab", "moelab", "DS-EPLB", "DS-EPLB", "moelab"],
+                         "score_vs_eplb": [104.0, 98.0, 100.0, 100.0, 101.0], "gap_closed": [0.5, -0.1, 0, 0, 0.2],
+                         "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0]})
+    out = summary.build({"dynamic_grid": grid}, CMD)
+    x1 = out.filter(pl.col("result").str.contains("drift x1 ")).row(0, named=True)
+    assert x1["value"] == pytest.approx(101.0) and x1["baseline_value"] == 100.0
+    assert x1["workload"] == "calibrated hotness model, EP 32, 64"
+    assert x1["dispersion"].startswith("98.0 to 104.0 over 2 cells")
+    assert out.height == 2
+
+
+def test_bad_calls_name_what_is_wrong():
+    with pytest.raises(ValueError, match="no summary reading for tables"):
+        summary.build({"kernels": coact()}, CMD)
+    with pytest.raises(ValueError, match="no {target}"):
+        summary.build({"coactivation": coact()}, "snakemake --cores all")
+
+
+def test_a_stage_that_did_not_run_has_no_rows():
+    out = summary.build({}, CMD)
+    assert out.height == 0 and out.columns == [*summary.COLUMNS, "regenerate"]

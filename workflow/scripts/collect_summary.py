@@ -1,0 +1,16 @@
+import _moelab_path  # noqa: F401 - puts this checkout's src/ on sys.path
+from moelab.jobs import start, write_parquet
+
+log = start(snakemake)
+
+import polars as pl
+
+from moelab import summary, tables
+
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+frame = summary.build({name: pl.read_parquet(i[name]) for name in p.tables}, p.command)
+write_parquet(frame, o.table)
+tables.write_html(frame, o.html, "Headline results",
+                  "each row read from the table named in `table` of this run (the command in `regenerate` "
+                  "rebuilds it); workloads as named: synthetic (CPU-generated), captured, proxy or imported")
+log.info("summary: %d headline rows from %s", frame.height, ", ".join(p.tables))
