@@ -303,38 +303,6 @@ def test_static_and_compact_slot_orders_agree():
     assert torch.equal(offs_c.diff(prepend=offs_c.new_zeros(1)), torch.bincount(ids[ids >= 0], minlength=8).int())
 
 
-# ---- latency-matched alpha ----------------------------------------------------------------------------------
-
-def test_crossing_interpolates_and_says_when_there_is_none():
-    from moelab.kernels.alpha_match import crossing
-
-    xs = np.array([0.0, 1.0, 2.0])
-    assert crossing(xs, np.array([1.0, 3.0, 5.0]), 2.0) == pytest.approx(0.5)
-    assert crossing(xs, np.array([1.0, 3.0, 5.0]), 4.5) == pytest.approx(1.75)
-    assert np.isnan(crossing(xs, np.array([1.0, 3.0, 5.0]), 9.0))
-
-
-def test_alpha_match_on_a_known_alpha(tmp_path):
-    """A synthetic alpha 1.2 workload, treated as the 'captured' one: its load-matched alpha lands near 1.2
-    and the rows carry what the figure needs."""
-    from moelab.kernels import alpha_match
-
-    tr, tid = make_trace(tmp_path, E=16, k=4, kind="powerlaw", alpha=1.2)
-    like = cut_workloads(tr, tid, [128], [1], ["contiguous"], 0.5, seed=2)[0]
-    rl = {"min": 4, "max": 40}
-    lo = alpha_match.synthetic_workload(0.0, like, rl, 4096, seed=1)
-    hi = alpha_match.synthetic_workload(2.0, like, rl, 4096, seed=1)
-    assert (lo.tokens, lo.num_experts, lo.top_k, lo.concurrency) == (128, 16, 4, like.concurrency)
-    assert workloads.ep_local(hi, 4).pairs > workloads.ep_local(lo, 4).pairs
-    rows = alpha_match.measure(like, shapes.MoEShape("s", hidden=32, ffn=16, experts=16, top_k=4),
-                               [0.0, 0.6, 1.2, 1.8, 2.4], 4, request_length=rl, reference_tokens=4096, seed=1,
-                               rounds=1, iters=2)
-    assert rows["source"].to_list()[0] == "captured" and rows.height == 6
-    out = alpha_match.summarise(rows, mle_alpha=1.1)
-    assert out["mle_alpha"] == 1.1 and out["captured_bottleneck_pairs"] == workloads.ep_local(like, 4).pairs
-    assert 0.3 < out["load_matched_alpha"] < 2.2
-
-
 def test_profiler_traces_per_case(tmp_path):
     tr, tid = make_trace(tmp_path, kind="balanced")
     ws = cut_workloads(tr, tid, [16], [1], ["contiguous"], 0.5, seed=4)

@@ -192,11 +192,19 @@ def slurm_records(workdir) -> list[dict]:
     return [r for r in recs if os.path.realpath(r.get("WorkDir", "")) == os.path.realpath(workdir)]
 
 
+def make_slurm_profile(d: Path) -> list[str]:
+    """`make slurm-profile` in a copy ``d``, with this checkout's venv, which is set up already: ``-o`` keeps make
+    from reinstalling it from the copy (a copy's pyproject.toml can be newer than the venv's stamp, and an
+    editable install from the copy would point the venv at a temporary folder)."""
+    venv = ROOT / ".venv"
+    return ["make", "-C", str(d), "slurm-profile", f"VENV={venv}", "-o", str(venv / ".installed")]
+
+
 def install_slurm_profile(d: Path, home: Path) -> dict[str, str]:
     """`make slurm-profile` as the README says, into a config home of the test's own; the env that finds it."""
     env = {"XDG_CONFIG_HOME": str(home)}
-    res = subprocess.run(["make", "-C", str(d), "slurm-profile", f"VENV={ROOT / '.venv'}"], capture_output=True,
-                         text=True, env={**os.environ, **env}, timeout=120)
+    res = subprocess.run(make_slurm_profile(d), capture_output=True, text=True, env={**os.environ, **env},
+                         timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     installed = home / "snakemake/slurm/config.yaml"
     assert installed.read_bytes() == (ROOT / "profiles/slurm/config.yaml").read_bytes(), res.stdout
@@ -221,8 +229,8 @@ def slurm_run_with_a_site_profile(d: Path) -> dict:
     (home / "snakemake/slurm").mkdir(parents=True)
     (home / "snakemake/slurm/config.yaml").write_text(SITE_PROFILE)
     env = {"XDG_CONFIG_HOME": str(home)}
-    kept = subprocess.run(["make", "-C", str(d), "slurm-profile", f"VENV={ROOT / '.venv'}"], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120)
+    kept = subprocess.run(make_slurm_profile(d), capture_output=True, text=True, env={**os.environ, **env},
+                          timeout=120)
     res = snakemake(d, "--profile", "slurm", SITE_TARGET, *TEST, timeout=1200, env=env, check=False)
     return {"dir": d, "run": res, "kept": kept, "profile": (home / "snakemake/slurm/config.yaml").read_text(),
             "records": slurm_records(d)}

@@ -120,8 +120,7 @@ PARAM_CHANGES = {
                                  {"sample_powerlaw", "plot_powerlaw_comparison", "plot_top20_share", "all"},
                                  {"sample_powerlaw": 1}),
     "timeline window": (lambda c: c["figures"].update(timeline_window=8), {"compute_load_stats"},
-                        {"compute_load_stats", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS,
-                        {"compute_load_stats": 10, "kernel_alpha": 1}),
+                        {"compute_load_stats"} | STATS_FIGS, {"compute_load_stats": 10}),
     "one scenario's drift": (lambda c: c["drift"]["phases"].update(walk_sigma=0.03), {"generate_synthetic_trace"},
                              {"generate_synthetic_trace"} | SYNTHETIC_DOWNSTREAM,
                              {"generate_synthetic_trace": 1, "compute_load_stats": 1, "coactivation": 1}),
@@ -191,7 +190,7 @@ CODE_CHANGES = {
     "grouping.py": ({"coactivation", "static_placement", "kernel_workloads"},
                     {"coactivation"} | STATIC | COACT_FIGS | KERNELS),
     "stats.py": ({"compute_load_stats", "coactivation"},
-                 {"compute_load_stats", "coactivation", "kernel_alpha", "collect_kernel_bench"} | STATS_FIGS
+                 {"compute_load_stats", "coactivation"} | STATS_FIGS
                  | COACT_FIGS),
     "kernels/torch_moe.py": ({"kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS - {"kernel_workloads"}),
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
@@ -346,4 +345,4 @@ def test_a_changed_import_file_reruns_exactly_its_dependents(finished):
     assert jobs == {**{rule: 1 for rule in one}, "export_placements": 1, "collect_load_stats": 1,
                     "collect_coactivation": 1, "collect_placement": 1, "collect_imported_grid": 1,
                     "plot_dynamic_placement": 1, "plot_alpha_comparison": 1, "plot_placement": 1,
-                    "plot_top20_share": 1, "all": 1}, jobs
+                    "plot_top20_share": 1, "collect_summary": 1, "all": 1}, jobs

@@ -158,7 +158,7 @@ def test_the_summary_page_is_read_from_the_runs_own_tables(local_run):
     page = pl.read_parquet(r / "summary.parquet")
     assert set(page["table"]) == set(summary.STAGES)  # the test config runs every stage that has a headline
     again = summary.build({name: pl.read_parquet(r / f"{name}.parquet") for name in summary.STAGES},
-                          "snakemake --cores all {target} --configfile config/test.yaml")
+                          "snakemake --cores all {target}")
     assert page.equals(again)
     assert (r / "summary.html").read_text().count("<tr>") == page.height + 1
 

@@ -284,13 +284,3 @@ def summary_tables():
     if IMPORTED_SOURCES and _GRID["eps"]:
         tables["imported_grid"] = "results/tables/imported_grid.parquet"
     return tables
-
-
-def regenerate_command():
-    """The command line that rebuilds one table of this run (the target goes before --configfile)."""
-    files = " ".join(
-        os.path.relpath(f, workflow.basedir) for f in workflow.overwrite_configfiles
-    )
-    return "snakemake --cores all {target}" + (
-        f" --configfile {files}" if files else ""
-    )

@@ -75,7 +75,6 @@ rule kernel_bench_jax:
 rule kernel_alpha:
     input:
         workload="results/kernels/workloads/{trace}.parquet",
-        layers="results/stats/{trace}/layers.parquet",
         code=script_code("kernel_alpha"),
     output:
         "results/bench/kernels/alpha/{trace}.parquet",

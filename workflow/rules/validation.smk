@@ -1,6 +1,5 @@
 # The config, checked and resolved before any job: the schema, then every block's spec and the checks
 # that tie blocks together (moelab.config), then the trace ids and job lists the rules expand over.
-import os
 import re
 import sys
 from pathlib import Path

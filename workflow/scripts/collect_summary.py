@@ -11,6 +11,7 @@ i, o, p = snakemake.input, snakemake.output, snakemake.params
 frame = summary.build({name: pl.read_parquet(i[name]) for name in p.tables}, p.command)
 write_parquet(frame, o.table)
 tables.write_html(frame, o.html, "Headline results",
-                  "each row read from the table named in `table` of this run (the command in `regenerate` "
-                  "rebuilds it); workloads as named: synthetic (CPU-generated), captured, proxy or imported")
+                  "each row read from the table named in `table` of this run; `regenerate` rebuilds it (add the "
+                  "--configfile options of this run); workloads as named: synthetic (CPU-generated), captured, "
+                  "proxy or imported")
 log.info("summary: %d headline rows from %s", frame.height, ", ".join(p.tables))

@@ -106,34 +106,66 @@ def placement(frame: pl.DataFrame) -> alt.FacetChart:
                      provenance.of_measurements(frame))
 
 
+ESTIMATES = (("latency_matched", "latency-matched"), ("load_matched", "load-matched"),
+             ("mle", "maximum likelihood"))
+
+
+def _estimate(row: dict, name: str) -> str:
+    a, lo, hi = (row[f"{name}_alpha{end}"] for end in ("", "_low", "_high"))
+    band = f"[{lo:.2f}, {hi:.2f}]" if lo == lo else "outside every band"
+    return f"{a:.2f} {band}" if a == a else f"no crossing, {band}"
+
+
 def alpha_match(frame: pl.DataFrame | None) -> alt.TopLevelMixin:
-    """Per captured trace: synthetic busiest-rank latency against alpha, the captured latency as a dashed
-    level, and the latency-matched, load-matched and maximum-likelihood alphas as rules."""
+    """Per captured trace: the sampled workloads' busiest-rank latency and pair count against alpha (median
+    over draws, the band their min to max), the captured values as dashed levels, and the three estimates with
+    their intervals on the same alpha axis."""
     if frame is None or frame.is_empty():
         return alt.Chart(pl.DataFrame({"note": ["no captured trace is timed (kernels.traces, kernels.alpha)"]})
                          ).mark_text(size=14).encode(text="note:N").properties(width=400, height=60)
-    panels = []
+    columns = []
     for trace in sorted(frame["trace"].unique()):
-        f = frame.filter(pl.col("trace") == trace)
-        r0 = f.row(0, named=True)
-        marks = pl.DataFrame({"estimate": ["latency-matched", "load-matched", "maximum likelihood"],
-                              "alpha": [r0["latency_matched_alpha"], r0["load_matched_alpha"], r0["mle_alpha"]]}
-                             ).drop_nans()
-        line = alt.Chart(f.filter(pl.col("source") != "captured")).mark_line(point=True).encode(
-            x=alt.X("alpha:Q", title="power-law alpha of the synthetic workloads"),
-            y=alt.Y("latency_p50_ms:Q", title="busiest-rank median latency (ms)"),
-            tooltip=["alpha:Q", "latency_p50_ms:Q", "bottleneck_pairs:Q", "rank_imbalance:Q", "draws:Q"])
-        level = alt.Chart(f.filter(pl.col("source") == "captured")).mark_rule(strokeDash=[4, 3], color="black"
-                                                                              ).encode(y="latency_p50_ms:Q")
-        rules = alt.Chart(marks).mark_rule(strokeWidth=2).encode(
-            x="alpha:Q", color=alt.Color("estimate:N", title="alpha estimate"), tooltip=["estimate:N", "alpha:Q"])
-        lat = r0["latency_matched_alpha"]
-        found = (f"latency-matched alpha {lat:.2f}" if lat == lat else
-                 "no latency-matched alpha: the captured latency is outside the synthetic range")
-        panels.append(alt.layer(line, level, rules).properties(
-            width=320, height=220, title=alt.TitleParams(
-                f"{trace}: {r0['shape_label']}, {r0['tokens']} tokens, EP={r0['ep']}", subtitle=found)))
-    devices = ", ".join(sorted(f"{k} {n}" for k, n in frame.select("device_kind", "device_name").unique().iter_rows()))
-    return _subtitle(alt.hconcat(*panels), "Latency-matched alpha next to the load-matched and maximum-likelihood ones",
-                     f"captured traces against synthetic power-law workloads; grouped path timed on {devices}; "
-                     "dashed: the captured workload's latency")
+        f = frame.filter(pl.col("trace") == trace).fill_nan(None)
+        r0 = frame.filter(pl.col("trace") == trace).row(0, named=True)
+        syn, cap = f.filter(pl.col("source") == "sampled"), f.filter(pl.col("source") == "captured")
+        est = pl.DataFrame({"estimate": [label for _, label in ESTIMATES],
+                            "alpha": [r0[f"{n}_alpha"] for n, _ in ESTIMATES],
+                            "low": [r0[f"{n}_alpha_low"] for n, _ in ESTIMATES],
+                            "high": [r0[f"{n}_alpha_high"] for n, _ in ESTIMATES]}).fill_nan(None)
+        edges = [v for v in [*syn["alpha"].to_list(), *est["low"].to_list(), *est["high"].to_list()] if v is not None]
+        scale = alt.Scale(domain=[min(edges), max(edges)], nice=False)
+        x = alt.X("alpha:Q", title="power-law alpha", scale=scale)
+        order = [label for _, label in ESTIMATES]
+        color = alt.Color("estimate:N", title="alpha estimate", sort=order)
+        rows = []
+        for measure, title in (("latency_p50_ms", "busiest-rank median latency (ms)"),
+                               ("bottleneck_pairs", "busiest-rank token-expert pairs")):
+            band = alt.Chart(syn).mark_area(opacity=0.25, color="gray").encode(
+                x=x, y=alt.Y(f"{measure}_low:Q", title=title, scale=alt.Scale(zero=False)), y2=f"{measure}_high:Q")
+            line = alt.Chart(syn).mark_line(point=alt.OverlayMarkDef(color="gray"), color="gray").encode(
+                x=x, y=f"{measure}:Q", tooltip=["alpha:Q", f"{measure}:Q", f"{measure}_low:Q", f"{measure}_high:Q",
+                                                "rank_imbalance:Q", "expert_imbalance:Q", "draws:Q"])
+            level = alt.Chart(cap).mark_rule(strokeDash=[4, 3], color="black").encode(y=f"{measure}:Q")
+            rules = alt.Chart(est).transform_filter("datum.alpha != null").mark_rule(strokeWidth=2).encode(
+                x="alpha:Q", color=color, tooltip=["estimate:N", "alpha:Q"])
+            rows.append(alt.layer(band, line, level, rules).properties(width=360, height=180))
+        bars = alt.Chart(est).transform_filter("datum.low != null").mark_rule(strokeWidth=3).encode(
+            x=alt.X("low:Q", title="power-law alpha", scale=scale), x2="high:Q",
+            y=alt.Y("estimate:N", title=None, sort=order), color=color, tooltip=["estimate:N", "alpha:Q", "low:Q",
+                                                                                 "high:Q"])
+        points = alt.Chart(est).transform_filter("datum.alpha != null").mark_point(filled=True, size=60).encode(
+            x=x, y=alt.Y("estimate:N", title=None, sort=order), color=color)
+        rows.append(alt.layer(bars, points).properties(width=360, height=70))
+        found = "; ".join(f"{label} {_estimate(r0, n)}" for n, label in ESTIMATES)
+        columns.append(alt.vconcat(*rows).properties(title=alt.TitleParams(
+            f"{trace}: {r0['shape_label']}, {r0['tokens']} tokens, EP={r0['ep']}", subtitle=found)))
+    devices = ", ".join(sorted(f"{k} {n}" for k, n in
+                               frame.filter(pl.col("source") == "sampled").select("device_kind", "device_name")
+                               .unique().iter_rows()))
+    level = int(round(100 * frame["mle_level"][0]))
+    return _subtitle(alt.hconcat(*columns),
+                     "Latency-matched alpha next to the load-matched and maximum-likelihood ones",
+                     f"captured traces against sampled power-law workloads (no round-robin point), grouped path "
+                     f"timed on {devices}; grey: median and min to max over draws; dashed: the captured workload; "
+                     f"intervals: the alphas whose band holds the captured value, and the {level}% likelihood-ratio "
+                     "interval")

@@ -25,17 +25,35 @@ class JaxSpec(ConfigSpec):
 
 @dataclass(frozen=True)
 class AlphaSpec(ConfigSpec):
-    """``kernels.alpha``: the latency-matched power-law alpha of captured traces."""
+    """``kernels.alpha``: the latency-matched power-law alpha of captured traces, matched against ``draws``
+    sampled workloads at each of ``points`` alphas evenly spaced from ``lowest`` to ``highest``."""
 
     key = "kernels.alpha"
-    alphas: tuple[float, ...]
+    lowest: float
+    highest: float
+    points: int
     draws: int
     rounds: int
     iters: int
 
     def __post_init__(self) -> None:
-        if list(self.alphas) != sorted(self.alphas):
-            raise ValueError(f"alphas={list(self.alphas)} must be ascending")
+        for name in ("lowest", "highest"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}={value!r} must be a number")
+        if not 0 < self.lowest < self.highest:
+            raise ValueError(f"lowest={self.lowest}, highest={self.highest}: need 0 < lowest < highest (alpha = 0 is "
+                             "the generator's round-robin case, not a draw of the power law)")
+        for name, least in (("points", 3), ("draws", 2), ("rounds", 1), ("iters", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name}={value!r} must be an integer >= {least}"
+                                 + (" (a band over draws needs two)" if name == "draws" else ""))
+
+    def alphas(self) -> list[float]:
+        """The grid, ascending (rounded so that a config's 0.05 steps read as such in the tables)."""
+        step = (self.highest - self.lowest) / (self.points - 1)
+        return [round(self.lowest + i * step, 10) for i in range(self.points)]
 
 
 @dataclass(frozen=True)
