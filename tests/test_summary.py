@@ -36,6 +36,16 @@ def test_the_cache_headline_is_the_best_online_policy_against_lru_with_beladys_b
     assert r["bound"] == pytest.approx(0.305) and r["reading"] == "better than the baseline"
 
 
+def test_rows_come_in_the_tables_order_every_time():
+    """Same tables, same bytes: traces keep the order of the table (a hash-ordered group-by would not)."""
+    rows = [{"layer": layer, "capacity": 2, "policy": policy, "miss_rate": 0.5, "trace": trace,
+             "source_kind": "captured"} for trace in ("t3", "t1", "t2", "t0") for layer in (0, 1)
+            for policy in ("lru", "lfu", "belady")]
+    for _ in range(20):
+        out = summary.build({"cache": pl.DataFrame(rows)}, CMD)
+        assert out["workload"].to_list() == [f"{t} (captured)" for t in ("t3", "t1", "t2", "t0")]
+
+
 def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
     grid = pl.DataFrame({"ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
                          "seed": [1, 1, 1, 1, 1], "policy": ["moelab", "moelab", "DS-EPLB", "DS-EPLB", "moelab"],

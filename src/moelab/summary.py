@@ -113,8 +113,8 @@ def static_matched(t: pl.DataFrame) -> list[dict]:
 def cache(t: pl.DataFrame) -> list[dict]:
     """Per trace at its smallest capacity: the best online policy's miss rate against LRU, with Belady's bound."""
     rows = []
-    summary = (t.group_by("trace", "source_kind", "capacity", "policy").agg(pl.col("miss_rate").mean(),
-                                                                            per_layer=pl.col("miss_rate")))
+    summary = (t.group_by("trace", "source_kind", "capacity", "policy", maintain_order=True)  # same bytes each run
+               .agg(pl.col("miss_rate").mean(), per_layer=pl.col("miss_rate")))
     for (trace, kind), g in summary.filter(pl.col("source_kind") != "synthetic").group_by(
             "trace", "source_kind", maintain_order=True):
         cap = g["capacity"].min()

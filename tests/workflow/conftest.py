@@ -43,7 +43,11 @@ def snakemake(cwd: Path, *args: str, check: bool = True, timeout: float = 2400,
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     if "slurm" not in args:  # not `--profile slurm`
         env["PATH"] = f"{_NO_SCONTROL}{os.pathsep}{env.get('PATH', '')}"
-    res = subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    # The Slurm runs are background work: at a lower CPU priority they take the cores the tests in the
+    # foreground leave idle (tools/local-slurm's PropagatePrioProcess gives their jobs the same nice value).
+    nice = ["nice", "-n", "10"] if "slurm" in args and "-n" not in args else []
+    res = subprocess.run([*nice, SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env,
+                         timeout=timeout)
     if check:
         assert_ran(res)
     return res

@@ -210,7 +210,7 @@ CODE_CHANGES = {
     "routing/plots.py": ({"collect_routing_capacity", "collect_routing_study", "collect_routing_bench",
                           "plot_routing_perft"},
                          {"collect_routing_capacity", "collect_routing_study", "collect_routing_bench",
-                          "plot_routing_perft", "all"}),
+                          "plot_routing_perft", "collect_summary", "all"}),
     "capture.py": ({"capture", "proxy", "routing_perft"}, {"capture"} | CAPTURED_DOWNSTREAM | ROUTING_PERFT),
     "routing/perft.py": ({"routing_perft"}, ROUTING_PERFT),
 }
