@@ -261,6 +261,11 @@ def slurm_run_with_a_site_profile(d: Path) -> dict:
             "records": slurm_records(d)}
 
 
+# what the failing-job scenario asks for: two jobs that read the trace it corrupts (every job that reads it fails;
+# two are enough to show it, and keep the scenario's Slurm jobs few)
+FAILING_TARGETS = ("results/stats/random-E16-k4/layers.parquet", "results/coactivation/random-E16-k4/layers.parquet")
+
+
 def slurm_run_with_a_failing_job(local: Future) -> dict:
     """test_a_failing_job_says_why_and_a_rerun_resumes's runs, through `--profile slurm`, on a copy of the
     finished local run; the test checks what they record, in order."""
@@ -270,11 +275,12 @@ def slurm_run_with_a_failing_job(local: Future) -> dict:
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
     trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
-    failing = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
+    args = ("--profile", "slurm", *FAILING_TARGETS, *TEST)
+    failing = snakemake(work, *args, check=False, timeout=2400, env=env)
     failed = slurm_jobs(work)  # the copy's first Slurm jobs
     trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
-    planned = planned_jobs(work, *SLURM, env=env)
-    rerun = snakemake(work, *SLURM, check=False, timeout=2400, env=env)
+    planned = planned_jobs(work, *args, env=env)
+    rerun = snakemake(work, *args, check=False, timeout=2400, env=env)
     return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
 
 
