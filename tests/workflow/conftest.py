@@ -6,7 +6,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -275,7 +275,10 @@ def slurm_run_with_a_failing_job(local: Future) -> dict:
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
     trace.write_bytes(good[: len(good) // 2])  # a corrupt trace: every job that reads it fails
-    args = ("--profile", "slurm", *FAILING_TARGETS, *TEST)
+    # ahead of the full Slurm run's queued jobs (root may lower a job's nice value), so this scenario ends
+    # while that run goes on, instead of waiting behind it with the executor's status checks backing off
+    ahead = [f"{rule}:slurm_extra='--nice=-1000'" for rule in ("compute_load_stats", "coactivation")]
+    args = ("--profile", "slurm", *FAILING_TARGETS, *TEST, "--set-resources", *ahead)
     failing = snakemake(work, *args, check=False, timeout=2400, env=env)
     failed = slurm_jobs(work)  # the copy's first Slurm jobs
     trace.write_bytes(good)  # fixed: the rerun runs what depends on the trace, nothing else, and completes
@@ -284,18 +287,24 @@ def slurm_run_with_a_failing_job(local: Future) -> dict:
     return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
 
 
+def after(first: Future, then, *args):  # noqa: ANN001, ANN201
+    """``then(*args)`` once ``first`` has ended, however it ended (its own test reports a failure)."""
+    wait([first])
+    return then(*args)
+
+
 @pytest.fixture(scope="session")
 def slurm_runs(request, cluster, tmp_path_factory):
     """The Slurm runs, in background threads: much of their time is spent waiting (on Slurm's scheduling, on
-    the profile's status checks, on retries), so the other tests go on meanwhile. The full run and then the
-    site profile's run on one thread; the failing-job scenario on another, once the local run (which sets
-    ``local``) is done. local_run starts them when the session holds a Slurm test; the Slurm tests wait for
-    what they read."""
+    the profile's status checks, on retries), so the other tests go on meanwhile. The full run, then the site
+    profile's run (its two jobs would otherwise queue behind the full run's); the failing-job scenario beside
+    them, once the local run (which sets ``local``) is done. local_run starts them when the session holds a
+    Slurm test; the Slurm tests wait for what they read."""
     local = Future()
     with ThreadPoolExecutor(2, thread_name_prefix="slurm") as pool:
         run = pool.submit(slurm_run_of_the_test_config, tmp_path_factory.mktemp("slurm") / "p")
         failing = pool.submit(slurm_run_with_a_failing_job, local) if selected(request, "slurm_failure") else None
-        site = (pool.submit(slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
+        site = (pool.submit(after, run, slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
                 if selected(request, "slurm_site") else None)
         yield {"run": run, "failing": failing, "site": site, "local": local}
         if not local.done():  # no local run this session: the failing scenario has nothing to start from
