@@ -109,7 +109,7 @@ def test_the_fast_import_scanner_finds_what_the_syntax_tree_finds():
 # A measured-looking number: a decimal or a percentage, not part of a name, path, version pin or range key.
 _FIGURE = re.compile(r"(?<![\w.\-/=:])[-+−]?\d+(?:\.\d+)?\s?%|(?<![\w.\-/=:])[-+−]?\d+\.\d+(?![\w.])")
 # A sentence that gives an outside source for its numbers (published work we compare with).
-_ATTRIBUTED = re.compile(r"publish|arXiv|claim|\bcites?\b|\bstud(?:y|y's|ies)\b|paper|reference document", re.I)
+_ATTRIBUTED = re.compile(r"publish|arXiv|claim|\bcites?\b|paper|reference document", re.I)
 # Numbers that are definitions, not results; anything else must be a config value or an attributed figure.
 _DEFINITIONS = {
     "1.0": "a gain of 1.0 is chance; PAR 1.0 is perfect balance",
@@ -183,7 +183,8 @@ def test_the_copied_figure_check_catches_a_quoted_result():
     assert unattributed_figures("moelab scores 116.2 against DS-EPLB at EP32.", allowed)
     assert unattributed_figures("Static placement cuts devices per token by 17.1% at 4 devices.", allowed)
     assert unattributed_figures("| captured-tiny | gain 2.10 |", allowed)
-    assert not unattributed_figures("The study reports a gain of 1.4-2.1 per layer.", allowed)
+    assert not unattributed_figures("The published study reports a gain of 1.4-2.1 per layer.", allowed)
+    assert unattributed_figures("Our routing study gains 2.3 perplexity points over hash routing.", allowed)
     assert not unattributed_figures("## Published work it compares with\n\nDS-EPLB: mean PAR 1.2570.", allowed)
     assert not unattributed_figures("Run `snakemake --config seed=3.5` then read 1.00 for the null.", allowed)
-    assert unattributed_figures("The study reports a gain of 1.4 per layer.", set(_DEFINITIONS), strict=True)
+    assert unattributed_figures("A published study reports 1.4 per layer.", set(_DEFINITIONS), strict=True)

@@ -10,7 +10,8 @@ CMD = "snakemake --cores all {target} --configfile config/test.yaml"
 
 def coact() -> pl.DataFrame:
     return pl.DataFrame({"trace": ["cap", "cap", "syn", "syn"], "source_kind": ["captured", "captured"] + ["synthetic"] * 2,
-                         "gain": [1.2, 1.4, 3.0, 3.0], "gain_null": [1.0, 1.02, 1.0, 1.0]})
+                         "gain": [1.2, 1.4, 3.0, 3.0], "gain_null": [1.0, 1.02, 1.0, 1.0],
+                         "split": ["documents"] * 4})
 
 
 def test_each_row_is_read_from_its_table_next_to_its_baseline():
@@ -50,12 +51,13 @@ def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
     grid = pl.DataFrame({"ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
                          "seed": [1, 1, 1, 1, 1], "policy": ["moelab", "moelab", "DS-EPLB", "DS-EPLB", "moelab"],
                          "score_vs_eplb": [104.0, 98.0, 100.0, 100.0, 101.0], "gap_closed": [0.5, -0.1, 0, 0, 0.2],
-                         "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0]})
+                         "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0], "mean_par": [1.2, 1.3, 1.25, 1.3, 1.1]})
     out = summary.build({"dynamic_grid": grid}, CMD)
     x1 = out.filter(pl.col("result").str.contains("drift x1 ")).row(0, named=True)
     assert x1["value"] == pytest.approx(101.0) and x1["baseline_value"] == 100.0
     assert x1["workload"] == "calibrated hotness model, EP 32, 64"
     assert x1["dispersion"].startswith("98.0 to 104.0 over 2 cells")
+    assert x1["bound"] is None and "bound's 1.150" in x1["reading"]  # a PAR bound is no score: read in words
     assert out.height == 2
 
 

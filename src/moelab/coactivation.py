@@ -231,7 +231,7 @@ def fit_score_split(doc: np.ndarray, is_test: np.ndarray, seed: int,
 
 
 def read_doc_parts(path: str | Path) -> pl.DataFrame:
-    """``doc``, ``domain``, ``part`` of a corpus table (``moelab.corpus``), as strings."""
+    """``doc`` (as Int64), ``domain`` and ``part`` (as strings) of a corpus table (``moelab.corpus``)."""
     try:
         frame = pl.read_parquet(path, columns=["doc", "domain", "part"])
     except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file

@@ -237,8 +237,8 @@ def training_curve(curve: pl.DataFrame, source: str) -> alt.Chart:
 def static_placement(frame: pl.DataFrame, matched: pl.DataFrame, source: str, factor: float) -> alt.TopLevelMixin:
     """Devices touched per token (top) and the device load CV it costs (middle) against the number of
     devices, per policy (mean over layers): a locality win counts only at a matched load CV. The balanced
-    co-activation placement runs once per CV budget; it is drawn (dashed) as the placement
-    ``tables.static_matched`` chose on fitted data. Bottom: that choice's held-out devices per token relative
+    co-activation placement runs once per CV budget; the placement ``tables.static_matched`` chose on fitted
+    data (frequency-balanced, capped or balanced) is drawn dashed. Bottom: that choice's held-out devices per token relative
     to frequency-balanced for the captured and proxy traces on one chart, and (dashed) ``factor`` x each
     untrained control's, the line a trained checkpoint must be under to meet the goal."""
     mean = (frame.filter(pl.col("policy") != "coactivation_balanced")

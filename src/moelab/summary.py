@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
+from moelab.tables import CONTROL_FACTOR
+
 COLUMNS = {"stage": pl.String, "result": pl.String, "workload": pl.String, "value": pl.Float64,
            "baseline": pl.String, "baseline_value": pl.Float64, "bound": pl.Float64, "dispersion": pl.String,
            "reading": pl.String, "table": pl.String}
@@ -86,7 +88,8 @@ def coactivation(t: pl.DataFrame) -> list[dict]:
         parts = [(p, g[f"gain_{p}_part"].mean()) for p in ("heldout", "train") if f"gain_{p}_part" in g.columns]
         if parts and all(v is not None for _, v in parts):  # scored on the corpus part the checkpoint never saw
             reading += "; " + ", ".join(f"{p} part {v:.3f}" for p, v in parts)
-        rows.append(_row("co-activation", "clustering gain over chance on unseen documents (mean over layers)",
+        unseen = "unseen documents" if g["split"][0] == "documents" else "the second half of each document"
+        rows.append(_row("co-activation", f"clustering gain over chance on {unseen} (mean over layers)",
                          f"{trace} ({kind})", gain, "the same pipeline on a null trace (1 = no structure)", null,
                          _span(g["gain"], "layers"), reading, "coactivation"))
     return rows
@@ -100,8 +103,8 @@ def static_matched(t: pl.DataFrame) -> list[dict]:
     for r in t.filter(pl.col("source_kind") != "synthetic").iter_rows(named=True):
         reading = f"{100 * r['vs_frequency']:+.1f}% devices per token ({r['matched_policy']})"
         if r.get("control") is not None and r.get("control_vs_frequency") is not None:
-            reading += (f"; control {r['control']}: {100 * r['control_vs_frequency']:+.1f}%; goal (at least twice "
-                        f"the control's margin) {'met' if r['goal_met'] else 'missed'}")
+            reading += (f"; control {r['control']}: {100 * r['control_vs_frequency']:+.1f}%; goal (at least "
+                        f"{CONTROL_FACTOR:g}x the control's margin) {'met' if r['goal_met'] else 'missed'}")
         rows.append(_row("static placement", f"devices per token at matched load CV (chosen on fitted data), "
                          f"{r['devices']} devices", f"{r['trace']} ({r['source_kind']})", r["devices_per_token"],
                          "frequency-balanced placement", r["frequency_dpt"],
@@ -141,8 +144,10 @@ def dynamic_grid(t: pl.DataFrame) -> list[dict]:
         rows.append(_row("dynamic placement", f"score against DS-EPLB, drift x{drift:g} (mean over EP and seeds)",
                          f"calibrated hotness model, EP {eps}", g["score_vs_eplb"].mean(), "DS-EPLB", 100.0,
                          _span(g["score_vs_eplb"], "cells", ".1f") + "; " + _sd(g["score_vs_eplb"], "cells"),
-                         f"gap to the bound closed: {g['gap_closed'].mean():+.2f} (mean)", "dynamic_grid",
-                         bound=g["bound_par"].mean()))
+                         # the physical bound is a PAR, not a score: read in words, not in the bound column
+                         f"mean PAR {g['mean_par'].mean():.3f} against the physical bound's "
+                         f"{g['bound_par'].mean():.3f}; DS-EPLB's gap to the bound closed: "
+                         f"{g['gap_closed'].mean():+.2f} (mean)", "dynamic_grid"))
     return rows
 
 
@@ -151,7 +156,7 @@ def hotness_calibration(t: pl.DataFrame) -> list[dict]:
     rows = []
     scored = t.filter(pl.col("error").is_not_null() & pl.col("published").is_not_null())  # not extrapolations
     for (model, role, metric), g in scored.group_by("model", "role", "metric", maintain_order=True):
-        worst = g.sort(pl.col("error").abs(), descending=True).row(0, named=True)
+        worst = g.sort(pl.col("error").abs(), "cell", descending=[True, False]).row(0, named=True)  # ties: by name
         rows.append(_row("calibration", f"{model} {metric}, {role} cells: largest error", worst["cell"],
                          worst["modelled"], "published", worst["published"],
                          _span(g["error"], "cells", ".4g"), f"error {worst['error']:+.4g} "

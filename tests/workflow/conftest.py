@@ -90,8 +90,10 @@ def local_run(request, tmp_path_factory):
         if slurm:
             slurm["local"].set_exception(e)
         raise
-    if slurm:
-        slurm["local"].set_result(first)
+    if slurm:  # a private copy, taken before other tests run Snakemake in this one (locks, reports)
+        base = first.parent / "failing-base"
+        shutil.copytree(first, base, symlinks=True)
+        slurm["local"].set_result(base)
     return first
 
 
@@ -270,7 +272,7 @@ def slurm_run_with_a_failing_job(local: Future) -> dict:
     """test_a_failing_job_says_why_and_a_rerun_resumes's runs, through `--profile slurm`, on a copy of the
     finished local run; the test checks what they record, in order."""
     work = local.result().parent / "failing"
-    shutil.copytree(local.result(), work, symlinks=True)
+    local.result().rename(work)
     env = install_slurm_profile(work, work.parent / "failing-config-home")
     trace = work / "results/synthetic/random-E16-k4/trace.parquet"
     good = trace.read_bytes()
