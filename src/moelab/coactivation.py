@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from moelab.corpus import PARTS
+from moelab.corpus import read as read_corpus
 from moelab.grouping import cluster, intra_share, pair_counts
 from moelab.stats import gini
 
@@ -232,10 +233,7 @@ def fit_score_split(doc: np.ndarray, is_test: np.ndarray, seed: int,
 
 def read_doc_parts(path: str | Path) -> pl.DataFrame:
     """``doc`` (as Int64), ``domain`` and ``part`` (as strings) of a corpus table (``moelab.corpus``)."""
-    try:
-        frame = pl.read_parquet(path, columns=["doc", "domain", "part"])
-    except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
-        raise ValueError(f"{path}: not a readable corpus table with doc, domain and part ({exc})") from exc
+    frame = read_corpus(path, columns=("doc", "domain", "part"))
     return frame.select(pl.col("doc").cast(pl.Int64), pl.col("domain", "part").cast(pl.String))
 
 

@@ -322,16 +322,20 @@ def write(frame: pl.DataFrame, path: str | Path) -> None:
         frame.write_parquet(tmp, statistics=False)
 
 
-def read(path: str | Path) -> pl.DataFrame:
-    """Read and check a corpus table written by :func:`write`."""
+COLUMNS = ("doc", "domain", "source", "part", "text")
+
+
+def read(path: str | Path, columns: tuple[str, ...] = COLUMNS) -> pl.DataFrame:
+    """Read and check a corpus table written by :func:`write` (only ``columns``: the texts are the bulk)."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: corpus file does not exist (run the corpus rule)")
     try:
-        frame = pl.read_parquet(path)
+        have = pl.read_parquet_schema(path)
+        frame = pl.read_parquet(path, columns=[c for c in columns if c in have])
     except Exception as exc:  # noqa: BLE001 - polars raises several types for a bad file
         raise CorpusError(f"{path}: not a readable corpus parquet ({exc})") from exc
-    missing = {"doc", "domain", "source", "part", "text"} - set(frame.columns)
+    missing = set(columns) - set(frame.columns)
     if missing:
         raise CorpusError(f"{path}: corpus lacks column(s) {sorted(missing)}")
     return frame
