@@ -5,13 +5,13 @@ config/config.yaml), the same block the pipeline's grid runs, on hotness from th
 (``results/placement/calibration/model.json`` when the pipeline has written it; otherwise the calibration is
 fitted here first, with the config's ``placement.calibration``).
 
-1. Time per call at the DS-R1 EP32 shape (58 layers x 256 experts onto 32 devices x 9 slots): each policy
-   called on the same windows; median and spread over ``--calls`` calls, and the ratio. These medians are
-   what ``placement.grid.seconds_per_call`` pins.
+1. Time per call at the DS-R1 EP32 shape (58 layers x 256 experts onto 32 devices x 9 slots; ``--ep`` for
+   other EP sizes): each policy called on the same windows; median and spread over ``--calls`` calls, and the
+   ratio. These medians, per EP size, are what ``placement.grid.seconds_per_call`` pins.
 2. With ``--cells``: grid cells (``ep:drift:seed``, default the tuning cell) run with measured delays, as
    ``results/bench/placement/grid/`` does, next to the modelled-delay run.
 
-    .venv/bin/python benchmarks/bench_dynamic.py [--calls 9] [--cells 32:1:1 256:1:1]
+    .venv/bin/python benchmarks/bench_dynamic.py [--calls 9] [--ep 32 64 128 256] [--cells 32:1:1 256:1:1]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--config", nargs="+", default=["config/config.yaml", "config/full.yaml"])
     ap.add_argument("--model", default="results/placement/calibration/model.json")
     ap.add_argument("--calls", type=int, default=9)
-    ap.add_argument("--ep", type=int, default=32)
+    ap.add_argument("--ep", type=int, nargs="+", default=[32], help="EP sizes to time (each its own medians)")
     ap.add_argument("--cells", nargs="*", default=None, help="ep:drift_scale:seed cells to run with measured delays")
     args = ap.parse_args()
     config = load_config(args.config)
@@ -73,30 +73,35 @@ def main() -> None:
         model, _ = calibration.fit(spec)
     print(f"  {model}")
     p = cell.policy
-    E, D = model.experts, args.ep
-    spec = sim.SimSpec(D, E // D + 1, window=p.window, interval=p.interval, first_call=cell.eplb_interval)
-    eplb_spec = sim.SimSpec(D, E // D + 1, window=cell.eplb_interval, interval=cell.eplb_interval)
     hot = model.generate(1).astype(np.float64)
-    start = sim.contiguous(model.layers, E, D, E // D + 1)
-    ours, eplb = p.build(spec, model.iterations), policies.eplb_policy(eplb_spec)
-    times: dict[str, list[float]] = {"moelab": [], "DS-EPLB": []}
-    current = start
-    for c in range(args.calls):
-        end = cell.eplb_interval + c * p.interval
-        for name, policy, w in (("moelab", ours, p.window), ("DS-EPLB", eplb, cell.eplb_interval)):
-            window = hot[max(0, end - w):end]
-            t0 = time.perf_counter()
-            tables, _ = policy(window, current)
-            times[name].append(time.perf_counter() - t0)
-            if name == "moelab":
-                current = tables
-    print(f"\nper call, {model.layers} layers x {E} experts onto {D} devices x {E // D + 1} slots, "
-          f"{args.calls} calls (policy: {p}):")
-    med = {}
-    for name, ts in times.items():
-        med[name] = statistics.median(ts)
-        print(f"  {name:20s} median {med[name] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   max {max(ts) * 1e3:8.1f}")
-    print(f"  ratio moelab / DS-EPLB (moelab's implementation): {med['moelab'] / med['DS-EPLB']:.2f}")
+    E = model.experts
+    med: dict[int, dict[str, float]] = {}
+    for D in args.ep:
+        spec = sim.SimSpec(D, E // D + 1, window=p.window, interval=p.interval, first_call=p.interval)
+        eplb_spec = sim.SimSpec(D, E // D + 1, window=cell.eplb_interval, interval=cell.eplb_interval)
+        current = sim.contiguous(model.layers, E, D, E // D + 1)
+        ours, eplb = p.build(spec, model.iterations), policies.eplb_policy(eplb_spec)
+        times: dict[str, list[float]] = {"moelab": [], "DS-EPLB": []}
+        for c in range(args.calls):
+            end = cell.eplb_interval + c * p.interval
+            for name, policy, w in (("moelab", ours, p.window), ("DS-EPLB", eplb, cell.eplb_interval)):
+                window = hot[max(0, end - w):end]
+                t0 = time.perf_counter()
+                tables, _ = policy(window, current)
+                times[name].append(time.perf_counter() - t0)
+                if name == "moelab":
+                    current = tables
+        print(f"\nper call, {model.layers} layers x {E} experts onto {D} devices x {E // D + 1} slots, "
+              f"{args.calls} calls (policy: {p}):")
+        med[D] = {}
+        for name, ts in times.items():
+            med[D][name] = statistics.median(ts)
+            print(f"  {name:20s} median {med[D][name] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   "
+                  f"max {max(ts) * 1e3:8.1f}")
+        print(f"  ratio moelab / DS-EPLB (moelab's implementation): {med[D]['moelab'] / med[D]['DS-EPLB']:.2f}")
+    print("\nas placement.grid.seconds_per_call (medians, seconds):")
+    for name in ("DS-EPLB", "moelab"):
+        print(f"  {name}: {{{', '.join(f'{D}: {med[D][name]:.3g}' for D in args.ep)}}}")
     cells = args.cells if args.cells is not None else []
     constants = DynamicSpec.from_config(config["placement"]["dynamic"]).score_constants()
     for c in cells:

@@ -59,7 +59,7 @@ def main() -> None:
     rows = []
     for combo in itertools.product(*grid_values):
         policy = replace(cell.policy, **dict(combo))
-        spec = replace(specs["moelab"], interval=policy.interval, window=policy.window)
+        spec = replace(specs["moelab"], interval=policy.interval, window=policy.window, first_call=policy.interval)
         t0 = time.perf_counter()
         r = sim.simulate(hot, policy.build(spec, m.iterations), spec)
         per_call = r["policy_wall_s"] / max(r["calls"], 1)

@@ -6,7 +6,7 @@ import pytest
 
 from moelab.placement import calibration as cal
 from moelab.placement import simulator as sim
-from moelab.placement.dynamic_grid import CellSpec, GridSpec, evaluate_cell
+from moelab.placement.dynamic_grid import CellSpec, GridSpec, evaluate_cell, evaluate_hotness, sim_specs
 from moelab.placement.hotness_model import Draws, HotnessModel, generate
 from moelab.placement.published import DS_R1_SHAREGPT
 from moelab.spec import ConfigError
@@ -111,6 +111,36 @@ def test_grid_cell_rows_scores_bound_and_gap():
     assert m["bound_par"].equals(t["bound_par"])
     assert m.filter(policy="Default")["mean_par"][0] == t.filter(policy="Default")["mean_par"][0]
     assert (m.filter(policy="moelab")["seconds_per_call"] > 0).all()
+
+
+def test_each_grid_policy_is_first_called_at_its_own_interval_and_compared_on_one_span():
+    # as in the competition's simulator: DS-EPLB first at its 128, moelab first at its 64; PAR "after the first
+    # call" is taken from DS-EPLB's first call on for every policy, so it compares placements, not warm-ups
+    cell = CellSpec.from_config(GRID)
+    hot = MODEL.scaled(1.0).generate(1)[:600, :2]
+    t = evaluate_hotness(hot, cell, 32, CONSTANTS)["modelled"]
+    assert t["first_call"].to_list() == [None, 128, 64]
+    runs = {name: sim.simulate(hot, policy, spec) for name, (policy, spec) in (
+        ("Default", (None, sim_specs(cell, 256, 32, CONSTANTS, False)["Default"])),
+        ("moelab", (cell.policy.build(sim_specs(cell, 256, 32, CONSTANTS, False)["moelab"], 600),
+                    sim_specs(cell, 256, 32, CONSTANTS, False)["moelab"])))}
+    for name, r in runs.items():
+        row = t.filter(policy=name).row(0, named=True)
+        assert row["mean_par"] == pytest.approx(r["mean_par"])
+        assert row["mean_par_after_first_call"] == pytest.approx(r["par"][128:].mean())
+    # moelab's changes start before DS-EPLB's first call: its PAR there is below Default's
+    assert runs["moelab"]["par"][70:128].mean() < runs["Default"]["par"][70:128].mean()
+
+
+def test_seconds_per_call_per_ep_size():
+    cell = CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3, 256: 1.7}}})
+    assert cell.seconds("moelab", 256) == 1.7 and cell.seconds("DS-EPLB", 256) == 0.1
+    assert sim_specs(cell, 256, 256, CONSTANTS, False)["moelab"].policy_seconds == 1.7
+    assert "moelab EP32 0.3 s, EP256 1.7 s" in cell.seconds_text()
+    with pytest.raises(ValueError, match=r"seconds_per_call.moelab: no time for EP64 \(has EP 32, 256\)"):
+        cell.seconds("moelab", 64)
+    with pytest.raises(ConfigError, match="seconds_per_call="):
+        CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: -1}}})
 
 
 def test_grid_spec_roles_and_checks():

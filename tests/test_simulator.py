@@ -109,6 +109,49 @@ def test_align_keeps_contents_and_reuses_slots():
     assert (out != current).sum() == 2
 
 
+def _align_slot_by_slot(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
+    """align's rule written plainly, one device and one slot at a time (the reference for the vectorised one)."""
+    from scipy.optimize import linear_sum_assignment
+
+    D, S = plan.shape
+    E = int(max(current.max(), plan.max())) + 1
+    cur, new = np.zeros((D, E), int), np.zeros((D, E), int)
+    for c, t in ((cur, current), (new, plan)):
+        for d in range(D):
+            for x in t[d]:
+                if x >= 0:
+                    c[d, x] += 1
+    overlap = np.array([[np.minimum(cur[d], new[g]).sum() for g in range(D)] for d in range(D)])
+    rows, cols = linear_sum_assignment(-overlap)
+    out = np.full_like(plan, -1)
+    for d, g in zip(rows, cols):
+        want, free = new[g].copy(), []
+        for s in range(S):
+            x = int(current[d, s])
+            if x >= 0 and want[x] > 0:
+                out[d, s] = x
+                want[x] -= 1
+            else:
+                free.append(s)
+        rest = np.repeat(np.arange(E), want)
+        out[d, free[:len(rest)]] = rest[:len(free)]
+    return out
+
+
+def test_align_matches_the_slot_by_slot_rule_with_duplicates_and_empty_slots():
+    rng = np.random.default_rng(5)
+    for _ in range(400):
+        D, S = int(rng.integers(2, 7)), int(rng.integers(1, 5))
+        E = int(rng.integers(D, D * S + 1))
+
+        def table() -> np.ndarray:  # every expert once, the other slots empty or second copies
+            flat = np.concatenate([rng.permutation(E), rng.integers(-1, E, D * S - E)])
+            return rng.permutation(flat).reshape(D, S)
+
+        current, plan = table(), table()
+        assert np.array_equal(policies.align(current, plan), _align_slot_by_slot(current, plan))
+
+
 def test_dedupe_moves_second_copies_off_a_device():
 
     load = np.array([8.0, 4, 2, 2])

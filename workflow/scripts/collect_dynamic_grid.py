@@ -21,8 +21,8 @@ source = (f"synthetic hotness from the model calibrated on the published DS-R1 S
           f"trace, not the trace): {c.layers or m['layers']} layers x {m['experts']} experts, "
           f"{c.iterations or m['iterations']} iterations, seeds {', '.join(map(str, grid.seeds))}; one redundant "
           f"slot per device; DS-EPLB every {c.eplb_interval} iterations, moelab every {c.policy.interval}; "
-          f"policy time as a redeployment delay at {c.seconds_per_call['DS-EPLB']:g} / "
-          f"{c.seconds_per_call['moelab']:g} s per call ({c.seconds_source}); tuning cell EP{t['ep']}, "
+          f"policy time per call as a redeployment delay ({c.seconds_text()}; {c.seconds_source}); each policy "
+          f"first called once its interval has passed; tuning cell EP{t['ep']}, "
           f"drift x{t['drift_scale']:g}, seed {t['seed']}, every other cell held out; CPU")
 ours = cells.filter(pl.col("policy") == "moelab")
 behind = ours.filter(pl.col("score_vs_eplb") <= 100)

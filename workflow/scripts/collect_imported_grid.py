@@ -15,8 +15,7 @@ write_parquet(cells, o.table)
 source = (f"users' own loads imported from serving-engine dumps ({', '.join(cells['workload'].unique().sort())}), "
           f"replayed as they are (no drift scale, no seed, nothing tuned on them); the grid's pinned policies: "
           f"DS-EPLB every {c.eplb_interval} iterations, moelab every {c.policy.interval}; one redundant slot per "
-          f"device; policy time as a redeployment delay at {c.seconds_per_call['DS-EPLB']:g} / "
-          f"{c.seconds_per_call['moelab']:g} s per call; CPU")
+          f"device; policy time per call as a redeployment delay ({c.seconds_text()}); CPU")
 ours = cells.filter(pl.col("policy") == "moelab")
 ahead = int((ours["score_vs_eplb"] > 100).sum())
 verdict = f"moelab ahead of DS-EPLB (score above 100) in {ahead} of {ours.height} imported cells"

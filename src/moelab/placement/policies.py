@@ -220,25 +220,35 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
         return c
 
     cur, new = counts(current), counts(plan)
-    if new.max() <= 1:  # one copy per device (dedupe's usual outcome): the overlap is a product
-        overlap = (cur > 0).astype(np.int64) @ new.T
-    else:
-        overlap = np.minimum(cur[:, None, :], new[None, :, :]).sum(2)  # experts device d keeps if it becomes g
+    # experts device d keeps if it becomes g: sum_e min(cur, new), as sum over k of [cur >= k] . [new >= k]
+    overlap = np.zeros((D, D), np.int64)
+    for k in range(1, int(min(cur.max(), new.max())) + 1):
+        overlap += np.rint((cur >= k).astype(np.float64) @ (new >= k).T.astype(np.float64)).astype(np.int64)
     rows, cols = linear_sum_assignment(-overlap)
-    out = np.full_like(plan, -1)
-    for d, g in zip(rows, cols, strict=True):
-        want = new[g].copy()
-        free = []
-        for s in range(S):
-            x = int(current[d, s])
-            if x >= 0 and want[x] > 0:
-                out[d, s] = x
-                want[x] -= 1
-            else:
-                free.append(s)
-        rest = np.repeat(np.arange(E), want)  # the device's other experts, in id order
-        out[d, free[:len(rest)]] = rest[:len(free)]
-    return out
+    cur_t, want = current[rows], new[cols]  # [D, S] the slots of device d; [D, E] what it must hold
+    # a slot keeps its expert if that expert's occurrence on the device (first, second...) is still wanted
+    x = np.where(cur_t >= 0, cur_t, 0)
+    same = (cur_t[:, :, None] == cur_t[:, None, :]) & np.tri(S, S, -1, bool).T[None]  # earlier slot, same expert
+    occurrence = same.sum(1)  # how many earlier slots of the device hold the same expert
+    keep = (cur_t >= 0) & (occurrence < np.take_along_axis(want, x, 1))
+    out = np.where(keep, cur_t, -1)
+    kept = np.zeros_like(want)
+    np.add.at(kept, (np.nonzero(keep)[0], cur_t[keep]), 1)
+    rest = want - kept  # the device's other experts, in id order, into its free slots in slot order
+    dev, ids = np.nonzero(rest)
+    reps = rest[dev, ids]
+    dev, ids = np.repeat(dev, reps), np.repeat(ids, reps)
+    rank = np.arange(len(dev)) - np.searchsorted(dev, dev)  # position among the device's other experts
+    free_d, free_s = np.nonzero(~keep)
+    free_rank = np.arange(len(free_d)) - np.searchsorted(free_d, free_d)
+    n_free = np.bincount(free_d, minlength=D)
+    fits = rank < n_free[dev]
+    slot_of = np.full((D, S), -1)
+    slot_of[free_d, free_rank] = free_s
+    out[dev[fits], slot_of[dev[fits], rank[fits]]] = ids[fits]
+    result = np.full_like(plan, -1)
+    result[rows] = out
+    return result
 
 
 def moelab_policy(spec: SimSpec, halflife: float = 256.0, accept: str = "target",
