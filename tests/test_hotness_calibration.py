@@ -6,7 +6,8 @@ import pytest
 
 from moelab.placement import calibration as cal
 from moelab.placement import simulator as sim
-from moelab.placement.dynamic_grid import CellSpec, GridSpec, evaluate_cell, evaluate_hotness, sim_specs
+from moelab.placement.dynamic_grid import (CellSpec, GridSpec, evaluate_cell, evaluate_hotness,
+                                          popularity_oracle, sim_specs)
 from moelab.placement.hotness_model import Draws, HotnessModel, generate
 from moelab.placement.published import DS_R1_SHAREGPT
 from moelab.spec import ConfigError
@@ -132,6 +133,36 @@ def test_each_grid_policy_is_first_called_at_its_own_interval_and_compared_on_on
     assert runs["moelab"]["par"][70:128].mean() < runs["Default"]["par"][70:128].mean()
 
 
+def test_the_popularity_oracle_places_the_expected_counts_and_serves_the_sampled_ones():
+    model = HotnessModel(2, 64, 4, 300, 0.8, 500, 1e-3)
+    hot, expected = model.generate_with_expected(3)
+    assert np.array_equal(hot, model.generate(3))  # the same draws: the hotness is the grid's
+    assert np.allclose(expected.sum(2), 4 * 500, rtol=1e-5)  # top_k x tokens per iteration, no noise
+    # without noise the oracle is DS-EPLB's placement of each iteration's own load: close to balance
+    exact = popularity_oracle(expected, expected, 8, 100)
+    noisy = popularity_oracle(hot, expected, 8, 100)
+    assert 1.0 <= exact < 1.02 and noisy > exact + 0.02  # what is left is the sampling noise
+    # every 16th iteration from the start on, by hand
+    served = np.where(hot == 0, 1.0, hot).astype(float)  # zero hotness counts as 1, as in the simulator
+    pars = [sim.par(served[i], cal_table(expected[i], 8)).mean() for i in range(100, 300, 16)]
+    assert noisy == pytest.approx(np.mean(pars))
+    # a grid cell reports it next to the bound, the same for every policy; DS-EPLB closes none of its gap to it
+    t = evaluate_cell(MODEL, CellSpec.from_config(GRID), 32, 1.0, 1, CONSTANTS)["modelled"]
+    assert t["oracle_par"].n_unique() == 1 and 1.0 < t["oracle_par"][0] < t["mean_par_after_first_call"].min()
+    assert t.filter(policy="DS-EPLB")["oracle_gap_closed"][0] == pytest.approx(0)
+    # an imported load has no expected counts: no oracle
+    imp = evaluate_hotness(hot[:, :, :64], CellSpec.from_config(GRID), 8, CONSTANTS)["modelled"]
+    assert imp["oracle_par"].is_nan().all()
+
+
+def cal_table(load: np.ndarray, ep: int) -> np.ndarray:
+    from moelab.placement.eplb import rebalance
+
+    L, E = load.shape
+    table, _, _ = rebalance(load, ep * (E // ep + 1), 1, 1, ep)
+    return table.reshape(L, ep, E // ep + 1)
+
+
 def test_seconds_per_call_per_ep_size():
     cell = CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3, 256: 1.7}}})
     assert cell.seconds("moelab", 256) == 1.7 and cell.seconds("DS-EPLB", 256) == 0.1
@@ -166,7 +197,8 @@ def test_grid_summary_counts_the_cells_ahead_per_ep_and_over_all():
     from moelab.placement.dynamic_grid import summary
 
     rows = [{"policy": "moelab", "drift_scale": 1.0, "ep": ep, "seed": s, "score_vs_eplb": score, "mean_par": 1.2,
-             "mean_par_after_first_call": 1.1, "bound_par": 1.0, "transmit": 10, "gap_closed": 0.2}
+             "mean_par_after_first_call": 1.1, "bound_par": 1.0, "transmit": 10, "gap_closed": 0.2,
+             "oracle_par": 1.05, "oracle_gap_closed": 0.4}
             for ep, s, score in ((32, 1, 110.0), (32, 2, 98.0), (256, 1, 104.0), (256, 2, 106.0))]
     t = summary(pl.DataFrame(rows))
     assert t["ep"].to_list() == ["32", "256", "all"]

@@ -51,13 +51,17 @@ def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
     grid = pl.DataFrame({"ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
                          "seed": [1, 1, 1, 1, 1], "policy": ["moelab", "moelab", "DS-EPLB", "DS-EPLB", "moelab"],
                          "score_vs_eplb": [104.0, 98.0, 100.0, 100.0, 101.0], "gap_closed": [0.5, -0.1, 0, 0, 0.2],
-                         "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0], "mean_par": [1.2, 1.3, 1.25, 1.3, 1.1]})
+                         "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0], "mean_par": [1.2, 1.3, 1.25, 1.3, 1.1],
+                         "mean_par_after_first_call": [1.15, 1.25, 1.2, 1.28, 1.05]})
     out = summary.build({"dynamic_grid": grid}, CMD)
     x1 = out.filter(pl.col("result").str.contains("drift x1 ")).row(0, named=True)
     assert x1["value"] == pytest.approx(101.0) and x1["baseline_value"] == 100.0
     assert x1["workload"] == "calibrated hotness model, EP 32, 64"
     assert x1["dispersion"].startswith("98.0 to 104.0 over 2 cells")
     assert x1["bound"] is None and "bound's 1.150" in x1["reading"]  # a PAR bound is no score: read in words
+    # DS-EPLB's PARs next to moelab's, whole trace and from DS-EPLB's first call; the gap closed at the smallest EP
+    assert "mean PAR 1.250 against DS-EPLB's 1.275 (from DS-EPLB's first call on: 1.200 against 1.240)" in x1["reading"]
+    assert "+0.20 (mean), +0.50 at EP32" in x1["reading"]
     assert out.height == 2
 
 

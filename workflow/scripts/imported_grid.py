@@ -9,9 +9,13 @@ from moelab.placement.dynamic_grid import CellSpec, evaluate_import
 p, i, o = snakemake.params, snakemake.input, snakemake.output
 src = load_source.read(i.source, *i.meta)
 cell = CellSpec.from_config(p.cell)
-if src.hot.shape[0] <= cell.eplb_interval:
+first = min(cell.eplb_interval, cell.policy.interval)  # each policy is first called at its own interval
+if src.hot.shape[0] <= first:
     log.warning("%s: %d iterations, not more than the first call at %d: no policy redeploys", src.source_id,
-                src.hot.shape[0], cell.eplb_interval)
+                src.hot.shape[0], first)
+elif src.hot.shape[0] <= cell.eplb_interval:
+    log.warning("%s: %d iterations, not more than DS-EPLB's first call at %d: only moelab redeploys",
+                src.source_id, src.hot.shape[0], cell.eplb_interval)
 tables = evaluate_import(src.hot, cell, p.eps, dict(p.constants), src.source_id)
 for kind, path in (("modelled", o.cell), ("measured", o.measured)):
     write_parquet(tables[kind], path)

@@ -75,8 +75,10 @@ class CellSpec(ConfigSpec):
     def __post_init__(self) -> None:
         values = [v for per in self.seconds_per_call.values() for v in (per.values() if isinstance(per, dict)
                                                                         else [per])]
+        sizes = [k for per in self.seconds_per_call.values() if isinstance(per, dict) for k in per]
         if (set(self.seconds_per_call) != {"DS-EPLB", "moelab"}
-                or any(not isinstance(v, (int, float)) or v < 0 for v in values)):
+                or any(not isinstance(v, (int, float)) or v < 0 for v in values)
+                or any(not str(k).isdigit() for k in sizes)):
             raise ValueError(f"seconds_per_call={self.seconds_per_call}: expected non-negative seconds for "
                              f"DS-EPLB and moelab, each one number or one per EP size ({{32: 0.08, 64: 0.15}})")
 
@@ -174,13 +176,38 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale
     ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once."""
     model = grid.model(calibrated, drift_scale)
     keys = {"ep": ep, "drift_scale": float(drift_scale), "seed": seed}
-    return evaluate_hotness(model.generate(seed), grid, ep, constants, delays, keys)
+    hot, expected = model.generate_with_expected(seed)
+    return evaluate_hotness(hot, grid, ep, constants, delays, keys, expected)
+
+
+ORACLE_STRIDE = 16  # the popularity oracle is placed at every 16th iteration (EPLB per iteration is costly)
+
+
+def popularity_oracle(hot: np.ndarray, expected: np.ndarray, ep: int, start: int, zero_to_one: bool = True,
+                      stride: int = ORACLE_STRIDE) -> float:
+    """A reference, not a bound: mean PAR from iteration ``start`` on of DS-EPLB's placement of each
+    iteration's *expected* counts (the model's popularity, known exactly, re-placed every iteration at no
+    cost and no delay), served the iteration's sampled counts. What is left above it is sampling noise, which
+    no placement decided before the tokens arrive can follow; every 16th iteration (a sample of the span)."""
+    from moelab.placement.eplb import rebalance
+
+    I, L, E = hot.shape
+    S = E // ep + 1
+    out = []
+    for i in range(start, I, stride):
+        table, _, _ = rebalance(expected[i], ep * S, 1, 1, ep)
+        h = np.where(hot[i] == 0, 1.0, hot[i]) if zero_to_one else hot[i]
+        out.append(sim.par(h.astype(np.float64), table.reshape(L, ep, S)).mean())
+    return float(np.mean(out)) if out else float("nan")
 
 
 def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
-                     delays: tuple[str, ...] = ("modelled",), keys: dict | None = None) -> dict[str, pl.DataFrame]:
+                     delays: tuple[str, ...] = ("modelled",), keys: dict | None = None,
+                     expected: np.ndarray | None = None) -> dict[str, pl.DataFrame]:
     """The grid's policies, bound and scores on one hotness ``[I, L, E]`` at ``ep`` devices (a cell of the
-    calibrated model, or a user's imported load): per kind of delay, a row per policy, led by ``keys``."""
+    calibrated model, or a user's imported load): per kind of delay, a row per policy, led by ``keys``.
+    ``expected`` (the model's noise-free counts, a model cell only) adds the popularity oracle's reference PAR
+    and the share of DS-EPLB's gap to it that each policy closes (from DS-EPLB's first call on)."""
     I, L, E = hot.shape
     keys = {"ep": ep} if keys is None else keys
     specs = {kind: sim_specs(grid, E, ep, constants, kind == "measured") for kind in delays}
@@ -191,6 +218,8 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
     # placements alone, without the warm-up that moelab's earlier first call also cuts
     first = min(grid.eplb_interval, I - 1)
     bound_par, bound_after = float(bound.mean()), float(bound[first:].mean())
+    oracle = (popularity_oracle(hot, expected, ep, first, constants.get("zero_to_one", True))
+              if expected is not None else float("nan"))
     default = sim.simulate(hot, None, next(iter(specs.values()))["Default"])
     out = {}
     for kind, sp in specs.items():
@@ -199,6 +228,7 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
                 "moelab": sim.simulate(hot, grid.policy.build(sp["moelab"], I), sp["moelab"])}
         ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
+        ref_after = float(ref["par"][first:].mean())
         rows = []
         for name in POLICIES:
             r = runs[name]
@@ -210,7 +240,10 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
                          "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
                          "score_vs_eplb": sim.score(r, ref),
-                         "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan")})
+                         "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan"),
+                         "oracle_par": oracle,
+                         "oracle_gap_closed": ((ref_after - float(r["par"][first:].mean())) / (ref_after - oracle)
+                                               if ref_after > oracle else float("nan"))})
         out[kind] = pl.DataFrame(rows)
     return out
 
@@ -218,12 +251,13 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
 def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
     """Per policy, drift scale and EP size (and over all EP sizes): score vs DS-EPLB, mean over seeds with
     its spread and worst cell, the cells where the policy beats DS-EPLB, mean PAR (whole trace and after the
-    first call), the bound, slots moved and the gap closed."""
+    first call), the bound, slots moved and the gap closed; the popularity oracle's PAR and the gap to it."""
     aggs = [pl.col("score_vs_eplb").mean().alias("mean_score"), pl.col("score_vs_eplb").std().alias("score_std"),
             pl.col("score_vs_eplb").min().alias("worst_score"),
             (pl.col("score_vs_eplb") > 100).sum().alias("cells_ahead"), pl.len().alias("cells"),
             pl.col("mean_par").mean(), pl.col("mean_par_after_first_call").mean(), pl.col("bound_par").mean(),
-            pl.col("transmit").mean(), pl.col("gap_closed").mean()]
+            pl.col("transmit").mean(), pl.col("gap_closed").mean(), pl.col("oracle_par").mean(),
+            pl.col("oracle_gap_closed").mean()]
     per_ep = (grid_table.group_by("policy", "drift_scale", "ep").agg(aggs)
               .with_columns(pl.col("ep").cast(pl.Utf8)))
     over = grid_table.group_by("policy", "drift_scale").agg(aggs).with_columns(ep=pl.lit("all"))

@@ -49,6 +49,15 @@ class HotnessModel:
         """Hotness ``[iterations, layers, experts]`` (float32). Deterministic in (model, seed)."""
         return generate(self, Draws(seed, self.iterations, self.layers, self.experts))
 
+    def generate_with_expected(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``generate(seed)`` and, on the same draws, each iteration's expected counts (``top_k * tokens * p``,
+        the popularity without the sampling noise): what a placement could know at best before the
+        iteration's tokens arrive."""
+        draws = Draws(seed, self.iterations, self.layers, self.experts)
+        hot = generate(self, draws)
+        draws.noise[:] = 0
+        return hot, generate(self, draws)
+
 
 class Draws:
     """The standard-normal draws behind one hotness array: the initial state, the drift innovations and
