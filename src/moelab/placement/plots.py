@@ -57,9 +57,10 @@ def grid_scores(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
 
 def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
     """Mean PAR against slots moved per policy (mean over seeds), one panel per EP size, the physical bound
-    as a rule."""
+    and the popularity oracle (a reference from DS-EPLB's first call on) as rules."""
     f = (grid.group_by("policy", "ep", "drift_scale")
-         .agg(pl.col("mean_par").mean(), pl.col("transmit").mean(), pl.col("bound_par").mean())
+         .agg(pl.col("mean_par").mean(), pl.col("transmit").mean(), pl.col("bound_par").mean(),
+              pl.col("oracle_par").mean())
          .with_columns(pl.col("drift_scale").cast(pl.Utf8).alias("drift"))
          .sort("ep", "policy", "drift_scale"))
     points = alt.Chart(f).mark_point(filled=True).encode(
@@ -68,6 +69,8 @@ def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         color=alt.Color("policy:N"), shape=alt.Shape("drift:N", title="drift x calibrated"),
         tooltip=["policy", "ep", "drift", "mean_par", "transmit", "bound_par"])
     bound = alt.Chart(f).mark_rule(strokeDash=[2, 2], color="gray").encode(y="mean(bound_par):Q")
-    return _titled((points + bound).properties(width=220, height=180)
+    oracle = alt.Chart(f).mark_rule(strokeDash=[1, 3], color="black").encode(y="mean(oracle_par):Q")
+    return _titled((points + bound + oracle).properties(width=220, height=180)
                    .facet(facet=alt.Facet("ep:O", title="EP size"), columns=4).resolve_scale(y="independent"),
-                   "Dynamic placement grid: PAR vs slots moved (dashed: physical bound)", source)
+                   "Dynamic placement grid: PAR vs slots moved (dashed: physical bound; dotted: popularity "
+                   "oracle from DS-EPLB's first call on, a reference, not a bound)", source)
