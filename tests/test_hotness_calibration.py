@@ -174,6 +174,20 @@ def test_seconds_per_call_per_ep_size():
         CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: -1}}})
 
 
+def test_the_verdict_names_the_cells_moelab_loses_in_score_and_in_placement_alone():
+    from moelab.placement.dynamic_grid import verdict
+
+    rows = [{"ep": 32, "drift_scale": d, "seed": 1, "policy": p, "score_vs_eplb": sc, "mean_par_after_first_call": a}
+            for d, p, sc, a in ((0.0, "moelab", 112.0, 1.10), (0.0, "DS-EPLB", 100.0, 1.07),
+                                (1.0, "moelab", 99.0, 1.11), (1.0, "DS-EPLB", 100.0, 1.17))]
+    text = verdict(pl.DataFrame(rows))
+    assert text.startswith("moelab ahead of DS-EPLB (score above 100) in 1 of 2 cells; not ahead in EP32 drift x1 "
+                           "seed 1 (99.0)")
+    assert "above DS-EPLB's in 1 of 2 cells" in text and "EP32 drift x0 seed 1 (1.100 vs 1.070)" in text
+    better = verdict(pl.DataFrame(rows[2:]))
+    assert better.endswith("below DS-EPLB's in every cell")
+
+
 def test_grid_spec_roles_and_checks():
     grid = GridSpec.from_config(GRID)
     t = grid.roles(pl.DataFrame({"ep": [32, 32, 256], "drift_scale": [1.0, 0.0, 1.0], "seed": [1, 1, 1]}))

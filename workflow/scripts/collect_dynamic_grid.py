@@ -9,6 +9,7 @@ import polars as pl
 
 from moelab import plots, tables
 from moelab.placement import plots as placement_plots
+from moelab.placement import dynamic_grid
 from moelab.placement.dynamic_grid import GridSpec, summary
 
 i, o = snakemake.input, snakemake.output
@@ -24,12 +25,7 @@ source = (f"synthetic hotness from the model calibrated on the published DS-R1 S
           f"policy time per call as a redeployment delay ({c.seconds_text()}; {c.seconds_source}); each policy "
           f"first called once its interval has passed; tuning cell EP{t['ep']}, "
           f"drift x{t['drift_scale']:g}, seed {t['seed']}, every other cell held out; CPU")
-ours = cells.filter(pl.col("policy") == "moelab")
-behind = ours.filter(pl.col("score_vs_eplb") <= 100)
-verdict = (f"moelab ahead of DS-EPLB (score above 100) in {ours.height - behind.height} of {ours.height} cells"
-           + ("" if behind.is_empty() else "; not ahead in " + ", ".join(
-               f"EP{r['ep']} drift x{r['drift_scale']:g} seed {r['seed']} ({r['score_vs_eplb']:.1f})"
-               for r in behind.iter_rows(named=True))))
+verdict = dynamic_grid.verdict(cells)
 log.info(verdict)
 tables.write_html(summary(cells), o.html, "Dynamic placement grid: score vs DS-EPLB by policy, drift and EP size",
                   f"{verdict}. {source}")

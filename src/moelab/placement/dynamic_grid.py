@@ -266,6 +266,30 @@ def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
             .sort("policy", "drift_scale", "_order").drop("_order"))
 
 
+def verdict(grid_table: pl.DataFrame) -> str:
+    """Where moelab wins and where it does not, in words: the cells where it scores above DS-EPLB (and those
+    where it does not), and the cells where its placements alone, from DS-EPLB's first call on, have a higher
+    PAR than DS-EPLB's (its score then comes from starting earlier and moving fewer slots)."""
+    def cell(r: dict) -> str:
+        return f"EP{r['ep']} drift x{r['drift_scale']:g} seed {r['seed']}"
+
+    keys = ["ep", "drift_scale", "seed"]
+    ours = grid_table.filter(pl.col("policy") == "moelab").sort(keys)
+    base = grid_table.filter(pl.col("policy") == "DS-EPLB").select(
+        *keys, pl.col("mean_par_after_first_call").alias("eplb_after"))
+    behind = ours.filter(pl.col("score_vs_eplb") <= 100)
+    text = (f"moelab ahead of DS-EPLB (score above 100) in {ours.height - behind.height} of {ours.height} cells"
+            + ("" if behind.is_empty() else "; not ahead in " + ", ".join(
+                f"{cell(r)} ({r['score_vs_eplb']:.1f})" for r in behind.iter_rows(named=True))))
+    worse = ours.join(base, on=keys).filter(pl.col("mean_par_after_first_call") > pl.col("eplb_after"))
+    if worse.is_empty():
+        return text + "; its PAR from DS-EPLB's first call on is below DS-EPLB's in every cell"
+    return (text + f"; its PAR from DS-EPLB's first call on is above DS-EPLB's in {worse.height} of {ours.height} "
+            f"cells (there its lead comes from starting earlier and moving fewer slots): "
+            + ", ".join(f"{cell(r)} ({r['mean_par_after_first_call']:.3f} vs {r['eplb_after']:.3f})"
+                        for r in worse.iter_rows(named=True)))
+
+
 def evaluate_import(hot: np.ndarray, grid: CellSpec, eps: list[int], constants: dict,
                     workload: str) -> dict[str, pl.DataFrame]:
     """A user's imported hotness through the grid's policies at every grid EP size that splits its experts
