@@ -118,7 +118,7 @@ def test_each_grid_policy_is_first_called_at_its_own_interval_and_compared_on_on
     # as in the competition's simulator: DS-EPLB first at its 128, moelab first at its 64; PAR "after the first
     # call" is taken from DS-EPLB's first call on for every policy, so it compares placements, not warm-ups
     cell = CellSpec.from_config(GRID)
-    hot = MODEL.scaled(1.0).generate(1)[:600, :2]
+    hot = cell.model(MODEL, 1.0).generate(1)  # the cell's 2 layers x 600 iterations
     t = evaluate_hotness(hot, cell, 32, CONSTANTS)["modelled"]
     assert t["first_call"].to_list() == [None, 128, 64]
     runs = {name: sim.simulate(hot, policy, spec) for name, (policy, spec) in (
