@@ -159,7 +159,7 @@ def dynamic_grid(t: pl.DataFrame) -> list[dict]:
                          f"EP{smallest['ep'][0]}"
                          + ("" if "oracle_par" not in g.columns else
                             f"; the popularity oracle (a reference, not a bound) {g['oracle_par'].mean():.3f}, "
-                            f"DS-EPLB's gap to it closed from its first call on: "
+                            f"DS-EPLB's gap to it closed by moelab from DS-EPLB's first call on: "
                             f"{g['oracle_gap_closed'].mean():+.2f}"), "dynamic_grid"))
     return rows
 

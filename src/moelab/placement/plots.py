@@ -67,7 +67,7 @@ def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
         x=alt.X("transmit:Q", title="slots moved (whole trace)"),
         y=alt.Y("mean_par:Q", title="mean PAR", scale=alt.Scale(zero=False)),
         color=alt.Color("policy:N"), shape=alt.Shape("drift:N", title="drift x calibrated"),
-        tooltip=["policy", "ep", "drift", "mean_par", "transmit", "bound_par"])
+        tooltip=["policy", "ep", "drift", "mean_par", "transmit", "bound_par", "oracle_par"])
     bound = alt.Chart(f).mark_rule(strokeDash=[2, 2], color="gray").encode(y="mean(bound_par):Q")
     oracle = alt.Chart(f).mark_rule(strokeDash=[1, 3], color="black").encode(y="mean(oracle_par):Q")
     return _titled((points + bound + oracle).properties(width=220, height=180)
