@@ -5,8 +5,8 @@ scale and one seed, with one redundant slot per device. In each cell Default, DS
 ``eplb_interval`` iterations on the window since its last call) and moelab's policy run from the same
 contiguous start; as in the competition, each is first called once its own interval has passed, and its time
 per call delays its redeployment. The physical bound (:mod:`moelab.placement.bound`), the popularity oracle (a
-reference) and the share of DS-EPLB's gap to each that a policy closes stand next to them. The config names one tuning cell: the only
-one on which moelab's policy parameters may be chosen; every other cell is held out.
+reference) and the share of DS-EPLB's gap to each that a policy closes stand next to them. The config names
+one tuning cell: the only one on which moelab's policy parameters may be chosen; every other cell is held out.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import polars as pl
 from moelab.placement import policies
 from moelab.placement import simulator as sim
 from moelab.placement.bound import par_bound
+from moelab.placement.eplb import rebalance
 from moelab.placement.hotness_model import HotnessModel
 from moelab.spec import ConfigSpec
 
@@ -193,11 +194,9 @@ def popularity_oracle(hot: np.ndarray, expected: np.ndarray, ep: int, start: int
                       stride: int = ORACLE_STRIDE) -> float:
     """A reference, not a bound: mean PAR from iteration ``start`` on of DS-EPLB's placement of each
     iteration's *expected* counts (the model's popularity, known exactly, re-placed every iteration at no
-    cost and no delay), served the iteration's sampled counts. What is left above 1 is the sampling noise, which
-    no placement decided before the tokens arrive can follow, plus DS-EPLB's packing itself; every 16th
-    iteration (a sample of the span)."""
-    from moelab.placement.eplb import rebalance
-
+    cost and no delay), served the iteration's sampled counts. What is left above 1 is the sampling noise,
+    which no placement decided before the tokens arrive can follow, plus DS-EPLB's packing itself; every
+    16th iteration (a sample of the span)."""
     I, L, E = hot.shape
     S = E // ep + 1
     out = []
@@ -239,17 +238,18 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
         rows = []
         for name in POLICIES:
             r = runs[name]
+            after = float(r["par"][first:].mean())
             seconds = (r["policy_wall_s"] / r["calls"] if kind == "measured" and r["calls"] else
                        0.0 if name == "Default" else grid.seconds(name, ep))
             rows.append({**keys, "policy": name, "first_call": None if name == "Default" else sp[name].first_call,
-                         "mean_par": r["mean_par"], "mean_par_after_first_call": float(r["par"][first:].mean()),
+                         "mean_par": r["mean_par"], "mean_par_after_first_call": after,
                          "bound_par": bound_par, "bound_par_after_first_call": bound_after,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
                          "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
                          "score_vs_eplb": sim.score(r, ref),
                          "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan"),
                          "oracle_par": oracle,
-                         "oracle_gap_closed": ((ref_after - float(r["par"][first:].mean())) / (ref_after - oracle)
+                         "oracle_gap_closed": ((ref_after - after) / (ref_after - oracle)
                                                if ref_after > oracle else float("nan"))})
         out[kind] = pl.DataFrame(rows)
     return out

@@ -54,9 +54,8 @@ class HotnessModel:
         the popularity without the sampling noise): what a placement could know at best before the
         iteration's tokens arrive."""
         draws = Draws(seed, self.iterations, self.layers, self.experts)
-        hot = generate(self, draws)
-        draws.noise[:] = 0
-        return hot, generate(self, draws)
+        expected = expected_counts(self, draws)
+        return _sampled(expected.copy(), draws), expected
 
 
 class Draws:
@@ -72,6 +71,11 @@ class Draws:
 
 def generate(model: HotnessModel, draws: Draws) -> np.ndarray:
     """Hotness from ``model`` on given draws (the fit reuses one set of draws for every parameter set)."""
+    return _sampled(expected_counts(model, draws), draws)
+
+
+def expected_counts(model: HotnessModel, draws: Draws) -> np.ndarray:
+    """Each iteration's expected counts ``top_k * tokens * p`` on given draws, before the sampling noise."""
     I, L, E = model.iterations, model.layers, model.experts
     if draws.noise.shape != (I, L, E):
         raise ValueError(f"draws of shape {draws.noise.shape} for a model of shape {(I, L, E)}")
@@ -86,6 +90,11 @@ def generate(model: HotnessModel, draws: Draws) -> np.ndarray:
     theta -= theta.max(axis=2, keepdims=True)
     np.exp(theta, out=theta)
     theta *= np.float32(model.top_k * model.tokens) / theta.sum(axis=2, keepdims=True)  # expected counts
-    counts = theta + np.sqrt(theta) * draws.noise
+    return theta
+
+
+def _sampled(expected: np.ndarray, draws: Draws) -> np.ndarray:
+    """The counts: expected plus a Poisson-like noise of the same variance, floored at 0."""
+    counts = expected + np.sqrt(expected) * draws.noise
     np.maximum(counts, 0, out=counts)
     return counts
