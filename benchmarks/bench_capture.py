@@ -42,12 +42,14 @@ def main() -> None:
         label = args.model
     else:
         tmp = Path(tempfile.mkdtemp())
-        tiny.train_tokenizer(c["text"].to_list(), 4096, tmp)
+        import yaml
         from transformers import AutoTokenizer
 
+        spec = tiny.TinySpec.from_config(yaml.safe_load((ROOT / "config/config.yaml").read_text())["tiny"])
+        tiny.train_tokenizer(c["text"].to_list(), spec.vocab_size, tmp)
         tok = AutoTokenizer.from_pretrained(tmp)
-        model = tiny.build_model(tiny.TinySpec(), tok, seed=0).eval()
-        label = "random OLMoE, 32 experts top-8 (pipeline checkpoint not built)"
+        model = tiny.build_model(spec, tok, seed=0).eval()
+        label = f"random OLMoE, {spec.num_experts} experts top-{spec.top_k} (pipeline checkpoint not built)"
     reqs, _ = capture.make_requests(c, tok, args.seq_len, seed=0)
     ids = [r.ids for r in reqs[:args.requests]]
     layers = capture.moe_layers(model)

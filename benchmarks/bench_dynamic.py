@@ -1,7 +1,8 @@
 """moelab's dynamic placement policy against DeepSeek's EPLB (moelab's implementation), side by side in one run.
 
-Both policies run with the settings of the config's ``placement.grid`` block (default: config/full.yaml over
-config/config.yaml), the same block the pipeline's grid runs, on hotness from the calibrated model
+Both policies run as the config's ``placement.eplb`` and ``placement.policy`` blocks set them (default:
+config/full.yaml over config/config.yaml), the blocks every dynamic evaluation of the pipeline runs, on hotness
+from the calibrated model
 (``results/placement/calibration/model.json`` when the pipeline has written it; otherwise the calibration is
 fitted here first, with the config's ``placement.calibration``).
 
@@ -47,11 +48,11 @@ def _merge(base: dict, over: dict) -> None:
 def main() -> None:
     import numpy as np
 
-    from moelab.placement import calibration, policies
+    from moelab.placement import calibration
     from moelab.placement import simulator as sim
-    from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
     from moelab.placement.hotness_model import HotnessModel
+    from moelab.placement.policy_specs import DynamicPolicies
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", nargs="+", default=["config/config.yaml", "config/full.yaml"])
@@ -63,6 +64,7 @@ def main() -> None:
     config = load_config(args.config)
     grid = config["placement"]["grid"]
     cell = CellSpec.from_config(grid)
+    pol = DynamicPolicies.from_config(config["placement"])
     model_file = ROOT / args.model
     if model_file.exists():
         model = HotnessModel(**json.loads(model_file.read_text())["model"])
@@ -72,19 +74,18 @@ def main() -> None:
         print(f"no {args.model}: fitting the calibration first ({spec.max_evaluations} evaluations)...", flush=True)
         model, _ = calibration.fit(spec)
     print(f"  {model}")
-    p = cell.policy
+    p, ew = pol.moelab, pol.eplb.window
     hot = model.generate(1).astype(np.float64)
     E = model.experts
     med: dict[int, dict[str, float]] = {}
     for D in args.ep:
-        spec = sim.SimSpec(D, E // D + 1, window=p.window, interval=p.interval, first_call=p.interval)
-        eplb_spec = sim.SimSpec(D, E // D + 1, window=cell.eplb_interval, interval=cell.eplb_interval)
+        spec, eplb_spec = (pol.sim_spec(name, D, E // D + 1) for name in ("moelab", "DS-EPLB"))
         current = sim.contiguous(model.layers, E, D, E // D + 1)
-        ours, eplb = p.build(spec, model.iterations), policies.eplb_policy(eplb_spec)
+        ours, eplb = pol.build("moelab", spec, model.iterations), pol.build("DS-EPLB", eplb_spec, model.iterations)
         times: dict[str, list[float]] = {"moelab": [], "DS-EPLB": []}
         for c in range(args.calls):
-            end = cell.eplb_interval + c * p.interval
-            for name, policy, w in (("moelab", ours, p.window), ("DS-EPLB", eplb, cell.eplb_interval)):
+            end = ew + c * p.call_interval
+            for name, policy, w in (("moelab", ours, p.window), ("DS-EPLB", eplb, ew)):
                 window = hot[max(0, end - w):end]
                 t0 = time.perf_counter()
                 tables, _ = policy(window, current)
@@ -103,12 +104,10 @@ def main() -> None:
     for name in ("DS-EPLB", "moelab"):
         print(f"  {name}: {{{', '.join(f'{D}: {med[D][name]:.3g}' for D in args.ep)}}}")
     cells = args.cells if args.cells is not None else []
-    constants = DynamicSpec.from_config(config["placement"]["dynamic"]).score_constants()
     for c in cells:
         ep, drift, seed = c.split(":")
         t0 = time.perf_counter()
-        tables = evaluate_cell(model, cell, int(ep), float(drift), int(seed), constants,
-                               delays=("modelled", "measured"))
+        tables = evaluate_cell(model, cell, pol, int(ep), float(drift), int(seed), delays=("modelled", "measured"))
         print(f"\ncell EP{ep} drift x{drift} seed {seed} ({time.perf_counter() - t0:.0f} s):")
         for kind, t in tables.items():
             print(f"  {kind} delays:")

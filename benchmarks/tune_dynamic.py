@@ -1,12 +1,12 @@
 """Choosing moelab's dynamic policy settings on the grid's tuning cell, and only there.
 
 The pinned grid (``placement.grid`` in config/full.yaml) names one tuning cell (EP size, drift scale, seed);
-every other cell is held out. This script scores candidate settings of ``placement.grid.policy`` on that cell
-alone, against DS-EPLB with the grid's modelled seconds per call, and prints them best first, with the time per
+every other cell is held out. This script scores candidate settings of ``placement.policy`` (moelab's policy,
+which every dynamic evaluation runs) on that cell alone, against DS-EPLB with the grid's modelled seconds per call, and prints them best first, with the time per
 call measured here. The chosen settings go into the config by hand; the held-out cells are then run once by the
 pipeline, never by this script.
 
-    .venv/bin/python benchmarks/tune_dynamic.py [--set max_moves=0,16 interval=128,256 ...]
+    .venv/bin/python benchmarks/tune_dynamic.py [--set max_moves=0,16 call_interval=128,256 ...]
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def main() -> None:
     from bench_dynamic import load_config
 
-    from moelab.placement import policies
     from moelab.placement import simulator as sim
-    from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import CellSpec, GridSpec, sim_specs
     from moelab.placement.hotness_model import HotnessModel
+    from moelab.placement.policy_specs import DynamicPolicies
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", nargs="+", default=["config/config.yaml", "config/full.yaml"])
@@ -42,24 +41,24 @@ def main() -> None:
     config = load_config(args.config)
     grid = GridSpec.from_config(config["placement"]["grid"])
     cell: CellSpec = grid.cell
+    pol = DynamicPolicies.from_config(config["placement"])
     t = grid.tuning
     model = HotnessModel(**json.loads((ROOT / args.model).read_text())["model"])
     m = cell.model(model, t["drift_scale"])
     hot = m.generate(t["seed"])
-    constants = DynamicSpec.from_config(config["placement"]["dynamic"]).score_constants()
-    specs = sim_specs(cell, m.experts, t["ep"], constants, measured=False)
-    eplb = sim.simulate(hot, policies.eplb_policy(specs["DS-EPLB"]), specs["DS-EPLB"])
+    specs = sim_specs(cell, pol, m.experts, t["ep"], measured=False)
+    eplb = sim.simulate(hot, pol.build("DS-EPLB", specs["DS-EPLB"], m.iterations), specs["DS-EPLB"])
     print(f"tuning cell EP{t['ep']} drift x{t['drift_scale']} seed {t['seed']} ({m.layers} layers, {m.iterations} "
           f"iterations): DS-EPLB PAR {eplb['mean_par']:.4f}, {eplb['transmit']} slots moved")
     grid_values = []
     for item in args.set:
         key, values = item.split("=")
-        kind = type(getattr(cell.policy, key))
+        kind = type(getattr(pol.moelab, key))
         grid_values.append([(key, kind(v)) for v in values.split(",")])
     rows = []
     for combo in itertools.product(*grid_values):
-        policy = replace(cell.policy, **dict(combo))
-        spec = replace(specs["moelab"], interval=policy.interval, window=policy.window, first_call=policy.interval)
+        policy = replace(pol.moelab, **dict(combo))
+        spec = replace(specs["moelab"], interval=policy.call_interval, window=policy.window)
         t0 = time.perf_counter()
         r = sim.simulate(hot, policy.build(spec, m.iterations), spec)
         per_call = r["policy_wall_s"] / max(r["calls"], 1)

@@ -9,6 +9,7 @@ from moelab.placement import simulator as sim
 from moelab.placement.dynamic_grid import (CellSpec, GridSpec, evaluate_cell, evaluate_hotness,
                                           popularity_oracle, sim_specs)
 from moelab.placement.hotness_model import Draws, HotnessModel, generate
+from moelab.placement.policy_specs import DynamicPolicies
 from moelab.placement.published import DS_R1_SHAREGPT
 from moelab.spec import ConfigError
 
@@ -83,17 +84,19 @@ def test_calibration_spec_names_bad_keys():
 
 
 GRID = dict(eps=[32, 256], drift_scales=[0, 1], seeds=[1], tuning={"ep": 32, "drift_scale": 1, "seed": 1},
-            layers=2, iterations=600, eplb_interval=128, seconds_per_call={"DS-EPLB": 0.1, "moelab": 0.3},
-            seconds_source="test", iteration_seconds=0.08,
-            policy=dict(interval=64, window=128, halflife=32, accept="pays", min_gain=0.01, horizon_calls=1,
-                        max_moves=4))
-CONSTANTS = {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 88080384.0, "bandwidth": 9e11}
+            layers=2, iterations=600, seconds_per_call={"DS-EPLB": 0.1, "moelab": 0.3}, seconds_source="test",
+            iteration_seconds=0.08)
+PLACEMENT = {"eplb": {"call_interval": 128, "window": 128},
+             "policy": dict(call_interval=64, window=128, halflife=32, accept="pays", min_gain=0.01, horizon_calls=1,
+                            max_moves=4),
+             "score": {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 88080384.0, "bandwidth": 9e11}}
+POL = DynamicPolicies.from_config(PLACEMENT)
 MODEL = HotnessModel(58, 256, 8, 5902, 0.62, 7000, 9e-5)
 
 
 def test_grid_cell_rows_scores_bound_and_gap():
     cell = CellSpec.from_config(GRID)
-    both = evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS, delays=("modelled", "measured"))
+    both = evaluate_cell(MODEL, cell, POL, 32, 1.0, 1, delays=("modelled", "measured"))
     t = both["modelled"]
     assert t["policy"].to_list() == ["Default", "DS-EPLB", "moelab"]
     for col in ("ep", "drift_scale", "seed", "policy", "mean_par", "mean_par_after_first_call", "bound_par",
@@ -106,7 +109,7 @@ def test_grid_cell_rows_scores_bound_and_gap():
     # the modelled seconds delay each call's redeployment: ceil(0.3 / 0.08) = 4 iterations per moelab call
     ours = t.filter(policy="moelab").row(0, named=True)
     assert ours["delay_iterations"] == 4 * ours["calls"] and ours["seconds_per_call"] == 0.3
-    assert t.equals(evaluate_cell(MODEL, cell, 32, 1.0, 1, CONSTANTS)["modelled"])  # deterministic
+    assert t.equals(evaluate_cell(MODEL, cell, POL, 32, 1.0, 1)["modelled"])  # deterministic
     # measured delays: the same hotness and bound, Default untouched, each policy's own measured time
     m = both["measured"]
     assert m["bound_par"].equals(t["bound_par"])
@@ -119,12 +122,12 @@ def test_each_grid_policy_is_first_called_at_its_own_interval_and_compared_on_on
     # call" is taken from DS-EPLB's first call on for every policy, so it compares placements, not warm-ups
     cell = CellSpec.from_config(GRID)
     hot = cell.model(MODEL, 1.0).generate(1)  # the cell's 2 layers x 600 iterations
-    t = evaluate_hotness(hot, cell, 32, CONSTANTS)["modelled"]
+    t = evaluate_hotness(hot, cell, POL, 32)["modelled"]
     assert t["first_call"].to_list() == [None, 128, 64]
     runs = {name: sim.simulate(hot, policy, spec) for name, (policy, spec) in (
-        ("Default", (None, sim_specs(cell, 256, 32, CONSTANTS, False)["Default"])),
-        ("moelab", (cell.policy.build(sim_specs(cell, 256, 32, CONSTANTS, False)["moelab"], 600),
-                    sim_specs(cell, 256, 32, CONSTANTS, False)["moelab"])))}
+        ("Default", (None, sim_specs(cell, POL, 256, 32, False)["Default"])),
+        ("moelab", (POL.moelab.build(sim_specs(cell, POL, 256, 32, False)["moelab"], 600),
+                    sim_specs(cell, POL, 256, 32, False)["moelab"])))}
     for name, r in runs.items():
         row = t.filter(policy=name).row(0, named=True)
         assert row["mean_par"] == pytest.approx(r["mean_par"])
@@ -147,14 +150,14 @@ def test_the_popularity_oracle_places_the_expected_counts_and_serves_the_sampled
     pars = [sim.par(served[i], cal_table(expected[i], 8)).mean() for i in range(100, 300, 16)]
     assert noisy == pytest.approx(np.mean(pars))
     # a grid cell reports it next to the bound, the same for every policy; DS-EPLB closes none of its gap to it
-    t = evaluate_cell(MODEL, CellSpec.from_config(GRID), 32, 1.0, 1, CONSTANTS)["modelled"]
+    t = evaluate_cell(MODEL, CellSpec.from_config(GRID), POL, 32, 1.0, 1)["modelled"]
     assert t["oracle_par"].n_unique() == 1 and 1.0 < t["oracle_par"][0] < t["mean_par_after_first_call"].min()
     ours, eplb = (t.filter(policy=p).row(0, named=True) for p in ("moelab", "DS-EPLB"))
     assert ours["oracle_gap_closed"] == pytest.approx(
         (eplb["mean_par_after_first_call"] - ours["mean_par_after_first_call"])
         / (eplb["mean_par_after_first_call"] - ours["oracle_par"]))
     # an imported load has no expected counts: no oracle
-    imp = evaluate_hotness(hot[:, :, :64], CellSpec.from_config(GRID), 8, CONSTANTS)["modelled"]
+    imp = evaluate_hotness(hot[:, :, :64], CellSpec.from_config(GRID), POL, 8)["modelled"]
     assert imp["oracle_par"].is_nan().all()
 
 
@@ -169,7 +172,7 @@ def cal_table(load: np.ndarray, ep: int) -> np.ndarray:
 def test_seconds_per_call_per_ep_size():
     cell = CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3, 256: 1.7}}})
     assert cell.seconds("moelab", 256) == 1.7 and cell.seconds("DS-EPLB", 256) == 0.1
-    assert sim_specs(cell, 256, 256, CONSTANTS, False)["moelab"].policy_seconds == 1.7
+    assert sim_specs(cell, POL, 256, 256, False)["moelab"].policy_seconds == 1.7
     assert "moelab EP32 0.3 s, EP256 1.7 s" in cell.seconds_text()
     with pytest.raises(ValueError, match=r"seconds_per_call.moelab: no time for EP64 \(has EP 32, 256\)"):
         cell.seconds("moelab", 64)
@@ -201,8 +204,7 @@ def test_grid_spec_roles_and_checks():
     assert t["role"].to_list() == ["tuning", "held out", "held out"]
     with pytest.raises(ConfigError, match="the tuning cell must be one of the grid's cells"):
         GridSpec.from_config({**GRID, "tuning": {"ep": 64, "drift_scale": 1, "seed": 1}})
-    with pytest.raises(ConfigError, match="placement.grid.policy: accept='maybe'"):
-        GridSpec.from_config({**GRID, "policy": {**GRID["policy"], "accept": "maybe"}})
+    assert grid.cells() == ["ep32-drift0-seed1", "ep32-drift1-seed1", "ep256-drift0-seed1", "ep256-drift1-seed1"]
 
 
 def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_oracle():

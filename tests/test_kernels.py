@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from moelab import traces
-from moelab.kernels import bench, registry, shapes, summary, workloads
+from moelab.kernels import bench, bench_summary, registry, shapes, workloads
 from moelab.kernels import torch_moe as tm
 from moelab.kernels.from_trace import workloads as cut_workloads
 from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, generate
@@ -241,10 +241,10 @@ def test_benchmark_rows_on_cpu(tmp_path):
         assert r["max_rel_err"] < 1e-4 and 0 < r["frac_peak_flops"] < 1
         assert r["dropped_pairs"] == 0 or r["implementation"] == "capacity"
     assert any(r["dropped_pairs"] > 0 for r in rows)  # alpha 1.2 at capacity factor 1.0 drops
-    csv_text = summary.to_csv(rows)
+    csv_text = bench_summary.to_csv(rows)
     assert csv_text.splitlines()[0].startswith("implementation,scenario,num_tokens,ep_size,tp_size")
     assert len(csv_text.splitlines()) == len(rows) + 1
-    md = summary.to_markdown(rows)
+    md = bench_summary.to_markdown(rows)
     assert md.count("## ") == 2 * 3 and "speedup vs loop" in md
 
 

@@ -34,12 +34,12 @@ def test_redeployment_timing_transmit_and_score():
         return np.stack([better, better]), np.array([1, 0])
 
     r = sim.simulate(hot, policy, spec)
-    # called at iteration 2; layer 1 switches at 2, layer 0 at 3; next call at 3 + 1 + 3 = 7,
-    # which proposes nothing new (no change, no transmit) and then every 3 iterations
+    # first called once its interval has passed, at iteration 3 (seeing iterations 1 and 2); layer 1 switches
+    # at 3, layer 0 at 4; next call at 4 + 1 + 3 = 8, which proposes nothing new (no change, no transmit)
     assert r["calls"] == 2
     pars = r["par"]
-    assert pars[:2].tolist() == [[1.5, 1.5]] * 2
-    assert pars[2].tolist() == [1.5, 1.25] and pars[3:].tolist() == [[1.25, 1.25]] * 7
+    assert pars[:3].tolist() == [[1.5, 1.5]] * 3
+    assert pars[3].tolist() == [1.5, 1.25] and pars[4:].tolist() == [[1.25, 1.25]] * 6
     # contiguous [[0,1,-1],[2,3,-1]] -> [[0,2,-1],[1,3,-1]]: 2 slots per layer changed
     assert r["transmit"] == 4
     assert r["modelled_time"] == pytest.approx(60 * pars.mean() + 4 * 1.0)
@@ -61,13 +61,13 @@ def test_policy_time_delays_the_redeployment_by_whole_iterations():
 
     spec = sim.SimSpec(devices=2, slots_per_device=3, window=2, interval=3, slot_bytes=0, policy_seconds=0.17)
     r = sim.simulate(hot, policy, spec)
-    # called at 2, delayed to 5: layer 0 switches at 5, layer 1 at 6; the next call (at 6 + 1 + 3 = 10)
+    # called at 3, delayed to 6: layer 0 switches at 6, layer 1 at 7; the next call (at 7 + 1 + 3 = 11)
     # proposes nothing new
     assert r["calls"] == 2 and r["delay_iterations"] == 6
-    assert r["par"][:5].tolist() == [[1.5, 1.5]] * 5
-    assert r["par"][5].tolist() == [1.25, 1.5] and r["par"][6:].tolist() == [[1.25, 1.25]] * 6
+    assert r["par"][:6].tolist() == [[1.5, 1.5]] * 6
+    assert r["par"][6].tolist() == [1.25, 1.5] and r["par"][7:].tolist() == [[1.25, 1.25]] * 5
     assert r["modelled_time"] == pytest.approx(60 * r["par"].mean())
-    assert r["mean_par_after_first_call"] == pytest.approx(r["par"][2:].mean())
+    assert r["mean_par_after_first_call"] == pytest.approx(r["par"][3:].mean())
 
 
 def test_eplb_policy_balances_a_skewed_load():
@@ -176,15 +176,25 @@ def test_oracle_sees_the_coming_window_and_bounds_the_past_window_policy():
     assert oracle["mean_par"] < past["mean_par"] - 0.05
 
 
+def _policies(eplb: int, call_interval: int, window: int = 8):
+    """DS-EPLB every ``eplb`` iterations on the last ``window``; moelab every ``call_interval``; DS-R1's score."""
+    from moelab.placement.policy_specs import DynamicPolicies
+
+    return DynamicPolicies.from_config({
+        "eplb": {"call_interval": eplb, "window": window},
+        "policy": {"call_interval": call_interval, "window": window, "halflife": 4, "accept": "target",
+                   "min_gain": 0.01, "horizon_calls": 1, "max_moves": 4},
+        "score": {"zero_to_one": True, "par_weight": 60, "slot_bytes": 88080384, "bandwidth": 9e11}})
+
+
 def test_dynamic_evaluation_rows_and_its_config_check():
     from moelab.placement import dynamic_eval
 
     rng = np.random.default_rng(1)
     hot = rng.poisson(rng.dirichlet(np.full(16, 0.5), size=2) * 200, size=(64, 2, 16)).astype(float)
-    d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
-             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
-             nodes=2, expert_groups=4, oracle=True)
-    summary, timeline = dynamic_eval.evaluate(hot, dynamic_eval.DynamicSpec.from_config(d))
+    d = dict(devices=4, redundant_slots=1, policy_seconds=0, nodes=2, expert_groups=4, oracle=True)
+    pol = _policies(eplb=8, call_interval=4)
+    summary, timeline = dynamic_eval.evaluate(hot, dynamic_eval.DynamicSpec.from_config(d), pol)
     assert summary["policy"].to_list() == ["Default", "DS-EPLB", "DS-EPLB hierarchical", "moelab",
                                            "DS-EPLB oracle (bound)"]
     assert summary.filter(policy="DS-EPLB")["score_vs_eplb"].item() == 100.0
@@ -192,7 +202,7 @@ def test_dynamic_evaluation_rows_and_its_config_check():
     with pytest.raises(ConfigError, match="placement.dynamic: nodes=3 must divide devices=4"):
         dynamic_eval.DynamicSpec.from_config({**d, "nodes": 3})
     with pytest.raises(ValueError, match="devices=4 and expert_groups=4 must divide the 18 experts"):
-        dynamic_eval.evaluate(np.ones((64, 2, 18)), dynamic_eval.DynamicSpec.from_config(d))
+        dynamic_eval.evaluate(np.ones((64, 2, 18)), dynamic_eval.DynamicSpec.from_config(d), pol)
 
 
 def test_interval_sweep_trades_par_for_slots_moved():
@@ -202,10 +212,8 @@ def test_interval_sweep_trades_par_for_slots_moved():
     # popularity that drifts: frequent calls follow it (lower PAR) at the price of more moves
     drift = np.cumsum(rng.normal(0, 0.3, size=(96, 1, 16)), axis=0)
     hot = rng.poisson(50 * np.exp(drift - drift.max(axis=2, keepdims=True))).astype(float)
-    d = dict(devices=4, redundant_slots=1, eplb_interval=16, eplb_window=8, interval=4, window=8, halflife=4,
-             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
-             nodes=1, expert_groups=4, oracle=False)
-    f = dynamic_eval.sweep(hot, dynamic_eval.DynamicSpec.from_config(d), [4, 32])
+    d = dict(devices=4, redundant_slots=1, policy_seconds=0, nodes=1, expert_groups=4, oracle=False)
+    f = dynamic_eval.sweep(hot, dynamic_eval.DynamicSpec.from_config(d), _policies(eplb=16, call_interval=4), [4, 32])
     eplb = {r["interval"]: r for r in f.filter(policy="DS-EPLB").iter_rows(named=True)}
     assert eplb[4]["calls"] > eplb[32]["calls"] and eplb[4]["transmit"] > eplb[32]["transmit"]
     assert eplb[4]["mean_par"] < eplb[32]["mean_par"]
@@ -218,11 +226,10 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     rng = np.random.default_rng(3)
     skew = np.arange(1, 17) ** -1.2  # a few hot experts: replicas are what spreads them
     hot = rng.poisson(400 * skew[rng.permutation(16)], size=(64, 2, 16)).astype(float)
-    d = dict(devices=4, redundant_slots=1, eplb_interval=8, eplb_window=8, interval=4, window=8, halflife=4,
-             max_moves=4, zero_to_one=True, par_weight=60, slot_bytes=88080384, bandwidth=9e11, policy_seconds=0,
-             nodes=1, expert_groups=4, oracle=False)
-    d = dynamic_eval.DynamicSpec.from_config(d)
-    f = dynamic_eval.capacity_sweep(hot, d, [2, 4], [0, 2])
+    d = dynamic_eval.DynamicSpec.from_config(dict(devices=4, redundant_slots=1, policy_seconds=0, nodes=1,
+                                                  expert_groups=4, oracle=False))
+    pol = _policies(eplb=8, call_interval=4)
+    f = dynamic_eval.capacity_sweep(hot, d, pol, [2, 4], [0, 2])
     assert f.height == 2 * 2 * 3
     assert np.allclose(f.filter(policy="DS-EPLB")["score_vs_eplb"], 100.0)
     default = f.filter(policy="Default")
@@ -233,7 +240,8 @@ def test_devices_and_slots_sweep_replication_lowers_par():
     assert eplb[(4, 2)] < eplb[(4, 0)] and eplb[(2, 2)] < eplb[(2, 0)]
     assert set(f["slots_per_device"]) == {8, 10, 4, 6}
     # a device count that does not split the 16 experts is skipped, as static placement skips it
-    assert dynamic_eval.capacity_sweep(hot, d, [3, 2], [0]).equals(dynamic_eval.capacity_sweep(hot, d, [2], [0]))
+    assert dynamic_eval.capacity_sweep(hot, d, pol, [3, 2], [0]).equals(
+        dynamic_eval.capacity_sweep(hot, d, pol, [2], [0]))
 
 
 def _reference_plan_layer(load, current, target, max_moves, candidates=3):
@@ -313,7 +321,7 @@ def test_the_planner_over_all_layers_at_once_plans_each_layer_as_alone():
 
 
 def test_record_lists_each_layer_switch_where_it_takes_effect():
-    """The hand-computed case above: layer 1 switches at 2, layer 0 at 3; replaying them gives the final tables."""
+    """The hand-computed case above: layer 1 switches at 3, layer 0 at 4; replaying them gives the final tables."""
     from moelab import exports
 
     hot = np.tile(np.array([4.0, 2, 1, 1]), (10, 2, 1))
@@ -327,8 +335,8 @@ def test_record_lists_each_layer_switch_where_it_takes_effect():
     assert "changes" not in plain and "initial" not in plain
     r = sim.simulate(hot, policy, spec, record=True)
     assert np.array_equal(r["initial"], sim.contiguous(2, 4, 2, 3))
-    assert [(i, layer) for i, layer, _ in r["changes"]] == [(2, 1), (3, 0)]
+    assert [(i, layer) for i, layer, _ in r["changes"]] == [(3, 1), (4, 0)]
     assert all(np.array_equal(t, better) for _, _, t in r["changes"])
     assert np.array_equal(exports.replay(r["initial"], r["changes"], 9), r["tables"])
-    assert np.array_equal(exports.replay(r["initial"], r["changes"], 2)[0], r["initial"][0])
+    assert np.array_equal(exports.replay(r["initial"], r["changes"], 3)[0], r["initial"][0])
     assert r["par"].tolist() == plain["par"].tolist() and r["transmit"] == plain["transmit"]

@@ -5,16 +5,19 @@ import torch
 from moelab import corpus, tiny, windows
 
 SMALL = dict(vocab_size=300, hidden_size=32, intermediate_size=16, num_layers=2, num_heads=2, num_experts=8,
-             top_k=2, seq_len=32, batch_size=4, steps=4, warmup=1, eval_every=2, eval_batches=1)
+             top_k=2, router_aux_loss_coef=0.01, seq_len=32, batch_size=4, steps=4, lr=0.003, warmup=1, eval_every=2,
+             eval_batches=1)
 
 
 def test_spec_checks_its_values():
     with pytest.raises(ValueError, match="top_k=9 exceeds"):
-        tiny.TinySpec(num_experts=8, top_k=9)
+        tiny.TinySpec.from_config({**SMALL, "num_experts": 8, "top_k": 9})
     with pytest.raises(ValueError, match="not divisible"):
-        tiny.TinySpec(hidden_size=30, num_heads=4)
-    with pytest.raises(ValueError, match="warmup"):
-        tiny.TinySpec(steps=10, warmup=10)
+        tiny.TinySpec.from_config({**SMALL, "hidden_size": 30, "num_heads": 4})
+    with pytest.raises(ValueError, match="tiny.warmup=10 must be below tiny.steps=10"):
+        tiny.TinySpec.from_config({**SMALL, "steps": 10, "warmup": 10})
+    with pytest.raises(ValueError, match=r"tiny: missing keys \['lr'\]"):
+        tiny.TinySpec.from_config({k: v for k, v in SMALL.items() if k != "lr"})
 
 
 def test_tokenizer_and_training_are_reproducible(tmp_path):
@@ -27,7 +30,7 @@ def test_tokenizer_and_training_are_reproducible(tmp_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tmp_path / "a")
-    spec = tiny.TinySpec(**SMALL)
+    spec = tiny.TinySpec.from_config(SMALL)
     tr, ev = windows.token_ids(c, tok, "train"), windows.token_ids(c, tok, "heldout")
     runs = []
     for _ in range(2):
@@ -47,7 +50,7 @@ def test_the_tiny_checkpoint_and_the_routing_study_share_one_shape_check():
     from moelab.routing.study import StudySpec
 
     with pytest.raises(ValueError, match=r"tiny.hidden_size=30 is not divisible by tiny.num_heads=4"):
-        tiny.TinySpec(hidden_size=30, num_heads=4)
+        tiny.TinySpec.from_config({**SMALL, "hidden_size": 30, "num_heads": 4})
     with pytest.raises(ValueError, match=r"^dim=30 is not divisible by heads=4"):
         StudySpec(dim=30, heads=4)
-    assert tiny.TinySpec(**SMALL).shape.dim == SMALL["hidden_size"]
+    assert tiny.TinySpec.from_config(SMALL).shape.dim == SMALL["hidden_size"]

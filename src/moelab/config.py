@@ -14,8 +14,6 @@ from moelab.synthetic.drift import Drift
 from moelab.synthetic.scenarios import Scenario, StreamSpec, SyntheticSpec, trace_id
 
 
-
-
 def _scenario(raw: dict[str, Any], where: str) -> Scenario:
     try:
         return Scenario.from_config(raw)
@@ -187,14 +185,17 @@ def check_routing(config: dict[str, Any]) -> None:
 
 
 def check_placement(config: dict[str, Any]) -> None:
-    """placement.dynamic, placement.calibration and placement.grid: their specs; the grid needs the
-    calibrated model and EP sizes that divide its experts."""
+    """placement.eplb, .policy and .score (what every dynamic evaluation runs), placement.dynamic,
+    .calibration and .grid: their specs; the grid needs the calibrated model and EP sizes that divide its
+    experts."""
     from moelab.placement.calibration import CalibrationSpec
     from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import GridSpec
+    from moelab.placement.policy_specs import DynamicPolicies
     from moelab.placement.published import DS_R1
 
     p = config["placement"]
+    DynamicPolicies.from_config(p)
     DynamicSpec.from_config(p["dynamic"])
     if p.get("calibration"):
         CalibrationSpec.from_config(p["calibration"])
@@ -212,10 +213,7 @@ def check_capture(config: dict[str, Any]) -> None:
     from moelab.capture_spec import CaptureSpec
     from moelab.tiny import TinySpec
 
-    try:
-        spec = TinySpec(**config["tiny"])
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"tiny: {exc}") from None
+    spec = TinySpec.from_config(config["tiny"])
     groups = config["coactivation"]["groups"]
     if spec.num_experts % groups or spec.num_experts // groups < 2:
         raise ConfigError(f"coactivation.groups={groups} must divide tiny.num_experts={spec.num_experts} "

@@ -3,7 +3,9 @@
 From a trace (:func:`from_trace`), or imported so users can replay their own serving load: the readers
 of users' dumps live in ``moelab.imports`` (competition ``.npy``, SGLang, TensorRT-LLM, vLLM), which this
 module does not import (what reads hotness must not depend on every reader). Import errors are
-``moelab.imports.ImportFileError``, a :class:`HotnessError` naming the file and field.
+``moelab.imports.ImportFileError``, a :class:`HotnessError` naming the file and field. ``HotnessError`` is
+defined in ``moelab.hotness_error``, which imports nothing, so the readers' error subclasses it without loading
+this module's numpy and trace I/O; ``moelab.hotness.HotnessError`` is the same class.
 """
 
 from __future__ import annotations
@@ -12,11 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moelab.hotness_error import HotnessError
 from moelab.traces import Trace
-
-
-class HotnessError(ValueError):
-    """A hotness file is not usable, and why."""
 
 
 def from_trace(trace: Trace) -> np.ndarray:

@@ -21,28 +21,31 @@ import numpy as np
 import polars as pl
 
 from moelab.model_shape import ModelShape, check_schedule
+from moelab.spec import ConfigSpec
 from moelab.windows import SPECIAL, windows
 
 
 @dataclass(frozen=True)
-class TinySpec:
-    """Shape and training schedule of the tiny OLMoE (config key ``tiny``)."""
+class TinySpec(ConfigSpec):
+    """Config block ``tiny``: shape and training schedule of the tiny OLMoE. No defaults here: the config
+    (``config/config.yaml``) is the one place they are written."""
 
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    intermediate_size: int = 64
-    num_layers: int = 4
-    num_heads: int = 4
-    num_experts: int = 32
-    top_k: int = 8
-    router_aux_loss_coef: float = 0.01
-    seq_len: int = 128
-    batch_size: int = 16
-    steps: int = 300
-    lr: float = 3e-3
-    warmup: int = 30
-    eval_every: int = 50
-    eval_batches: int = 8
+    key = "tiny"
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_experts: int
+    top_k: int
+    router_aux_loss_coef: float
+    seq_len: int
+    batch_size: int
+    steps: int
+    lr: float
+    warmup: int
+    eval_every: int
+    eval_batches: int
 
     def __post_init__(self) -> None:
         self.shape  # noqa: B018 - builds the shape, which checks it

@@ -71,6 +71,8 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     (lambda c: c["routing"]["perft"]["variants"].append(c["routing"]["perft"]["variants"][0]),
      "routing.perft: variants[3] repeats an earlier variant"),
     (lambda c: c["placement"]["dynamic"].update(nodes=3), "placement.dynamic: nodes=3 must divide devices=4"),
+    # moelab's policy is configured once, in placement.policy: an old placement.dynamic key is refused by name
+    (lambda c: c["placement"]["dynamic"].update(halflife=32), "('halflife' was unexpected)"),
     (lambda c: c["routing"]["train"].update(strategies=["softk", "magic"]), "magic"),
     (lambda c: c["routing"]["perft"].update(model="nope"), "routing.perft.model='nope' is not a capture.models name"),
     (lambda c: c["placement"].update(sweep_devices=[3]), "placement.sweep_devices: 3 does not divide"),
@@ -152,12 +154,12 @@ def test_the_summary_page_is_read_from_the_runs_own_tables(local_run):
     """Every headline on the summary page comes from a table of this run, with the command that rebuilds it."""
     import polars as pl
 
-    from moelab import summary
+    from moelab import summary_page
 
     r = local_run / "results/tables"
     page = pl.read_parquet(r / "summary.parquet")
-    assert set(page["table"]) == set(summary.STAGES)  # the test config runs every stage that has a headline
-    again = summary.build({name: pl.read_parquet(r / f"{name}.parquet") for name in summary.STAGES},
+    assert set(page["table"]) == set(summary_page.STAGES)  # the test config runs every stage that has a headline
+    again = summary_page.build({name: pl.read_parquet(r / f"{name}.parquet") for name in summary_page.STAGES},
                           "snakemake --cores all {target}")
     assert page.equals(again)
     assert (r / "summary.html").read_text().count("<tr>") == page.height + 1

@@ -267,7 +267,7 @@ def kernel_tpus():
 
 
 def summary_tables():
-    """The collected tables of the stages this config runs, by name (moelab.summary.STAGES)."""
+    """The collected tables of the stages this config runs, by name (moelab.summary_page.STAGES)."""
     tables = {
         "load_stats": "results/tables/load_stats.parquet",
         "coactivation": "results/tables/coactivation.parquet",
@@ -281,6 +281,6 @@ def summary_tables():
         tables["hotness_calibration"] = "results/tables/hotness_calibration.parquet"
     if ROUTING_RUNS:
         tables["routing_significance"] = "results/tables/routing_significance.parquet"
-    if IMPORTED_SOURCES and _GRID["eps"]:
+    if IMPORTED_SOURCES and GRID_EPS:
         tables["imported_grid"] = "results/tables/imported_grid.parquet"
     return tables

@@ -164,7 +164,8 @@ rule dynamic_placement:
         runtime=30,
     params:
         dynamic=get_dynamic_block,
-        intervals=config["placement"]["sweep_intervals"],
+        policies=DYNAMIC_POLICIES,
+        call_intervals=config["placement"]["sweep_call_intervals"],
         sweep_devices=config["placement"]["sweep_devices"],
         sweep_slots=config["placement"]["sweep_redundant_slots"],
     script:
@@ -219,6 +220,7 @@ rule plot_dynamic_placement:
         runtime=5,
     params:
         dynamic=config["placement"]["dynamic"],
+        policies=DYNAMIC_POLICIES,
     script:
         "../scripts/plot_dynamic_placement.py"
 
@@ -299,7 +301,7 @@ rule dynamic_grid_cell:
         runtime=120,
     params:
         cell=GRID_CELL,
-        constants=SCORE_CONSTANTS,
+        policies=DYNAMIC_POLICIES,
     script:
         "../scripts/dynamic_grid_cell.py"
 
@@ -341,6 +343,7 @@ rule collect_dynamic_grid:
         runtime=5,
     params:
         grid=config["placement"]["grid"],
+        policies=DYNAMIC_POLICIES,
     script:
         "../scripts/collect_dynamic_grid.py"
 
@@ -393,8 +396,8 @@ rule imported_grid:
         runtime=120,
     params:
         cell=GRID_CELL,
-        eps=_GRID["eps"],
-        constants=SCORE_CONSTANTS,
+        eps=GRID_EPS,
+        policies=DYNAMIC_POLICIES,
     script:
         "../scripts/imported_grid.py"
 
@@ -425,5 +428,6 @@ rule collect_imported_grid:
         runtime=5,
     params:
         cell=GRID_CELL,
+        policies=DYNAMIC_POLICIES,
     script:
         "../scripts/collect_imported_grid.py"

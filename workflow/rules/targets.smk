@@ -53,7 +53,7 @@ def final_outputs():
         out += figure_files("dynamic_grid_scores") + figure_files(
             "dynamic_grid_frontier"
         )
-    if IMPORTED_SOURCES and _GRID["eps"]:
+    if IMPORTED_SOURCES and GRID_EPS:
         out += [
             "results/tables/imported_grid.html",
             "results/bench/placement/imported_grid_measured.parquet",

@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 import moelab.config as mconfig
 from moelab.capture_spec import EMBEDDED, CaptureSpec, model_dir
 from moelab.deps import module_files, script_modules
+from moelab.placement.dynamic_grid import GridSpec
+from moelab.placement.policy_specs import DynamicPolicies
 from moelab.routing.spec import train_variants
 
 validate(config, "../schemas/config.schema.yaml")
@@ -73,26 +75,19 @@ PLACEMENT_TRACES = (
 # what the load statistics and the dynamic placement read: every trace, and every imported hotness
 LOAD_SOURCES = ALL_TRACES + IMPORTED_LOADS
 DYNAMIC_SOURCES = CAPTURED + IMPORTED_SOURCES
-# The serving-scale dynamic placement evaluation: the calibrated hotness model, one job per grid cell.
+# What every dynamic evaluation runs (placement.eplb, .policy and .score), as its rules pass it on.
+DYNAMIC_POLICIES = DynamicPolicies.blocks(config["placement"])
+# The serving-scale dynamic placement evaluation: the calibrated hotness model, one job per grid cell; what one
+# cell runs is the grid less its axes (a new axis value reruns only the cells it adds).
 CALIBRATION = bool(config["placement"].get("calibration"))
-_GRID = config["placement"].get("grid") or {"eps": [], "drift_scales": [], "seeds": []}
-# what one cell runs (the grid less its axes: a new axis value reruns only the cells it adds), and the score's
-# constants from placement.dynamic (its policy settings do not reach the grid)
-GRID_CELL = {
-    k: v
-    for k, v in _GRID.items()
-    if k not in ("eps", "drift_scales", "seeds", "tuning")
-}
-SCORE_CONSTANTS = {
-    k: config["placement"]["dynamic"][k]
-    for k in ("zero_to_one", "par_weight", "slot_bytes", "bandwidth")
-}
-GRID_CELLS = [
-    f"ep{ep}-drift{drift:g}-seed{seed}"
-    for ep in _GRID["eps"]
-    for drift in _GRID["drift_scales"]
-    for seed in _GRID["seeds"]
-]
+GRID = (
+    GridSpec.from_config(config["placement"]["grid"])
+    if config["placement"].get("grid")
+    else None
+)
+GRID_CELL = GRID.cell.to_config() if GRID else {}
+GRID_CELLS = GRID.cells() if GRID else []
+GRID_EPS = list(GRID.eps) if GRID else []
 # Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
 KERNELS = config.get("kernels") or {}
 KERNEL_TRACES = KERNELS.get("traces", [])

@@ -7,14 +7,16 @@ import polars as pl
 
 from moelab import tables
 from moelab.placement.dynamic_grid import CellSpec, import_summary
+from moelab.placement.policy_specs import DynamicPolicies
 
 i, o = snakemake.input, snakemake.output
 c = CellSpec.from_config(snakemake.params.cell)
+pol = DynamicPolicies.from_config(snakemake.params.policies)
 cells = pl.concat([pl.read_parquet(f) for f in i.cells]).sort("workload", "ep", "policy")
 write_parquet(cells, o.table)
 source = (f"users' own loads imported from serving-engine dumps ({', '.join(cells['workload'].unique().sort())}), "
           f"replayed as they are (no drift scale, no seed, nothing tuned on them); the grid's pinned policies: "
-          f"DS-EPLB every {c.eplb_interval} iterations, moelab every {c.policy.interval}; one redundant slot per "
+          f"DS-EPLB every {pol.eplb.call_interval} iterations, moelab every {pol.moelab.call_interval}; one redundant slot per "
           f"device; policy time per call as a redeployment delay ({c.seconds_text()}); CPU")
 ours = cells.filter(pl.col("policy") == "moelab")
 ahead = int((ours["score_vs_eplb"] > 100).sum())

@@ -7,7 +7,7 @@ import polars as pl
 
 from moelab import plots, provenance
 from moelab.kernels import plots as kernel_plots
-from moelab.kernels import summary
+from moelab.kernels import bench_summary
 
 i, o = snakemake.input, snakemake.output
 frames = [pl.read_parquet(f) for f in [*i.runs, *i.jax]]
@@ -19,12 +19,12 @@ table = pl.concat(frames, how="diagonal_relaxed")
 write_parquet(table, o.table)
 rows = table.to_dicts()
 with atomic_path(o.csv) as tmp:
-    tmp.write_text(summary.to_csv(rows))
+    tmp.write_text(bench_summary.to_csv(rows))
 title = "MoE kernel benchmark: " + provenance.of_measurements(table)
 with atomic_path(o.markdown) as tmp:
-    tmp.write_text(summary.to_markdown(rows, title))
+    tmp.write_text(bench_summary.to_markdown(rows, title))
 with atomic_path(o.summary) as tmp:
-    tmp.write_text(summary.to_html(rows, title))
+    tmp.write_text(bench_summary.to_html(rows, title))
 plots.save(kernel_plots.latency(table), o.latency_svg, o.latency_png, o.latency_html)
 plots.save(kernel_plots.speedup_heatmap(table), o.speedup_svg, o.speedup_png, o.speedup_html)
 plots.save(kernel_plots.roofline(table), o.roofline_svg, o.roofline_png, o.roofline_html)

@@ -5,10 +5,10 @@ log = start(snakemake)
 
 import polars as pl
 
-from moelab import summary, tables
+from moelab import summary_page, tables
 
 i, o, p = snakemake.input, snakemake.output, snakemake.params
-frame = summary.build({name: pl.read_parquet(i[name]) for name in p.tables}, p.command)
+frame = summary_page.build({name: pl.read_parquet(i[name]) for name in p.tables}, p.command)
 write_parquet(frame, o.table)
 tables.write_html(frame, o.html, "Headline results",
                   "each row read from the table named in `table` of this run; `regenerate` rebuilds it (add the "

@@ -7,12 +7,14 @@ import json
 
 from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
 from moelab.placement.hotness_model import HotnessModel
+from moelab.placement.policy_specs import DynamicPolicies
 
 p, o, w = snakemake.params, snakemake.output, snakemake.wildcards
 cell = CellSpec.from_config(p.cell)
+pol = DynamicPolicies.from_config(p.policies)
 model = HotnessModel(**json.loads(open(snakemake.input.model).read())["model"])
 ep, drift, seed = int(w.ep), float(w.drift), int(w.seed)
-tables = evaluate_cell(model, cell, ep, drift, seed, dict(p.constants), delays=("modelled", "measured"))
+tables = evaluate_cell(model, cell, pol, ep, drift, seed, delays=("modelled", "measured"))
 for kind, path in (("modelled", o.cell), ("measured", o.measured)):
     write_parquet(tables[kind], path)
     for row in tables[kind].iter_rows(named=True):

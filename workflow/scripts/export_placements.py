@@ -7,14 +7,14 @@ from pathlib import Path
 
 import polars as pl
 
-from moelab.placement import engine_files
+from moelab.exports.placements import dynamic_files, static_files
 
 # One job for every placement: each is a few small files, and a job per source would cost more to schedule
 # (on a cluster, an sbatch each) than to write. Static: a device per expert; dynamic: a run's redeployments.
 i, o = snakemake.input, snakemake.output
 frames = []
 for kind, paths, folder in (("static", i.static, o.static), ("dynamic", i.dynamic, o.dynamic)):
-    write = engine_files.static_files if kind == "static" else engine_files.dynamic_files
+    write = static_files if kind == "static" else dynamic_files
     Path(folder).mkdir(parents=True, exist_ok=True)
     for path in paths:
         placements = pl.read_parquet(path)

@@ -5,18 +5,21 @@ log = start(snakemake)
 
 from moelab import load_source
 from moelab.placement.dynamic_grid import CellSpec, evaluate_import
+from moelab.placement.policy_specs import DynamicPolicies
 
 p, i, o = snakemake.params, snakemake.input, snakemake.output
 src = load_source.read(i.source, *i.meta)
 cell = CellSpec.from_config(p.cell)
-first = min(cell.eplb_interval, cell.policy.interval)  # each policy is first called at its own interval
+pol = DynamicPolicies.from_config(p.policies)
+eplb_first = pol.eplb.call_interval  # each policy is first called once its own interval has passed
+first = min(eplb_first, pol.moelab.call_interval)
 if src.hot.shape[0] <= first:
     log.warning("%s: %d iterations, not more than the first call at %d: no policy redeploys", src.source_id,
                 src.hot.shape[0], first)
-elif src.hot.shape[0] <= cell.eplb_interval:
+elif src.hot.shape[0] <= eplb_first:
     log.warning("%s: %d iterations, not more than DS-EPLB's first call at %d: only moelab redeploys",
-                src.source_id, src.hot.shape[0], cell.eplb_interval)
-tables = evaluate_import(src.hot, cell, p.eps, dict(p.constants), src.source_id)
+                src.source_id, src.hot.shape[0], eplb_first)
+tables = evaluate_import(src.hot, cell, pol, p.eps, src.source_id)
 for kind, path in (("modelled", o.cell), ("measured", o.measured)):
     write_parquet(tables[kind], path)
     for row in tables[kind].iter_rows(named=True):

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from moelab import corpus, tiny, windows
 
 o, p = snakemake.output, snakemake.params
-spec = tiny.TinySpec(**p.tiny)
+spec = tiny.TinySpec.from_config(p.tiny)
 tok = AutoTokenizer.from_pretrained(snakemake.input.tokenizer)
 frame = corpus.read(snakemake.input.corpus)
 train_ids = windows.token_ids(frame, tok, "train")

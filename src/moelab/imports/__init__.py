@@ -7,16 +7,18 @@ its format and supplies what the format does not store; every problem is an :cla
 the file, the field and what was expected.
 
 Importing this package is light (the workflow imports it for ``ImportSpec`` each time Snakemake parses the
-workflow, once per job): the readers, the checks and what they need (torch, safetensors, pyarrow, numpy) are
-imported inside :func:`read_hotness`, :func:`read_trace` and ``ImportSpec.check_files``, and
-:class:`ImportFileError` (whose base class lives in ``moelab.hotness``) on first use.
+workflow, once per job): at import it loads the spec, the formats, where each format's files are and
+:class:`ImportFileError` (whose base class, ``moelab.hotness_error.HotnessError``, imports nothing); the readers,
+the checks and what they need (torch, safetensors, pyarrow, numpy) are imported inside :func:`read_hotness`,
+:func:`read_trace` and ``ImportSpec.check_files``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from moelab.imports.errors import ImportFileError
 from moelab.imports.formats import FORMATS, FormatInfo
 from moelab.imports.spec import ImportSpec
 
@@ -24,24 +26,14 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from moelab.imports.errors import ImportFileError
     from moelab.traces import TraceMeta
 
 __all__ = ["FORMATS", "FormatInfo", "ImportFileError", "ImportSpec", "read_hotness", "read_trace"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "ImportFileError":  # lazily: moelab.hotness (its base) imports the trace I/O
-        from moelab.imports.errors import ImportFileError
-
-        return ImportFileError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def read_hotness(spec: ImportSpec) -> "np.ndarray":
     """``[I, L, E]`` float64 logical counts of a hotness import, validated."""
     from moelab.imports import hotness_formats
-    from moelab.imports.errors import ImportFileError
 
     if spec.kind != "hotness":
         raise ImportFileError(f"{spec.path}: format {spec.format!r} gives a trace, not hotness (use read_trace)")
@@ -66,7 +58,6 @@ def read_trace(spec: ImportSpec, seed: int) -> "tuple[TraceMeta, pa.Table]":
     import; write it with ``moelab.traces.write_trace``. The readers draw no random numbers; ``seed`` is
     recorded in the metadata's config."""
     from moelab.imports import trace_formats
-    from moelab.imports.errors import ImportFileError
 
     if spec.kind != "trace":
         raise ImportFileError(f"{spec.path}: format {spec.format!r} gives hotness, not a trace (use read_hotness)")

@@ -3,14 +3,14 @@
 Headers only where the container allows it (npy header through a memory map, the safetensors header parsed
 once per file, with the TensorRT-LLM key grid checked by set operations, parquet schemas and row counts,
 ``meta_info.json``); torch.save dumps are opened with memory-mapped tensors, one rank file at a time, so their
-structure (keys, ranks, records) is checked without reading the arrays.
+structure (keys, ranks, records) is checked without reading the arrays. The checks take the spec's values, not
+the spec: ``ImportSpec.check_files`` imports this module, and only when it runs (numpy and the container readers).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,19 +20,15 @@ from moelab.imports.errors import fail
 from moelab.imports.loaders import as_array, check_map, load_map_file, safetensors_header, torch_load
 from moelab.imports.sglang_dumps import PER_TOKEN_FIELDS
 
-if TYPE_CHECKING:
-    from moelab.imports.spec import ImportSpec
 
-
-def _map(spec: "ImportSpec") -> tuple[np.ndarray, int] | None:
-    if spec.physical_to_logical is None:
+def _map(map_path: str | None, experts: int | None) -> tuple[np.ndarray, int] | None:
+    if map_path is None:
         return None
-    return check_map(load_map_file(spec.physical_to_logical), spec.physical_to_logical, "physical_to_logical",
-                     spec.experts)
+    return check_map(load_map_file(map_path), map_path, "physical_to_logical", experts)
 
 
-def _npy(spec: "ImportSpec") -> None:
-    path = layout.need_file(Path(spec.path), "competition .npy hotness")
+def _npy(path: Path, experts: int | None) -> None:
+    path = layout.need_file(path, "competition .npy hotness")
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -40,29 +36,29 @@ def _npy(spec: "ImportSpec") -> None:
     if a.ndim != 3 or a.dtype.kind not in "iuf":
         raise fail(path, "", f"expected a numeric [iterations, layers, experts] array, got shape {a.shape} "
                              f"dtype {a.dtype}")
-    if spec.experts is not None and a.shape[2] != spec.experts:
-        raise fail(path, "experts axis", f"has {a.shape[2]} experts, the config says experts={spec.experts}")
+    if experts is not None and a.shape[2] != experts:
+        raise fail(path, "experts axis", f"has {a.shape[2]} experts, the config says experts={experts}")
 
 
-def _stat(spec: "ImportSpec") -> None:
-    path = Path(spec.path)
+def _stat(path: Path, moe_layers: tuple[int, ...] | None, experts: int | None) -> None:
     d = torch_load(path, mmap=True)
     if not isinstance(d, dict) or "logical_count" not in d:
         raise fail(path, "logical_count", "missing: expected an SGLang stat-mode dump (a dict with logical_count)")
     a = as_array(d["logical_count"], path, "logical_count")
     if a.ndim != 3:
         raise fail(path, "logical_count", f"expected [passes, layers, logical experts], got shape {tuple(a.shape)}")
-    if spec.moe_layers is not None and max(spec.moe_layers) >= a.shape[1]:
-        raise fail(path, "logical_count", f"has {a.shape[1]} layers; moe_layers lists {max(spec.moe_layers)}")
-    if spec.experts is not None and a.shape[2] != spec.experts:
+    if moe_layers is not None and max(moe_layers) >= a.shape[1]:
+        raise fail(path, "logical_count", f"has {a.shape[1]} layers; moe_layers lists {max(moe_layers)}")
+    if experts is not None and a.shape[2] != experts:
         raise fail(path, "logical_count", f"has {a.shape[2]} logical experts, the config says "
-                                          f"experts={spec.experts}")
+                                          f"experts={experts}")
 
 
-def _sglang_records(spec: "ImportSpec", fields: tuple[str, ...], mode: str) -> None:
+def _sglang_records(path: Path, fields: tuple[str, ...], mode: str, *, ep_size: int | None, map_path: str | None,
+                    experts: int | None, moe_layers: tuple[int, ...] | None) -> None:
     dump = None
-    for dump, rf in sglang_dumps.scan(spec.path, ep_size=spec.ep_size, fields=fields, mode=mode,
-                                      map_path=spec.physical_to_logical, experts=spec.experts, mmap=True):
+    for dump, rf in sglang_dumps.scan(path, ep_size=ep_size, fields=fields, mode=mode,
+                                      map_path=map_path, experts=experts, mmap=True):
         L, P = dump.p2l.shape
         r = rf.records[0]  # the shape of each file's first record (memory-mapped: nothing is read)
         a = as_array(r.data[fields[0]], r.path, r.where(fields[0]), "iuf")
@@ -72,21 +68,20 @@ def _sglang_records(spec: "ImportSpec", fields: tuple[str, ...], mode: str) -> N
         del rf, r, a
     assert dump is not None  # scan raises on a dump without records
     L = dump.p2l.shape[0]
-    if spec.moe_layers is not None and max(spec.moe_layers) >= L:
-        raise fail(dump.map_source, "moe_layers", f"lists layer {max(spec.moe_layers)}; the dump has {L} layers")
+    if moe_layers is not None and max(moe_layers) >= L:
+        raise fail(dump.map_source, "moe_layers", f"lists layer {max(moe_layers)}; the dump has {L} layers")
 
 
-def _trtllm(spec: "ImportSpec") -> None:
+def _trtllm(path: Path, ep_size: int | None, experts: int | None, top_k: int | None) -> None:
     """Each rank file's header parsed once: shapes and dtypes from it, the key grid by set operations."""
-    meta, ranks = layout.trtllm_files(Path(spec.path), spec.ep_size)
-    E, _ = hf.read_trtllm_meta(meta, spec.experts, spec.top_k)
+    meta, ranks = layout.trtllm_files(path, ep_size)
+    E, _ = hf.read_trtllm_meta(meta, experts, top_k)
     headers = hf.trtllm_headers(ranks, E, meta.name)
     hf.trtllm_grid({f: h.names for f, h in headers.items()})
 
 
-def _vllm(spec: "ImportSpec") -> None:
-    path = Path(spec.path)
-    m = _map(spec)
+def _vllm(path: Path, map_path: str | None, experts: int | None) -> None:
+    m = _map(map_path, experts)
     assert m is not None  # required by the spec
     if path.suffix == ".safetensors":
         h = safetensors_header(layout.need_file(path, "vLLM expert_load_window"))
@@ -100,9 +95,9 @@ def _vllm(spec: "ImportSpec") -> None:
                                         f"{m[0].shape[1]} physical] (the map's shape)")
 
 
-def _routed(spec: "ImportSpec") -> None:
-    path = layout.need_file(Path(spec.path), "JSON-lines of SGLang responses")
-    _map(spec)
+def _routed(path: Path, map_path: str | None, experts: int | None) -> None:
+    path = layout.need_file(path, "JSON-lines of SGLang responses")
+    _map(map_path, experts)
     with path.open() as fh:
         for lineno, line in enumerate(fh, 1):
             if line.strip():
@@ -118,12 +113,12 @@ def _routed(spec: "ImportSpec") -> None:
     raise fail(path, "", "no response lines")
 
 
-def _flame(spec: "ImportSpec") -> None:
+def _flame(path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: tuple[Path, int] | None = None
-    for f in layout.flame_files(Path(spec.path)).values():
+    for f in layout.flame_files(path).values():
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -142,20 +137,27 @@ def _flame(spec: "ImportSpec") -> None:
             raise fail(f, "", f"has {n} rows, {rows[0].name} has {rows[1]}: every layer file holds one row per token")
 
 
-CHECKS = {
-    "competition-npy": _npy,
-    "sglang-stat": _stat,
-    "sglang-per-pass": lambda s: _sglang_records(s, ("global_physical_count",), "per_pass"),
-    "sglang-per-token": lambda s: _sglang_records(s, PER_TOKEN_FIELDS, "per_token"),
-    "trtllm-expert-statistic": _trtllm,
-    "vllm-expert-load": _vllm,
-    "sglang-routed-experts": _routed,
-    "flame-moe": _flame,
-}
-
-
-def check(spec: "ImportSpec") -> None:
-    spec.files()  # every expected file is there (rank files, meta_info.json, the map)
-    for f in spec.files():
-        layout.need_file(Path(f), "listed by the import")
-    CHECKS[spec.format](spec)
+def check(fmt: str, path: Path, *, experts: int | None, top_k: int | None, ep_size: int | None,
+          physical_to_logical: str | None, moe_layers: tuple[int, ...] | None) -> None:
+    """The cheap checks of an import of format ``fmt`` at ``path``, given the spec's other values
+    (``ImportSpec.check_files`` first checks that every file the import reads is there)."""
+    if fmt == "competition-npy":
+        _npy(path, experts)
+    elif fmt == "sglang-stat":
+        _stat(path, moe_layers, experts)
+    elif fmt == "sglang-per-pass":
+        _sglang_records(path, ("global_physical_count",), "per_pass", ep_size=ep_size, map_path=physical_to_logical,
+                        experts=experts, moe_layers=moe_layers)
+    elif fmt == "sglang-per-token":
+        _sglang_records(path, PER_TOKEN_FIELDS, "per_token", ep_size=ep_size, map_path=physical_to_logical,
+                        experts=experts, moe_layers=moe_layers)
+    elif fmt == "trtllm-expert-statistic":
+        _trtllm(path, ep_size, experts, top_k)
+    elif fmt == "vllm-expert-load":
+        _vllm(path, physical_to_logical, experts)
+    elif fmt == "sglang-routed-experts":
+        _routed(path, physical_to_logical, experts)
+    elif fmt == "flame-moe":
+        _flame(path)
+    else:
+        raise AssertionError(f"no check for {fmt}")  # FORMATS and this dispatch disagree

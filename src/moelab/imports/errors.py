@@ -1,14 +1,16 @@
 """The one error of the import readers.
 
 It subclasses :class:`moelab.hotness.HotnessError` (itself a ``ValueError``), so code that already catches the
-hotness error for the competition and SGLang readers keeps working when those readers live here.
+hotness error for the competition and SGLang readers keeps working when those readers live here. The base class
+comes from ``moelab.hotness_error``, which imports nothing: this module is light, and ``moelab.imports``
+imports it at once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from moelab.hotness import HotnessError
+from moelab.hotness_error import HotnessError
 
 
 # how every reader words a dense layer kept (one that routed or counted nothing)

@@ -1,18 +1,16 @@
 """Where a format's files are: the rank files of a folder, TensorRT-LLM's statistic folder, FLAME-MoE's layer
 files. One place, so ``ImportSpec.files`` (the rule's inputs), the cheap checks and the readers agree on
-exactly which files an import reads.
+exactly which files an import reads. Light (no numpy): ``ImportSpec`` imports it, and it takes the spec's
+values, never the spec.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from moelab.imports.errors import fail
-
-if TYPE_CHECKING:
-    from moelab.imports.spec import ImportSpec
+from moelab.imports.formats import FORMATS
 
 # SGLang's per_pass / per_token recorder writes one torch.save file per rank, named by dump time and rank.
 SGLANG_RANK = re.compile(r"^expert_distribution_recorder_(?P<time>\d+(?:\.\d+)?)_(?P<rank>\d+)\.pt$")
@@ -103,14 +101,13 @@ def flame_files(folder: Path) -> dict[int, Path]:
     return dict(sorted(out.items()))
 
 
-def data_files(spec: "ImportSpec") -> list[Path]:
-    """The data files an import reads (the map file aside)."""
-    path = Path(spec.path)
-    if spec.format in ("sglang-per-pass", "sglang-per-token"):
-        return [p for _, p in sglang_files(path, spec.ep_size)]
-    if spec.format == "trtllm-expert-statistic":
-        meta, ranks = trtllm_files(path, spec.ep_size)
+def data_files(fmt: str, path: Path, ep_size: int | None) -> list[Path]:
+    """The data files an import of format ``fmt`` at ``path`` reads (the map file aside)."""
+    if fmt in ("sglang-per-pass", "sglang-per-token"):
+        return [p for _, p in sglang_files(path, ep_size)]
+    if fmt == "trtllm-expert-statistic":
+        meta, ranks = trtllm_files(path, ep_size)
         return [meta, *ranks.values()]
-    if spec.format == "flame-moe":
+    if fmt == "flame-moe":
         return list(flame_files(path).values())
-    return [need_file(path, spec.info.summary)]
+    return [need_file(path, FORMATS[fmt].summary)]

@@ -4,6 +4,10 @@ The entry names a user's file (or folder) and its format, plus the facts the for
 ``formats.FORMATS``). Building the spec checks the config alone; ``check_files`` then checks the files cheaply
 (headers, keys, rank files), and ``files`` lists every file the import reads, so a rule that takes them as
 inputs reruns exactly when one of them changes.
+
+The spec sits above ``layout`` and ``checks``, which take its values, never the spec. ``layout`` is light and
+imported here at once; ``checks`` (numpy, torch) is imported by ``check_files`` when it runs, so importing
+this module, as the workflow does at every parse, stays light.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from moelab.imports import layout
 from moelab.imports.formats import FORMATS, FormatInfo
 from moelab.spec import ConfigError, ConfigSpec
 
@@ -129,9 +134,7 @@ class ImportSpec(ConfigSpec):
     def files(self) -> list[str]:
         """Every file the import reads, sorted: the data files (each rank file of a folder, meta_info.json)
         and the map file. Raises ImportFileError when an expected file is missing."""
-        from moelab.imports import layout
-
-        out = [str(p) for p in layout.data_files(self)]
+        out = [str(p) for p in layout.data_files(self.format, Path(self.path), self.ep_size)]
         if self.physical_to_logical is not None:
             out.append(str(Path(self.physical_to_logical)))
         return sorted(set(out))
@@ -139,6 +142,9 @@ class ImportSpec(ConfigSpec):
     def check_files(self) -> None:
         """Cheap checks before any job: files exist, every rank file is there, headers, keys, shapes and
         dtypes where they are cheap to read. Raises ImportFileError naming the file, field and expectation."""
-        from moelab.imports import checks
+        from moelab.imports import checks  # numpy and torch: only when the files are checked
 
-        checks.check(self)
+        for f in self.files():  # every expected file is there (rank files, meta_info.json, the map)
+            layout.need_file(Path(f), "listed by the import")
+        checks.check(self.format, Path(self.path), experts=self.experts, top_k=self.top_k, ep_size=self.ep_size,
+                     physical_to_logical=self.physical_to_logical, moe_layers=self.moe_layers)

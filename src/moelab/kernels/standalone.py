@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from moelab.kernels import bench, summary, workloads
+from moelab.kernels import bench, bench_summary, workloads
 from moelab.kernels.shapes import ShapeError, resolve
 
 
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.write_rows(tmp, rows, provenance="regenerated")
         tmp.replace(out / f"{cases[0].trace}.parquet")
         every += rows
-    (a.out / "torch.csv").write_text(summary.to_csv(every))
-    (a.out / "summary.md").write_text(summary.to_markdown(every))
+    (a.out / "torch.csv").write_text(bench_summary.to_csv(every))
+    (a.out / "summary.md").write_text(bench_summary.to_markdown(every))
     print(f"{len(every)} measurements in {out}")
     return 0
 

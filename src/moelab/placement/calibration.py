@@ -64,7 +64,7 @@ class CalibrationSpec(ConfigSpec):
         """Default (``interval`` None) or DS-EPLB every ``interval`` iterations on the window since its last
         call, one redundant slot per device, first called once ``interval`` iterations have passed."""
         iv = interval or 1 << 30
-        return sim.SimSpec(devices, experts // devices + 1, window=iv, interval=iv, first_call=iv,
+        return sim.SimSpec(devices, experts // devices + 1, window=iv, interval=iv,
                            policy_seconds=self.eplb_seconds, iteration_seconds=self.iteration_seconds)
 
 

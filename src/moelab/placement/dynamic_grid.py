@@ -1,10 +1,10 @@
 """The pinned dynamic-placement evaluation grid (``docs/stages/placement.md``).
 
 Every cell is the calibrated hotness model (:mod:`moelab.placement.calibration`) at one EP size, one drift
-scale and one seed, with one redundant slot per device. In each cell Default, DS-EPLB (global, every
-``eplb_interval`` iterations on the window since its last call) and moelab's policy run from the same
-contiguous start; as in the competition, each is first called once its own interval has passed, and its time
-per call delays its redeployment. The physical bound (:mod:`moelab.placement.bound`), the popularity oracle (a
+scale and one seed, with one redundant slot per device. In each cell Default, DS-EPLB (global) and moelab's
+policy, as every dynamic evaluation runs them (:class:`moelab.placement.policy_specs.DynamicPolicies`), start
+from the same contiguous placement; each is first called once its own interval has passed, and its time per
+call delays its redeployment. The physical bound (:mod:`moelab.placement.bound`), the popularity oracle (a
 reference) and the share of DS-EPLB's gap to each that a policy closes stand next to them. The config names
 one tuning cell: the only one on which moelab's policy parameters may be chosen; every other cell is held out.
 """
@@ -16,41 +16,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from moelab.placement import policies
 from moelab.placement import simulator as sim
 from moelab.placement.bound import par_bound
 from moelab.placement.eplb import rebalance
 from moelab.placement.hotness_model import HotnessModel
+from moelab.placement.policy_specs import POLICY_NAMES as POLICIES
+from moelab.placement.policy_specs import DynamicPolicies
 from moelab.spec import ConfigSpec
-
-POLICIES = ("Default", "DS-EPLB", "moelab")
-
-
-@dataclass(frozen=True)
-class PolicySpec(ConfigSpec):
-    """Config block ``placement.grid.policy``: moelab's policy, the one configuration that the pipeline and
-    ``benchmarks/bench_dynamic.py`` both run."""
-
-    key = "placement.grid.policy"
-    interval: int
-    window: int
-    halflife: float
-    accept: str
-    min_gain: float
-    horizon_calls: float
-    max_moves: int
-
-    def __post_init__(self) -> None:
-        if self.accept not in ("target", "pays"):
-            raise ValueError(f"accept={self.accept!r}: expected 'target' or 'pays'")
-        if self.interval < 1 or self.window < 1 or self.halflife <= 0:
-            raise ValueError(f"interval={self.interval}, window={self.window}, halflife={self.halflife}: "
-                             f"expected positive values")
-
-    def build(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
-        return policies.moelab_policy(spec, halflife=self.halflife, accept=self.accept,
-                                      total_iterations=iterations, min_gain=self.min_gain,
-                                      max_moves=self.max_moves, horizon_calls=self.horizon_calls)
 
 
 @dataclass(frozen=True)
@@ -61,17 +33,13 @@ class CellSpec(ConfigSpec):
     key = "placement.grid"
     layers: int | None  # None: the calibrated model's layers (fewer for a quick run)
     iterations: int | None  # None: the calibrated model's trace length
-    eplb_interval: int
     seconds_per_call: dict  # modelled seconds per call, per policy: {DS-EPLB: s, moelab: s}, s a number or {ep: s}
     seconds_source: str  # where those seconds come from (a benchmark's median)
     iteration_seconds: float
-    policy: PolicySpec
 
     @classmethod
     def from_config(cls, block: dict, key: str | None = None) -> CellSpec:
-        block = {k: v for k, v in block.items() if k not in GRID_AXES}
-        block["policy"] = PolicySpec.from_config(block.get("policy") or {})
-        return super().from_config(block, key)
+        return super().from_config({k: v for k, v in block.items() if k not in GRID_AXES}, key)
 
     def __post_init__(self) -> None:
         def seconds_ok(v: object) -> bool:
@@ -141,6 +109,11 @@ class GridSpec(ConfigSpec):
             for ep in self.eps:
                 self.cell.seconds(policy, ep)
 
+    def cells(self) -> list[str]:
+        """Every cell's name, as its output files are named: ``ep{ep}-drift{scale}-seed{seed}``."""
+        return [f"ep{ep}-drift{drift:g}-seed{seed}" for ep in self.eps for drift in self.drift_scales
+                for seed in self.seeds]
+
     def is_tuning(self, ep: int, drift_scale: float, seed: int) -> bool:
         return (ep, drift_scale, seed) == (self.tuning["ep"], self.tuning["drift_scale"], self.tuning["seed"])
 
@@ -152,19 +125,16 @@ class GridSpec(ConfigSpec):
         return table.with_columns(role=pl.when(tuning).then(pl.lit("tuning")).otherwise(pl.lit("held out")))
 
 
-def sim_specs(grid: CellSpec, experts: int, ep: int, constants: dict, measured: bool) -> dict[str, sim.SimSpec]:
-    """The simulator's spec per policy in a cell on ``ep`` devices. As in the competition's simulator, a policy
-    is first called once its own interval has passed, then ``interval`` iterations after its previous
-    redeployment: DS-EPLB on the window since its last call, moelab on its own (shorter) cadence, so it starts
-    earlier. ``measured``: delays from measured times instead of the config's."""
+def sim_specs(grid: CellSpec, pol: DynamicPolicies, experts: int, ep: int,
+              measured: bool) -> dict[str, sim.SimSpec]:
+    """The simulator's spec per policy in a cell on ``ep`` devices with one redundant slot each: each policy
+    on its own cadence (first called once its own interval has passed, so moelab, called more often, starts
+    earlier), its seconds per call delaying its redeployments. ``measured``: delays from measured times
+    instead of the config's."""
     S = experts // ep + 1
-    iv, p = grid.eplb_interval, grid.policy
-    common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured, **constants)
-    return {"Default": sim.SimSpec(ep, S, window=iv, interval=iv, first_call=iv, **common),
-            "DS-EPLB": sim.SimSpec(ep, S, window=iv, interval=iv, first_call=iv,
-                                   policy_seconds=grid.seconds("DS-EPLB", ep), **common),
-            "moelab": sim.SimSpec(ep, S, window=p.window, interval=p.interval, first_call=p.interval,
-                                  policy_seconds=grid.seconds("moelab", ep), **common)}
+    common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured)
+    return {name: pol.sim_spec(name, ep, S, policy_seconds=0.0 if name == "Default" else grid.seconds(name, ep),
+                               **common) for name in POLICIES}
 
 
 def check_no_oracle(specs: dict[str, sim.SimSpec]) -> None:
@@ -175,16 +145,15 @@ def check_no_oracle(specs: dict[str, sim.SimSpec]) -> None:
             raise ValueError(f"{name}: a policy that sees the coming window is an oracle, not a grid policy")
 
 
-def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, ep: int, drift_scale: float, seed: int,
-                  constants: dict, delays: tuple[str, ...] = ("modelled",)) -> dict[str, pl.DataFrame]:
-    """One grid cell: per kind of delay, a row per policy. ``constants``: the score's (``zero_to_one``,
-    ``par_weight``, ``slot_bytes``, ``bandwidth``). ``delays``: "modelled" (each redeployment waits for the
+def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, pol: DynamicPolicies, ep: int, drift_scale: float,
+                  seed: int, delays: tuple[str, ...] = ("modelled",)) -> dict[str, pl.DataFrame]:
+    """One grid cell: per kind of delay, a row per policy. ``delays``: "modelled" (each redeployment waits for the
     config's seconds per call: deterministic) and/or "measured" (for the policy's measured wall time: for
     ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once."""
     model = grid.model(calibrated, drift_scale)
     keys = {"ep": ep, "drift_scale": float(drift_scale), "seed": seed}
     hot, expected = model.generate_with_expected(seed)
-    return evaluate_hotness(hot, grid, ep, constants, delays, keys, expected)
+    return evaluate_hotness(hot, grid, pol, ep, delays, keys, expected)
 
 
 ORACLE_STRIDE = 16  # the popularity oracle is placed at every 16th iteration (EPLB per iteration is costly)
@@ -207,7 +176,7 @@ def popularity_oracle(hot: np.ndarray, expected: np.ndarray, ep: int, start: int
     return float(np.mean(out)) if out else float("nan")
 
 
-def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
+def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: int,
                      delays: tuple[str, ...] = ("modelled",), keys: dict | None = None,
                      expected: np.ndarray | None = None) -> dict[str, pl.DataFrame]:
     """The grid's policies, bound and scores on one hotness ``[I, L, E]`` at ``ep`` devices (a cell of the
@@ -216,22 +185,22 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
     and the share of DS-EPLB's gap to it that each policy closes (from DS-EPLB's first call on)."""
     I, L, E = hot.shape
     keys = {"ep": ep} if keys is None else keys
-    specs = {kind: sim_specs(grid, E, ep, constants, kind == "measured") for kind in delays}
+    specs = {kind: sim_specs(grid, pol, E, ep, kind == "measured") for kind in delays}
     for s in specs.values():
         check_no_oracle(s)
-    bound = par_bound(hot, ep, E // ep + 1, constants.get("zero_to_one", True))
+    zero_to_one = pol.score.zero_to_one
+    bound = par_bound(hot, ep, E // ep + 1, zero_to_one)
     # "after the first call" is one span for every policy: from DS-EPLB's first call on, so that it compares
     # placements alone, without the warm-up that a policy called more often than DS-EPLB also cuts
-    first = min(grid.eplb_interval, I - 1)
+    first = min(pol.eplb.call_interval, I - 1)
     bound_par, bound_after = float(bound.mean()), float(bound[first:].mean())
-    oracle = (popularity_oracle(hot, expected, ep, first, constants.get("zero_to_one", True))
+    oracle = (popularity_oracle(hot, expected, ep, first, zero_to_one)
               if expected is not None else float("nan"))
     default = sim.simulate(hot, None, next(iter(specs.values()))["Default"])
     out = {}
     for kind, sp in specs.items():
-        runs = {"Default": default,
-                "DS-EPLB": sim.simulate(hot, policies.eplb_policy(sp["DS-EPLB"]), sp["DS-EPLB"]),
-                "moelab": sim.simulate(hot, grid.policy.build(sp["moelab"], I), sp["moelab"])}
+        runs = {"Default": default, **{name: sim.simulate(hot, pol.build(name, sp[name], I), sp[name])
+                                       for name in ("DS-EPLB", "moelab")}}
         ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
         ref_after = float(ref["par"][first:].mean())
@@ -241,7 +210,7 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, ep: int, constants: dict,
             after = float(r["par"][first:].mean())
             seconds = (r["policy_wall_s"] / r["calls"] if kind == "measured" and r["calls"] else
                        0.0 if name == "Default" else grid.seconds(name, ep))
-            rows.append({**keys, "policy": name, "first_call": None if name == "Default" else sp[name].first_call,
+            rows.append({**keys, "policy": name, "first_call": None if name == "Default" else sp[name].interval,
                          "mean_par": r["mean_par"], "mean_par_after_first_call": after,
                          "bound_par": bound_par, "bound_par_after_first_call": bound_after,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
@@ -298,7 +267,7 @@ def verdict(grid_table: pl.DataFrame) -> str:
                         for r in worse.iter_rows(named=True)))
 
 
-def evaluate_import(hot: np.ndarray, grid: CellSpec, eps: list[int], constants: dict,
+def evaluate_import(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, eps: list[int],
                     workload: str) -> dict[str, pl.DataFrame]:
     """A user's imported hotness through the grid's policies at every grid EP size that splits its experts
     (and leaves at least one expert per device): the same rows as a grid cell, led by ``workload`` and ``ep``.
@@ -309,7 +278,7 @@ def evaluate_import(hot: np.ndarray, grid: CellSpec, eps: list[int], constants: 
         raise ValueError(f"{workload}: none of the grid's EP sizes {list(eps)} divides its {E} experts")
     out: dict[str, list[pl.DataFrame]] = {"modelled": [], "measured": []}
     for ep in usable:
-        for kind, frame in evaluate_hotness(hot, grid, ep, constants, ("modelled", "measured"),
+        for kind, frame in evaluate_hotness(hot, grid, pol, ep, ("modelled", "measured"),
                                             {"workload": workload, "ep": ep}).items():
             out[kind].append(frame)
     return {kind: pl.concat(frames) for kind, frames in out.items()}

@@ -8,15 +8,15 @@ Hotness ``[I, L, E]``; a deployment is, per layer, a table ``[devices, slots]`` 
 2. every layer's PAR is taken: each expert's hotness is split evenly over its copies, summed per
    device, and max / mean over devices.
 
-A policy is called at ``first_call`` and then ``interval`` iterations after its previous
-redeployment finished. It sees only the past ``window`` iterations (never the current one) and
-returns new tables ``[L, D, S]`` and a priority order of layers (``oracle``: the coming ``window``
-iterations instead, for a bound). As in the competition, the policy's own time is not a term of the
-score: it delays the redeployment by ``ceil(seconds / iteration_seconds)`` iterations, with
-``policy_seconds`` a modelled time per call (deterministic) or, with ``measured_delay``, the call's
-measured wall time. The reported PAR is the mean over iterations and layers (also given from the
-first call on); the modelled time is ``par_weight * PAR + transmit * slot_bytes / bandwidth``; the
-score against a baseline is ``100 * T_base / T``.
+A policy is first called once its own ``interval`` has passed (iteration ``interval``), then ``interval``
+iterations after its previous redeployment finished: the one first-call rule of every evaluation. It
+sees only the past ``window`` iterations (never the current one) and returns new tables ``[L, D, S]`` and
+a priority order of layers (``oracle``: the coming ``window`` iterations instead, for a bound). As in the
+competition, the policy's own time is not a term of the score: it delays the redeployment by
+``ceil(seconds / iteration_seconds)`` iterations, with ``policy_seconds`` a modelled time per call
+(deterministic) or, with ``measured_delay``, the call's measured wall time. The reported PAR is the mean
+over iterations and layers (also given from the first call on); the modelled time is
+``par_weight * PAR + transmit * slot_bytes / bandwidth``; the score against a baseline is ``100 * T_base / T``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ class SimSpec:
     slots_per_device: int
     window: int = 1024
     interval: int = 1024
-    first_call: int | None = None  # default: once a full window has passed
     zero_to_one: bool = True  # the competition replaces zero hotness by 1
     par_weight: float = 60.0  # seconds charged per unit of mean PAR
     slot_bytes: float = 88_080_384  # one DS-R1 expert in bf16
@@ -122,7 +121,7 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
         hot = np.where(hot == 0, 1.0, hot)
     I, L, E = hot.shape
     tables = contiguous(L, E, spec.devices, spec.slots_per_device) if initial is None else initial.copy()
-    first = spec.window if spec.first_call is None else spec.first_call
+    first = spec.interval  # the first call: once the policy's own interval has passed
     next_call = first
     pending: list[tuple[int, np.ndarray]] = []
     start_at = 0  # the iteration at which the pending redeployment may begin (after the policy's delay)

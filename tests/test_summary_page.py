@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from moelab import summary
+from moelab import summary_page
 
 CMD = "snakemake --cores all {target} --configfile config/test.yaml"
 
@@ -15,7 +15,7 @@ def coact() -> pl.DataFrame:
 
 
 def test_each_row_is_read_from_its_table_next_to_its_baseline():
-    out = summary.build({"coactivation": coact()}, CMD)
+    out = summary_page.build({"coactivation": coact()}, CMD)
     assert out.height == 1  # synthetic traces are not headlines: their structure is planted
     r = out.row(0, named=True)
     assert r["workload"] == "cap (captured)" and r["value"] == pytest.approx(1.3)
@@ -31,7 +31,7 @@ def test_the_cache_headline_is_the_best_online_policy_against_lru_with_beladys_b
                          "trace": "cap", "source_kind": "captured"})
             rows.append({"layer": layer, "capacity": 4, "policy": policy, "miss_rate": miss / 2,
                          "trace": "cap", "source_kind": "captured"})
-    r = summary.build({"cache": pl.DataFrame(rows)}, CMD).row(0, named=True)
+    r = summary_page.build({"cache": pl.DataFrame(rows)}, CMD).row(0, named=True)
     assert "(lfu), capacity 2" in r["result"]
     assert r["value"] == pytest.approx(0.405) and r["baseline_value"] == pytest.approx(0.505)
     assert r["bound"] == pytest.approx(0.305) and r["reading"] == "better than the baseline"
@@ -43,7 +43,7 @@ def test_rows_come_in_the_tables_order_every_time():
              "source_kind": "captured"} for trace in ("t3", "t1", "t2", "t0") for layer in (0, 1)
             for policy in ("lru", "lfu", "belady")]
     for _ in range(20):
-        out = summary.build({"cache": pl.DataFrame(rows)}, CMD)
+        out = summary_page.build({"cache": pl.DataFrame(rows)}, CMD)
         assert out["workload"].to_list() == [f"{t} (captured)" for t in ("t3", "t1", "t2", "t0")]
 
 
@@ -53,7 +53,7 @@ def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
                          "score_vs_eplb": [104.0, 98.0, 100.0, 100.0, 101.0], "gap_closed": [0.5, -0.1, 0, 0, 0.2],
                          "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0], "mean_par": [1.2, 1.3, 1.25, 1.3, 1.1],
                          "mean_par_after_first_call": [1.15, 1.25, 1.2, 1.28, 1.05]})
-    out = summary.build({"dynamic_grid": grid}, CMD)
+    out = summary_page.build({"dynamic_grid": grid}, CMD)
     x1 = out.filter(pl.col("result").str.contains("drift x1 ")).row(0, named=True)
     assert x1["value"] == pytest.approx(101.0) and x1["baseline_value"] == 100.0
     assert x1["workload"] == "calibrated hotness model, EP 32, 64"
@@ -67,11 +67,11 @@ def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
 
 def test_bad_calls_name_what_is_wrong():
     with pytest.raises(ValueError, match="no summary reading for tables"):
-        summary.build({"kernels": coact()}, CMD)
+        summary_page.build({"kernels": coact()}, CMD)
     with pytest.raises(ValueError, match="no {target}"):
-        summary.build({"coactivation": coact()}, "snakemake --cores all")
+        summary_page.build({"coactivation": coact()}, "snakemake --cores all")
 
 
 def test_a_stage_that_did_not_run_has_no_rows():
-    out = summary.build({}, CMD)
-    assert out.height == 0 and out.columns == [*summary.COLUMNS, "regenerate"]
+    out = summary_page.build({}, CMD)
+    assert out.height == 0 and out.columns == [*summary_page.COLUMNS, "regenerate"]

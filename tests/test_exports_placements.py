@@ -8,11 +8,16 @@ import pytest
 import yaml
 
 from moelab import exports
-from moelab.placement import dynamic_eval, engine_files, static
+from moelab.exports import placements
+from moelab.placement import dynamic_eval, static
+from moelab.placement.policy_specs import DynamicPolicies
 
-DYNAMIC = {"devices": 4, "redundant_slots": 1, "eplb_interval": 16, "eplb_window": 16, "interval": 16,
-           "window": 16, "halflife": 8, "max_moves": 4, "zero_to_one": True, "par_weight": 60.0, "slot_bytes": 1.0,
-           "bandwidth": 1e9, "policy_seconds": 0.0, "nodes": 1, "expert_groups": 1, "oracle": False}
+DYNAMIC = {"devices": 4, "redundant_slots": 1, "policy_seconds": 0.0, "nodes": 1, "expert_groups": 1, "oracle": False}
+POLICIES = DynamicPolicies.from_config({
+    "eplb": {"call_interval": 16, "window": 16},
+    "policy": {"call_interval": 16, "window": 16, "halflife": 8, "accept": "target", "min_gain": 0.01,
+               "horizon_calls": 1, "max_moves": 4},
+    "score": {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 1.0, "bandwidth": 1e9}})
 
 
 def test_static_placements_read_back_from_every_engine_file(tmp_path):
@@ -27,7 +32,7 @@ def test_static_placements_read_back_from_every_engine_file(tmp_path):
                 rows.append({"layer": layer, "devices": D, "policy": policy, "cv_budget": None,
                              "device": dev.tolist(), "num_experts": E})
     frame = pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
-    manifest = engine_files.static_files(frame, tmp_path)
+    manifest = placements.static_files(frame, tmp_path)
     assert manifest.height == 4 and set(manifest["redeployments"]) == {0}
     for r in manifest.iter_rows(named=True):
         want = np.array(frame.filter((pl.col("devices") == r["devices"]) & (pl.col("policy") == r["policy"]))
@@ -45,12 +50,12 @@ def test_static_placements_read_back_from_every_engine_file(tmp_path):
 def test_dynamic_runs_export_their_final_table_and_every_redeployment(tmp_path):
     rng = np.random.default_rng(1)
     hot = rng.integers(0, 50, (80, 3, 8)).astype(float)
-    runs = dynamic_eval.run_policies(hot, dynamic_eval.DynamicSpec.from_config(DYNAMIC), record=True)
+    runs = dynamic_eval.run_policies(hot, dynamic_eval.DynamicSpec.from_config(DYNAMIC), POLICIES, record=True)
     frame = dynamic_eval.redeployments(runs).with_columns(num_experts=pl.lit(8), trace=pl.lit("t"))
     assert set(frame["policy"]) == {"DS-EPLB", "moelab"}  # Default never redeploys
-    manifest = engine_files.dynamic_files(frame, tmp_path)
+    manifest = placements.dynamic_files(frame, tmp_path)
     for r in manifest.iter_rows(named=True):
-        run, stem = runs[r["policy"]], engine_files.slug(r["policy"])
+        run, stem = runs[r["policy"]], placements.slug(r["policy"])
         final = exports.physical_to_logical(run["tables"])  # the simulator's last deployment, all slots full
         assert r["filled_slots_final"] == 0
         for read in (exports.read_sglang, exports.read_vllm):
@@ -64,7 +69,7 @@ def test_dynamic_runs_export_their_final_table_and_every_redeployment(tmp_path):
 
 def test_empty_slots_get_the_engines_trivial_filling_and_are_counted():
     slots = np.array([[0, 1, -1, 2, 3, -1]])
-    out, n = engine_files.complete(slots, 4)
+    out, n = placements.complete(slots, 4)
     assert n == 2 and out.tolist() == [[0, 1, 2, 2, 3, 1]]  # physical slot p holds p mod E
 
 
@@ -73,7 +78,7 @@ def test_a_placement_that_breaks_an_engine_constraint_is_refused(tmp_path):
                           "device": [[0, 0, 1, 1, 2, 2, 3, 0]], "num_experts": [8]},  # device 0 holds 3 experts
                          schema_overrides={"cv_budget": pl.Float64})
     with pytest.raises(exports.ExportError):
-        engine_files.static_files(frame, tmp_path)
+        placements.static_files(frame, tmp_path)
 
 
 def test_exports_index_layers_as_the_engines_do(tmp_path):
@@ -82,7 +87,7 @@ def test_exports_index_layers_as_the_engines_do(tmp_path):
     rows = [{"layer": layer, "decoder_layer": layer + 1, "devices": 2, "policy": "frequency", "cv_budget": None,
              "device": [0, 1, 0, 1, 1, 0, 1, 0], "num_experts": 8} for layer in range(2)]
     frame = pl.DataFrame(rows, schema_overrides={"cv_budget": pl.Float64})
-    engine_files.static_files(frame, tmp_path)
+    placements.static_files(frame, tmp_path)
     sg = json.loads((tmp_path / "D2-frequency.sglang.json").read_text())["physical_to_logical_map"]
     assert len(sg) == 3 and sg[0] == list(range(8)) and sg[1] == sg[2] == [0, 2, 5, 7, 1, 3, 4, 6]
     trt = yaml.safe_load((tmp_path / "D2-frequency.trtllm.yaml").read_text())

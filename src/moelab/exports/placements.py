@@ -4,7 +4,8 @@ Static placements (a device per expert, per layer, device count and policy) and 
 starting deployment and every layer switch) become, per placement: SGLang's ``--init-expert-location`` JSON,
 TensorRT-LLM's load-balancer YAML and a vLLM-style ``physical_to_logical_map`` tensor; a dynamic run also
 gets its whole redeployment sequence as JSON lines. Every file is checked against the engines' constraints
-as it is written (:mod:`moelab.exports`) and read back here to the identical map before the job ends.
+as it is written (the format modules of :mod:`moelab.exports`) and read back here to the identical map before
+the job ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from moelab import exports
+from moelab.exports.maps import ExportError, from_static
+from moelab.exports.redeployments import read_redeployments, replay, write_redeployments
+from moelab.exports.sglang import read_sglang, write_sglang
+from moelab.exports.trtllm import read_trtllm, write_trtllm
+from moelab.exports.vllm import read_vllm, write_vllm
 
 ENGINES = ("sglang.json", "trtllm.yaml", "vllm.pt")
 
@@ -36,15 +41,15 @@ def _write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_si
     """One placement in each engine's file, each read back to ``p2l`` (a mismatch is a bug: raise).
     ``layers``: each MoE row's decoder layer, which SGLang and TensorRT-LLM index by (vLLM: MoE rows only)."""
     paths = {e: folder / f"{stem}.{e}" for e in ENGINES}
-    exports.write_sglang(paths["sglang.json"], p2l, ep_size=ep_size, num_experts=num_experts, layers=layers)
-    exports.write_trtllm(paths["trtllm.yaml"], p2l, ep_size, num_experts=num_experts, layers=layers)
-    exports.write_vllm(paths["vllm.pt"], p2l, ep_size=ep_size, num_experts=num_experts)
-    back = {"sglang.json": exports.read_sglang(paths["sglang.json"], num_experts=num_experts, layers=layers),
-            "trtllm.yaml": exports.read_trtllm(paths["trtllm.yaml"], num_experts=num_experts)[0],
-            "vllm.pt": exports.read_vllm(paths["vllm.pt"], num_experts=num_experts)}
+    write_sglang(paths["sglang.json"], p2l, ep_size=ep_size, num_experts=num_experts, layers=layers)
+    write_trtllm(paths["trtllm.yaml"], p2l, ep_size, num_experts=num_experts, layers=layers)
+    write_vllm(paths["vllm.pt"], p2l, ep_size=ep_size, num_experts=num_experts)
+    back = {"sglang.json": read_sglang(paths["sglang.json"], num_experts=num_experts, layers=layers),
+            "trtllm.yaml": read_trtllm(paths["trtllm.yaml"], num_experts=num_experts)[0],
+            "vllm.pt": read_vllm(paths["vllm.pt"], num_experts=num_experts)}
     for engine, got in back.items():
         if not np.array_equal(got, p2l):
-            raise exports.ExportError(f"{paths[engine]}: reads back to a different placement")
+            raise ExportError(f"{paths[engine]}: reads back to a different placement")
     return [p.name for p in paths.values()]
 
 
@@ -59,7 +64,7 @@ def static_files(placements: pl.DataFrame, folder: str | Path) -> pl.DataFrame:
     for (D, policy, budget), g in placements.sort("layer").group_by(keys, maintain_order=True):
         stem = f"D{D}-{slug(policy)}" + ("" if budget is None else f"-cv{budget:g}")
         device = np.array(g["device"].to_list(), dtype=np.int64)  # [L, E]
-        p2l = exports.from_static(device, D)
+        p2l = from_static(device, D)
         files = _write_map(folder, stem, p2l, E, int(D), _decoder_layers(g))
         rows.append({"kind": "static", "devices": int(D), "policy": policy, "cv_budget": budget,
                      "layers": p2l.shape[0], "physical": p2l.shape[1], "redeployments": 0,
@@ -103,13 +108,13 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
             filled += n
         stem = slug(policy)
         seq = folder / f"{stem}.redeployments.jsonl"
-        exports.write_redeployments(seq, initial, changes, D, num_experts=E)
-        got_initial, got_changes = exports.read_redeployments(seq)
-        final = exports.replay(initial, changes, np.iinfo(np.int64).max)
-        filled_final = int((exports.replay(simulated_start, simulated, np.iinfo(np.int64).max) < 0).sum())
+        write_redeployments(seq, initial, changes, D, num_experts=E)
+        got_initial, got_changes = read_redeployments(seq)
+        final = replay(initial, changes, np.iinfo(np.int64).max)
+        filled_final = int((replay(simulated_start, simulated, np.iinfo(np.int64).max) < 0).sum())
         if not np.array_equal(got_initial, initial) or len(got_changes) != len(changes) or not np.array_equal(
-                exports.replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
-            raise exports.ExportError(f"{seq}: reads back to a different sequence")
+                replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
+            raise ExportError(f"{seq}: reads back to a different sequence")
         files = _write_map(folder, stem, final, E, D, _decoder_layers(start)) + [seq.name]
         rows.append({"kind": "dynamic", "devices": D, "policy": policy, "cv_budget": None,
                      "layers": final.shape[0], "physical": D * S, "redeployments": len(changes),

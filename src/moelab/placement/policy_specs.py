@@ -1,0 +1,125 @@
+"""The dynamic policies as configured: one block each, read by every dynamic evaluation.
+
+- ``placement.eplb`` (:class:`EplbSpec`): DS-EPLB's cadence;
+- ``placement.policy`` (:class:`PolicySpec`): moelab's policy, its cadence and its settings;
+- ``placement.score`` (:class:`ScoreSpec`): the competition's score constants.
+
+The captured-trace and imported-load evaluation (``placement.dynamic``), the serving-scale grid
+(``placement.grid``), the imported grid and ``benchmarks/bench_dynamic.py`` all build their simulator specs and
+policies here (:class:`DynamicPolicies`), so a policy is the same wherever it runs. One first-call rule holds
+everywhere: the simulator first calls a policy once its own call interval has passed
+(:mod:`moelab.placement.simulator`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from moelab.placement import policies
+from moelab.placement import simulator as sim
+from moelab.spec import ConfigSpec
+
+POLICY_NAMES = ("Default", "DS-EPLB", "moelab")
+
+
+@dataclass(frozen=True)
+class EplbSpec(ConfigSpec):
+    """Config block ``placement.eplb``: DS-EPLB called every ``call_interval`` iterations (after its last
+    redeployment) on the past ``window`` iterations."""
+
+    key = "placement.eplb"
+    call_interval: int
+    window: int
+
+    def __post_init__(self) -> None:
+        if self.call_interval < 1 or self.window < 1:
+            raise ValueError(f"call_interval={self.call_interval}, window={self.window}: expected positive values")
+
+
+@dataclass(frozen=True)
+class PolicySpec(ConfigSpec):
+    """Config block ``placement.policy``: moelab's policy (:func:`moelab.placement.policies.moelab_policy`),
+    called every ``call_interval`` iterations on the past ``window`` iterations, smoothed with ``halflife``."""
+
+    key = "placement.policy"
+    call_interval: int
+    window: int
+    halflife: float
+    accept: str
+    min_gain: float
+    horizon_calls: float
+    max_moves: int
+
+    def __post_init__(self) -> None:
+        if self.accept not in ("target", "pays"):
+            raise ValueError(f"accept={self.accept!r}: expected 'target' or 'pays'")
+        if self.call_interval < 1 or self.window < 1 or self.halflife <= 0:
+            raise ValueError(f"call_interval={self.call_interval}, window={self.window}, halflife={self.halflife}: "
+                             f"expected positive values")
+
+    def build(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
+        """The policy as a simulator callable on ``spec`` (a trace of ``iterations`` iterations)."""
+        return policies.moelab_policy(spec, halflife=self.halflife, accept=self.accept,
+                                      total_iterations=iterations, min_gain=self.min_gain,
+                                      max_moves=self.max_moves, horizon_calls=self.horizon_calls)
+
+
+@dataclass(frozen=True)
+class ScoreSpec(ConfigSpec):
+    """Config block ``placement.score``: the modelled time ``par_weight * PAR + slots * slot_bytes /
+    bandwidth`` (:mod:`moelab.placement.simulator`), zero hotness counted as 1 with ``zero_to_one``."""
+
+    key = "placement.score"
+    zero_to_one: bool
+    par_weight: float
+    slot_bytes: float
+    bandwidth: float
+
+
+@dataclass(frozen=True)
+class DynamicPolicies:
+    """DS-EPLB's cadence, moelab's policy and the score's constants: what every dynamic evaluation runs."""
+
+    eplb: EplbSpec
+    moelab: PolicySpec
+    score: ScoreSpec
+
+    BLOCKS = {"eplb": EplbSpec, "policy": PolicySpec, "score": ScoreSpec}  # placement.<block> -> its spec
+
+    @classmethod
+    def from_config(cls, placement: Mapping[str, Any]) -> DynamicPolicies:
+        """From the ``placement`` block (its ``eplb``, ``policy`` and ``score`` keys; others are ignored)."""
+        specs = [spec.from_config(placement.get(block), spec.key) for block, spec in cls.BLOCKS.items()]
+        return cls(*specs)
+
+    @classmethod
+    def blocks(cls, placement: Mapping[str, Any]) -> dict[str, Any]:
+        """The blocks this reads, as a rule passes them (a change to any other placement key reruns nothing)."""
+        return {block: placement.get(block) for block in cls.BLOCKS}
+
+    def sim_spec(self, name: str, devices: int, slots_per_device: int, call_interval: int | None = None,
+                 **where: Any) -> sim.SimSpec:
+        """The simulator's spec for policy ``name`` on ``devices`` x ``slots_per_device``: its own window and
+        call interval (``call_interval`` overrides it, for sweeps), the score's constants; ``where``: the
+        rest (delays, oracle). Default, which never calls, takes DS-EPLB's cadence."""
+        if name not in POLICY_NAMES:
+            raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
+        cadence = self.moelab if name == "moelab" else self.eplb
+        return sim.SimSpec(devices, slots_per_device, window=cadence.window,
+                           interval=cadence.call_interval if call_interval is None else call_interval,
+                           zero_to_one=self.score.zero_to_one, par_weight=self.score.par_weight,
+                           slot_bytes=self.score.slot_bytes, bandwidth=self.score.bandwidth, **where)
+
+    def build(self, name: str, spec: sim.SimSpec, iterations: int, num_groups: int = 1,
+              num_nodes: int = 1) -> sim.Policy | None:
+        """Policy ``name`` as a simulator callable (Default: None, no policy); ``num_groups`` and
+        ``num_nodes`` > 1 make DS-EPLB hierarchical."""
+        if name == "Default":
+            return None
+        if name == "DS-EPLB":
+            return policies.eplb_policy(spec, num_groups, num_nodes)
+        if name == "moelab":
+            return self.moelab.build(spec, iterations)
+        raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
