@@ -1,7 +1,7 @@
 """Config cross-checks beyond the JSON schema, and the typed views the stages take.
 
-``check(config)`` runs before any job (common.smk) and raises ConfigError naming the key and what
-was expected. Keys are addressed as dotted paths, e.g. ``synthetic.scenarios[2].alpha``.
+``check(config)`` runs before any job (workflow/rules/validation.smk) and raises ConfigError naming the key
+and what was expected. Keys are addressed as dotted paths, e.g. ``synthetic.scenarios[2].alpha``.
 """
 
 from __future__ import annotations

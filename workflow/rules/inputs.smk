@@ -50,12 +50,7 @@ def get_load_meta(wildcards):
 
 def get_dynamic_block(wildcards):
     """placement.dynamic for one source: an import with an EP size is placed on that many devices."""
-    name = (
-        wildcards.trace.split("-", 1)[1]
-        if wildcards.trace in IMPORTED_SOURCES
-        else None
-    )
-    return mconfig.dynamic_block(config, IMPORTS.get(name))
+    return DYNAMIC_BLOCKS.get(wildcards.trace, DYNAMIC_BLOCK)
 
 
 def get_import_files(wildcards):
@@ -153,7 +148,7 @@ def kernel_shapes():
 
     scale = KERNELS["cpu_scale"] if KERNELS.get("device") == "cpu" else 1
     return [
-        resolve(s, config["tiny"]).scaled(scale).to_dict()
+        resolve(s, TINY).scaled(scale).to_dict()
         for s in KERNELS.get("shapes", [])
     ]
 
@@ -162,7 +157,7 @@ def kernel_spec():
     """The benchmark's settings (moelab.kernels.bench.BenchSpec) from the kernels block."""
     keys = ("implementations", "dtype", "device", "devices", "ep_sizes", "placements")
     keys += ("capacity_factor", "warmup", "iters", "graphs", "profile")
-    return {k: KERNELS[k] for k in keys if k in KERNELS} | {"seed": config["seed"]}
+    return {k: KERNELS[k] for k in keys if k in KERNELS} | {"seed": SEED}
 
 
 def get_routing_source_trace(wildcards):
