@@ -147,10 +147,7 @@ def kernel_shapes():
     from moelab.kernels.shapes import resolve
 
     scale = KERNELS["cpu_scale"] if KERNELS.get("device") == "cpu" else 1
-    return [
-        resolve(s, TINY).scaled(scale).to_dict()
-        for s in KERNELS.get("shapes", [])
-    ]
+    return [resolve(s, TINY).scaled(scale).to_dict() for s in KERNELS.get("shapes", [])]
 
 
 def kernel_spec():

@@ -66,7 +66,9 @@ if workflow.is_main_process:
         raise WorkflowError(f"import error: {exc}") from None
 # placement.dynamic per source: an import that names its EP size is placed on that many devices
 DYNAMIC_BLOCK = mconfig.dynamic_block(config)
-DYNAMIC_BLOCKS = {s.source_id: mconfig.dynamic_block(config, s) for s in IMPORTS.values()}
+DYNAMIC_BLOCKS = {
+    s.source_id: mconfig.dynamic_block(config, s) for s in IMPORTS.values()
+}
 IMPORTED_TRACES = [s.source_id for s in IMPORTS.values() if s.kind == "trace"]
 IMPORTED_LOADS = [s.source_id for s in IMPORTS.values() if s.kind == "hotness"]
 IMPORTED_SOURCES = IMPORTED_TRACES + IMPORTED_LOADS
