@@ -110,6 +110,9 @@ def test_grid_cell_rows_scores_bound_and_gap():
     ours = t.filter(policy="moelab").row(0, named=True)
     assert ours["delay_iterations"] == 4 * ours["calls"] and ours["seconds_per_call"] == 0.3
     assert t.equals(evaluate_cell(MODEL, cell, POL, 32, 1.0, 1)["modelled"])  # deterministic
+    # 2 of the model's 58 layers run: the score counts their transmit scaled to all 58
+    assert (t["transmit_scale"] == 29).all()
+    assert ours["modelled_time"] == pytest.approx(60 * ours["mean_par"] + ours["transmit"] * 29 * 88080384 / 9e11)
     # measured delays: the same hotness and bound, Default untouched, each policy's own measured time
     m = both["measured"]
     assert m["bound_par"].equals(t["bound_par"])
@@ -196,6 +199,10 @@ def test_the_verdict_names_the_cells_moelab_loses_in_score_and_in_placement_alon
     assert "above DS-EPLB's in 1 of 2 cells" in text and "EP32 drift x0 seed 1 (1.100 vs 1.070)" in text
     better = verdict(pl.DataFrame(rows[2:]))
     assert better.endswith("not above DS-EPLB's in any cell")
+    # with the competition's score, it comes first and is named as such
+    comp = verdict(pl.DataFrame(rows).with_columns(competition_score=pl.Series([104.0, 100.0, 96.0, 100.0])))
+    assert comp.startswith("the competition's score (moelab, as a submission, called at DS-EPLB's cadence in the "
+                           "competition's loop): mean 100.0, worst 96.0, above 100 in 1 of 2 cells; at its own cadence")
 
 
 def test_grid_spec_roles_and_checks():
@@ -221,10 +228,38 @@ def test_grid_summary_counts_the_cells_ahead_per_ep_and_over_all():
 
     rows = [{"policy": "moelab", "drift_scale": 1.0, "ep": ep, "seed": s, "score_vs_eplb": score, "mean_par": 1.2,
              "mean_par_after_first_call": 1.1, "bound_par": 1.0, "transmit": 10, "gap_closed": 0.2,
-             "oracle_par": 1.05, "oracle_gap_closed": 0.4}
+             "oracle_par": 1.05, "oracle_gap_closed": 0.4, "competition_score": score - 5}
             for ep, s, score in ((32, 1, 110.0), (32, 2, 98.0), (256, 1, 104.0), (256, 2, 106.0))]
     t = summary(pl.DataFrame(rows))
     assert t["ep"].to_list() == ["32", "256", "all"]
     assert t["cells_ahead"].to_list() == [1, 2, 3] and t["cells"].to_list() == [2, 2, 4]
     assert t.filter(ep="all")["mean_score"][0] == pytest.approx(104.5)
     assert t.filter(ep="32")["worst_score"][0] == 98.0
+    assert t.filter(ep="all")["mean_competition_score"][0] == pytest.approx(99.5)
+    assert t.filter(ep="32")["worst_competition_score"][0] == 93.0
+
+
+def test_the_competitions_score_runs_the_written_submission_at_the_evaluators_cadence(tmp_path):
+    from moelab.placement import competition, submission
+
+    path = tmp_path / "submission.py"
+    submission.write(path, POL.moelab)
+    cell = CellSpec.from_config(GRID)
+    hot = cell.model(MODEL, 1.0).generate(1)
+    t = evaluate_hotness(hot, cell, POL, 32, submission=submission.load(path))["modelled"]
+    rows = {r["policy"]: r for r in t.iter_rows(named=True)}
+    assert rows["DS-EPLB"]["competition_score"] == pytest.approx(100)
+    assert rows["Default"]["competition_transmit"] == 0 and rows["Default"]["competition_calls"] == 0
+    # moelab as the evaluator runs it: every 128 iterations (DS-EPLB's interval, not its own 64), the
+    # competition's loop and initial tables, ceil(0.3 / 0.08) = 4 iterations per call
+    again = submission.load(path)
+    direct = competition.simulate(hot, lambda w: again.rebalance(w, 32, 32), 128, devices=32,
+                                  delay=lambda call, seconds: 4)
+    assert rows["moelab"]["competition_mean_par"] == pytest.approx(direct["mean_par"])
+    assert rows["moelab"]["competition_transmit"] == direct["transmit"] > 0
+    eplb = competition.simulate(hot, lambda w: competition.ds_eplb(w, 32, 32), 128, devices=32,
+                                delay=lambda call, seconds: 2)
+    assert rows["moelab"]["competition_score"] == pytest.approx(competition.score(direct, eplb))
+    # without a submission the columns are there, empty
+    bare = evaluate_hotness(hot, cell, POL, 32)["modelled"]
+    assert bare["competition_score"].is_nan().all()

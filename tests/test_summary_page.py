@@ -63,6 +63,14 @@ def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
     assert "mean PAR 1.250 against DS-EPLB's 1.275 (from DS-EPLB's first call on: 1.200 against 1.240)" in x1["reading"]
     assert "+0.20 (mean), +0.50 at EP32" in x1["reading"]
     assert out.height == 2
+    # with the competition's score (moelab as a submission at DS-EPLB's cadence): its own row, first, named so
+    comp = summary_page.build({"dynamic_grid": grid.with_columns(
+        competition_score=pl.Series([103.0, 97.0, 100.0, 100.0, 99.0]))}, CMD)
+    assert comp.height == 4
+    first = comp.filter(pl.col("result").str.contains("drift x1:")).row(0, named=True)
+    assert first["result"].startswith("the competition's score, drift x1: moelab as a submission at DS-EPLB's cadence")
+    assert first["value"] == pytest.approx(100.0) and first["dispersion"].startswith("97.0 to 103.0 over 2 cells")
+    assert comp["result"].to_list().index(first["result"]) < comp["result"].to_list().index(x1["result"])
 
 
 def test_bad_calls_name_what_is_wrong():

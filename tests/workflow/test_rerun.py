@@ -67,6 +67,8 @@ DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"} | EXPORTS
 GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "collect_summary", "all"}
 IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "collect_summary", "all"}  # the grid's policies on the imported loads
 CALIBRATION = {"calibrate_hotness", "plot_hotness_calibration"} | GRID  # the grid runs on the calibrated model
+# moelab's written competition submission: the grids score it
+SUBMISSION = {"competition_submission", "all"} | GRID | IMPORTED_GRID
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "collect_summary", "all"}
 STATIC = {"static_placement"} | PLACEMENT_FIGS | EXPORTS
 COACT_FIGS = {"collect_coactivation", "plot_coactivation_gain", "plot_coactivation_heatmap", "plot_domain_expert",
@@ -113,8 +115,10 @@ PARAM_CHANGES = {
                           GRID, {"dynamic_grid_cell": 2}),
     # moelab's policy is one block, wherever it runs: captured traces, imported loads, the grid
     "moelab's policy": (lambda c: c["placement"]["policy"].update(halflife=32),
-                        {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2}),
+                        {"dynamic_placement", "dynamic_grid_cell", "imported_grid", "competition_submission"},
+                        DYNAMIC | GRID | IMPORTED_GRID | SUBMISSION,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2,
+                         "competition_submission": 1}),
     "DS-EPLB's cadence": (lambda c: c["placement"]["eplb"].update(call_interval=12),
                           {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
                           {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2}),
@@ -182,8 +186,11 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(param_jobs, dow
 # reads the collected tables: it follows every stage with a headline. Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
-                              DYNAMIC | CALIBRATION | IMPORTED_GRID),
+    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell", "imported_grid",
+                               "competition_submission"}, DYNAMIC | CALIBRATION | IMPORTED_GRID | SUBMISSION),
+    # the competition's loop: the grids' competition score, nothing else
+    "placement/competition.py": ({"dynamic_grid_cell", "imported_grid", "competition_submission"},
+                                 GRID | IMPORTED_GRID | SUBMISSION),
     "placement/hotness_model.py": ({"calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
                                    CALIBRATION | IMPORTED_GRID),
     "placement/bound.py": ({"dynamic_grid_cell", "imported_grid"}, GRID | IMPORTED_GRID),

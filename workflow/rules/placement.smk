@@ -278,9 +278,29 @@ rule plot_hotness_calibration:
         "../scripts/plot_hotness_calibration.py"
 
 
+rule competition_submission:
+    input:
+        code=script_code("write_submission"),
+    output:
+        submission="results/exports/competition/submission.py",
+    log:
+        "logs/exports/competition_submission.log",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    params:
+        policy=config["placement"]["policy"],
+    script:
+        "../scripts/write_submission.py"
+
+
 rule dynamic_grid_cell:
     input:
         model="results/placement/calibration/model.json",
+        submission="results/exports/competition/submission.py",
         code=script_code("dynamic_grid_cell"),
     output:
         cell="results/placement/grid/ep{ep}-drift{drift}-seed{seed}.parquet",
@@ -378,6 +398,7 @@ rule imported_grid:
     input:
         source=get_load_source,
         meta=get_load_meta,
+        submission="results/exports/competition/submission.py",
         code=script_code("imported_grid"),
     output:
         cell="results/placement/grid/{trace}.parquet",

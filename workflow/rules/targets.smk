@@ -41,6 +41,8 @@ def final_outputs():
     # the placements in the files serving engines load (each export job also writes its folder)
     if PLACEMENT_TRACES or DYNAMIC_SOURCES:
         out += ["results/exports/manifest.parquet"]
+    # moelab's policy as a placement-competition submission (standalone, numpy only)
+    out += ["results/exports/competition/submission.py"]
     if CALIBRATION:
         out += ["results/tables/hotness_calibration.html"] + figure_files(
             "hotness_calibration"

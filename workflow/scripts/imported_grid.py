@@ -4,6 +4,7 @@ from moelab.jobs import start, write_parquet
 log = start(snakemake)
 
 from moelab import load_source
+from moelab.placement import submission
 from moelab.placement.dynamic_grid import CellSpec, evaluate_import
 from moelab.placement.policy_specs import DynamicPolicies
 
@@ -19,7 +20,8 @@ if src.hot.shape[0] <= first:
 elif src.hot.shape[0] <= eplb_first:
     log.warning("%s: %d iterations, not more than DS-EPLB's first call at %d: only moelab redeploys",
                 src.source_id, src.hot.shape[0], eplb_first)
-tables = evaluate_import(src.hot, cell, pol, p.eps, src.source_id)
+written = submission.load(i.submission)  # moelab as the competition scores it: the file a user uploads
+tables = evaluate_import(src.hot, cell, pol, p.eps, src.source_id, submission=written)
 for kind, path in (("modelled", o.cell), ("measured", o.measured)):
     write_parquet(tables[kind], path)
     for row in tables[kind].iter_rows(named=True):

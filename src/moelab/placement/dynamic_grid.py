@@ -12,10 +12,12 @@ one tuning cell: the only one on which moelab's policy parameters may be chosen;
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import numpy as np
 import polars as pl
 
+from moelab.placement import competition
 from moelab.placement import simulator as sim
 from moelab.placement.bound import par_bound
 from moelab.placement.eplb import rebalance
@@ -146,14 +148,36 @@ def check_no_oracle(specs: dict[str, sim.SimSpec]) -> None:
 
 
 def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, pol: DynamicPolicies, ep: int, drift_scale: float,
-                  seed: int, delays: tuple[str, ...] = ("modelled",)) -> dict[str, pl.DataFrame]:
+                  seed: int, delays: tuple[str, ...] = ("modelled",),
+                  submission: ModuleType | None = None) -> dict[str, pl.DataFrame]:
     """One grid cell: per kind of delay, a row per policy. ``delays``: "modelled" (each redeployment waits for the
     config's seconds per call: deterministic) and/or "measured" (for the policy's measured wall time: for
-    ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once."""
+    ``results/bench/``). The hotness, the bound and Default (which never calls) are computed once.
+    ``submission``: moelab's written submission file, loaded (:func:`competition_runs`)."""
     model = grid.model(calibrated, drift_scale)
     keys = {"ep": ep, "drift_scale": float(drift_scale), "seed": seed}
     hot, expected = model.generate_with_expected(seed)
-    return evaluate_hotness(hot, grid, pol, ep, delays, keys, expected)
+    return evaluate_hotness(hot, grid, pol, ep, delays, keys, expected, submission, full_layers=calibrated.layers)
+
+
+def competition_runs(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: int, submission: ModuleType,
+                     measured: bool = False) -> dict[str, dict]:
+    """The competition's score, as the competition computes it (:mod:`moelab.placement.competition`): each
+    policy in the competition's loop, called at the evaluator's cadence (DS-EPLB's call interval, for every
+    policy: a submission does not choose when it is called), from the competition's initial tables, each call
+    delayed by ``ceil(seconds / 0.08)`` of the config's seconds per call (``measured``: of its measured time).
+    moelab is ``submission``, the written file a user would upload, reset before the case."""
+    interval = pol.eplb.call_interval
+
+    def delay(name: str):  # noqa: ANN202
+        return None if measured else (lambda call, seconds: competition.delay_iterations(grid.seconds(name, ep)))
+
+    submission.reset()
+    return {"Default": competition.simulate(hot, None, interval, devices=ep),
+            "DS-EPLB": competition.simulate(hot, lambda w: competition.ds_eplb(w, ep, ep), interval, devices=ep,
+                                            delay=delay("DS-EPLB")),
+            "moelab": competition.simulate(hot, lambda w: submission.rebalance(w, ep, ep), interval, devices=ep,
+                                           delay=delay("moelab"))}
 
 
 ORACLE_STRIDE = 16  # the popularity oracle is placed at every 16th iteration (EPLB per iteration is costly)
@@ -178,13 +202,29 @@ def popularity_oracle(hot: np.ndarray, expected: np.ndarray, ep: int, start: int
 
 def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: int,
                      delays: tuple[str, ...] = ("modelled",), keys: dict | None = None,
-                     expected: np.ndarray | None = None) -> dict[str, pl.DataFrame]:
+                     expected: np.ndarray | None = None, submission: ModuleType | None = None,
+                     full_layers: int | None = None) -> dict[str, pl.DataFrame]:
     """The grid's policies, bound and scores on one hotness ``[I, L, E]`` at ``ep`` devices (a cell of the
     calibrated model, or a user's imported load): per kind of delay, a row per policy, led by ``keys``.
     ``expected`` (the model's noise-free counts, a model cell only) adds the popularity oracle's reference PAR
-    and the share of DS-EPLB's gap to it that each policy closes (from DS-EPLB's first call on)."""
+    and the share of DS-EPLB's gap to it that each policy closes (from DS-EPLB's first call on).
+
+    Each row scores the policy two ways: ``score_vs_eplb``, each policy at its own cadence in moelab's loop (a
+    serving choice: moelab is called far more often than DS-EPLB), and, with ``submission`` (moelab's written
+    submission, loaded), ``competition_score``: every policy at the evaluator's cadence in the competition's
+    own loop (:func:`competition_runs`), what the competition would score.
+
+    ``full_layers``: the model's layers when the cell runs fewer (a quick run): both scores then count each
+    policy's transmit scaled to the full model (``transmit_scale`` = full / run layers), since the mean PAR of
+    the layers run stands for all of them while their transmit is only their share; ``transmit`` stays the
+    slots moved in the layers run."""
     I, L, E = hot.shape
     keys = {"ep": ep} if keys is None else keys
+    scale = (full_layers or L) / L
+
+    def time(r: dict) -> float:  # the modelled time, transmit counted over the full model's layers
+        return pol.score.par_weight * r["mean_par"] + r["transmit"] * scale * pol.score.slot_bytes / pol.score.bandwidth
+
     specs = {kind: sim_specs(grid, pol, E, ep, kind == "measured") for kind in delays}
     for s in specs.values():
         check_no_oracle(s)
@@ -201,6 +241,7 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
     for kind, sp in specs.items():
         runs = {"Default": default, **{name: sim.simulate(hot, pol.build(name, sp[name], I), sp[name])
                                        for name in ("DS-EPLB", "moelab")}}
+        comp = competition_runs(hot, grid, pol, ep, submission, kind == "measured") if submission else None
         ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
         ref_after = float(ref["par"][first:].mean())
@@ -214,21 +255,36 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
                          "mean_par": r["mean_par"], "mean_par_after_first_call": after,
                          "bound_par": bound_par, "bound_par_after_first_call": bound_after,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
-                         "seconds_per_call": seconds, "modelled_time": r["modelled_time"],
-                         "score_vs_eplb": sim.score(r, ref),
+                         "seconds_per_call": seconds, "transmit_scale": scale, "modelled_time": time(r),
+                         "score_vs_eplb": 100.0 * time(ref) / time(r),
                          "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan"),
                          "oracle_par": oracle,
                          "oracle_gap_closed": ((ref_after - after) / (ref_after - oracle)
-                                               if ref_after > oracle else float("nan"))})
+                                               if ref_after > oracle else float("nan")),
+                         **_competition_columns(comp, name, time)})
         out[kind] = pl.DataFrame(rows)
     return out
+
+
+def _competition_columns(comp: dict[str, dict] | None, name: str, time) -> dict:  # noqa: ANN001
+    """A row's competition columns (NaN without a submission): mean PAR, slots moved, calls and the score (from
+    ``time``, the cell's modelled time)."""
+    if comp is None:
+        return {"competition_mean_par": float("nan"), "competition_transmit": None, "competition_calls": None,
+                "competition_score": float("nan")}
+    r = comp[name]
+    return {"competition_mean_par": r["mean_par"], "competition_transmit": r["transmit"],
+            "competition_calls": r["calls"], "competition_score": 100.0 * time(comp["DS-EPLB"]) / time(r)}
 
 
 def summary(grid_table: pl.DataFrame) -> pl.DataFrame:
     """Per policy, drift scale and EP size (and over all EP sizes): score vs DS-EPLB, mean over seeds with
     its spread and worst cell, the cells where the policy beats DS-EPLB, mean PAR (whole trace and after the
-    first call), the bound, slots moved and the gap closed; the popularity oracle's PAR and the gap to it."""
-    aggs = [pl.col("score_vs_eplb").mean().alias("mean_score"), pl.col("score_vs_eplb").std().alias("score_std"),
+    first call), the bound, slots moved and the gap closed; the popularity oracle's PAR and the gap to it; the
+    competition's score (every policy at the evaluator's cadence, the competition's loop): its mean and worst."""
+    aggs = [pl.col("competition_score").mean().alias("mean_competition_score"),
+            pl.col("competition_score").min().alias("worst_competition_score"),
+            pl.col("score_vs_eplb").mean().alias("mean_score"), pl.col("score_vs_eplb").std().alias("score_std"),
             pl.col("score_vs_eplb").min().alias("worst_score"),
             (pl.col("score_vs_eplb") > 100).sum().alias("cells_ahead"), pl.len().alias("cells"),
             pl.col("mean_par").mean(), pl.col("mean_par_after_first_call").mean(), pl.col("bound_par").mean(),
@@ -254,7 +310,12 @@ def verdict(grid_table: pl.DataFrame) -> str:
     base = grid_table.filter(pl.col("policy") == "DS-EPLB").select(
         *keys, pl.col("mean_par_after_first_call").alias("eplb_after"))
     behind = ours.filter(pl.col("score_vs_eplb") <= 100)
-    text = (f"moelab ahead of DS-EPLB (score above 100) in {ours.height - behind.height} of {ours.height} cells"
+    comp = ours["competition_score"] if "competition_score" in ours.columns else pl.Series([float("nan")])
+    text = ("" if comp.is_nan().all() else
+            f"the competition's score (moelab, as a submission, called at DS-EPLB's cadence in the competition's "
+            f"loop): mean {comp.mean():.1f}, worst {comp.min():.1f}, above 100 in {int((comp > 100).sum())} of "
+            f"{ours.height} cells; at its own cadence (a serving choice): ")
+    text += (f"moelab ahead of DS-EPLB (score above 100) in {ours.height - behind.height} of {ours.height} cells"
             + ("" if behind.is_empty() else "; not ahead in " + ", ".join(
                 f"{cell(r)} ({r['score_vs_eplb']:.1f})" for r in behind.iter_rows(named=True))))
     worse = (ours.join(base, on=keys).filter(pl.col("mean_par_after_first_call") > pl.col("eplb_after"))
@@ -268,7 +329,7 @@ def verdict(grid_table: pl.DataFrame) -> str:
 
 
 def evaluate_import(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, eps: list[int],
-                    workload: str) -> dict[str, pl.DataFrame]:
+                    workload: str, submission: ModuleType | None = None) -> dict[str, pl.DataFrame]:
     """A user's imported hotness through the grid's policies at every grid EP size that splits its experts
     (and leaves at least one expert per device): the same rows as a grid cell, led by ``workload`` and ``ep``.
     A load is what it is: it has no drift scale and no seed, and nothing is tuned on it."""
@@ -279,13 +340,14 @@ def evaluate_import(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, eps: 
     out: dict[str, list[pl.DataFrame]] = {"modelled": [], "measured": []}
     for ep in usable:
         for kind, frame in evaluate_hotness(hot, grid, pol, ep, ("modelled", "measured"),
-                                            {"workload": workload, "ep": ep}).items():
+                                            {"workload": workload, "ep": ep}, submission=submission).items():
             out[kind].append(frame)
     return {kind: pl.concat(frames) for kind, frames in out.items()}
 
 
 def import_summary(table: pl.DataFrame) -> pl.DataFrame:
-    """Per imported workload, EP size and policy: the score vs DS-EPLB, PAR (whole trace, after the first
-    call), the bound, slots moved and the gap closed."""
-    return table.select("workload", "ep", "policy", "score_vs_eplb", "mean_par", "mean_par_after_first_call",
-                        "bound_par", "transmit", "calls", "gap_closed").sort("workload", "ep", "policy")
+    """Per imported workload, EP size and policy: the competition's score and the score vs DS-EPLB at each
+    policy's own cadence, PAR (whole trace, after the first call), the bound, slots moved and the gap closed."""
+    return table.select("workload", "ep", "policy", "competition_score", "score_vs_eplb", "mean_par",
+                        "mean_par_after_first_call", "bound_par", "transmit", "calls",
+                        "gap_closed").sort("workload", "ep", "policy")

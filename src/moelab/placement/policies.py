@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from moelab.placement.assignment import linear_sum_assignment
 from moelab.placement.eplb import rebalance
 from moelab.placement.simulator import Policy, SimSpec
 
@@ -207,8 +208,6 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
     """The same device contents as ``plan``, laid out to change as few slots of ``current`` as
     possible: plan devices matched to current devices by overlap (an assignment problem), then
     every expert that stays on its device keeps its slot."""
-    from scipy.optimize import linear_sum_assignment
-
     D, S = plan.shape
     E = int(max(current.max(), plan.max())) + 1
 

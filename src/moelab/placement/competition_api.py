@@ -1,0 +1,76 @@
+"""moelab's policy behind the placement competition's API (``docs/stages/placement.md``, "As a submission").
+
+The evaluator calls ``rebalance(hotness, n_device, n_red_expert)`` with the last ``collection_interval``
+iterations ``[w, L, E]`` and nothing else: not the tables in service, not the trace length. A submission may keep
+state between calls, keyed by model shape and EP setting; :func:`reset` clears it between cases. So this module
+keeps, per ``(layers, experts, n_device, n_red_expert)``, the tables its last answer put in service (the
+evaluator switches every listed layer before it calls again), starting from the competition's initial tables.
+
+Each call runs :func:`moelab.placement.policies.moelab_policy` on the window with the settings :func:`configure`
+set (``placement.policy``), the evaluator's cadence (the window's length) and the competition's constants, and
+answers ``(True, the changed layers by net saving, the tables)``: never ``change=False``, which would end every
+later call. The trace length, which the ``pays`` test needs, is not given to a submission: the published traces'
+lengths stand in (:data:`TRACE_ITERATIONS`).
+
+numpy only (with :mod:`moelab.placement.assignment`'s numpy path), so :mod:`moelab.placement.submission` can
+write it into a standalone file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from moelab.placement.competition import BANDWIDTH, PAR_WEIGHT, SLOT_BYTES, initial_tables
+from moelab.placement.policies import moelab_policy
+from moelab.placement.simulator import SimSpec
+
+# the published traces' lengths by model, known by their layers (DS-R1 58 x 256, Qwen3 94 x 128)
+TRACE_ITERATIONS = {58: 6144, 94: 5120}
+DEFAULT_ITERATIONS = 6144
+
+_settings: dict[str, Any] = {}
+_state: dict[tuple[int, int, int, int], np.ndarray] = {}
+
+
+def configure(settings: dict[str, Any]) -> None:
+    """moelab's policy settings: ``halflife``, ``accept``, ``min_gain``, ``horizon_calls``, ``max_moves`` (the
+    keys of ``placement.policy`` but its cadence, which is the evaluator's). Clears the state."""
+    need = {"halflife", "accept", "min_gain", "horizon_calls", "max_moves"}
+    if set(settings) != need:
+        raise ValueError(f"settings {sorted(settings)}: expected exactly {sorted(need)}")
+    _settings.clear()
+    _settings.update(settings)
+    reset()
+
+
+def reset() -> None:
+    """Forget every case's tables: the next call of each case starts from the competition's initial tables."""
+    _state.clear()
+
+
+def rebalance(hotness: np.ndarray, n_device: int, n_red_expert: int) -> tuple[bool, np.ndarray, np.ndarray]:
+    """The competition's entry point: ``(change, priority, deployment [L, D, S])`` for the window ``hotness``."""
+    if not _settings:
+        raise RuntimeError("moelab's policy is not configured: call configure(settings) first")
+    window = np.asarray(hotness, dtype=np.float64)
+    w, L, E = window.shape
+    if n_red_expert not in (0, n_device):
+        raise ValueError(f"n_red_expert={n_red_expert}: the competition's initial tables hold 0 or one redundant "
+                         f"slot per device ({n_device})")
+    slots = (E + n_red_expert) // n_device
+    key = (L, E, n_device, n_red_expert)
+    current = _state.get(key)
+    if current is None:
+        current = initial_tables(L, E, n_device, n_red_expert > 0)
+    spec = SimSpec(n_device, slots, window=max(w, 1), interval=max(w, 1), par_weight=PAR_WEIGHT,
+                   slot_bytes=SLOT_BYTES, bandwidth=BANDWIDTH)
+    if w == 0:  # nothing seen: keep what is in service
+        _state[key] = current
+        return True, np.zeros(0, np.int64), current.copy()
+    policy = moelab_policy(spec, total_iterations=TRACE_ITERATIONS.get(L, DEFAULT_ITERATIONS), **_settings)
+    new, order = policy(window, current.copy())
+    changed = np.array([layer for layer in order if not np.array_equal(new[layer], current[layer])], np.int64)
+    _state[key] = new
+    return True, changed, new
