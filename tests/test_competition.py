@@ -35,7 +35,7 @@ def literal_loop(hot, policy, devices, collection_interval, redundant, delay):
     pars = np.zeros((n_iter, n_layers))
     transmit = 0
     finish_redeploy, finish_algo, ready, priority = 0, 0, True, []
-    calls, windows = 0, []
+    calls, windows, unchanged = 0, [], 0
     for i in range(1, n_iter + 1):
         h = hot[i - 1]
         for layer in range(n_layers):
@@ -47,6 +47,7 @@ def literal_loop(hot, policy, devices, collection_interval, redundant, delay):
             continue
         if not ready and i > finish_algo and len(priority) > 0:
             layer = priority.pop(0)
+            unchanged += int(np.array_equal(current[layer], nxt[layer]))
             transmit += int(np.sum(current[layer] != nxt[layer]))
             current[layer] = nxt[layer]
         if len(priority) == 0 and not ready:
@@ -62,7 +63,7 @@ def literal_loop(hot, policy, devices, collection_interval, redundant, delay):
                 nxt[layers] = new[layers]
             finish_algo = i + delay(calls) - 1
             calls += 1
-    return pars, transmit, calls, windows
+    return pars, transmit, calls, windows, unchanged
 
 
 def random_policy(seed, n_layers, devices, slots, n_experts, seen):
@@ -80,22 +81,26 @@ def random_policy(seed, n_layers, devices, slots, n_experts, seen):
         priority = rng.permutation(n_layers)[:k]
         answers.append((change, priority, table))
     calls = iter(answers)
-    state = {"last": None}
+    initial = competition.initial_tables(n_layers, n_experts, devices, slots > n_experts // devices)
+    state = {"in_service": initial}  # every listed layer is switched before the next call
 
     def policy(window):
         seen.append(window.copy())
         change, priority, table = next(calls)
-        if state["last"] is not None and len(priority):  # a listed layer left as it is
+        if len(priority):  # the first listed layer keeps the row in service: listed, unchanged
             table = table.copy()
-            table[priority[0]] = state["last"][priority[0]]
-        state["last"] = table
+            table[priority[0]] = state["in_service"][priority[0]]
+        if change:
+            state["in_service"] = state["in_service"].copy()
+            state["in_service"][priority] = table[priority]
         return change, priority, table
 
     return policy
 
 
-@pytest.mark.parametrize("case", range(40))
-def test_the_fast_loop_is_the_literal_loop(case):
+def run_case(case):
+    """One random case through both loops: (fast result, (pars, transmit, calls, windows, unchanged), the windows
+    each policy saw)."""
     rng = np.random.default_rng(100 + case)
     devices = int(rng.choice([2, 4]))
     n_experts = devices * int(rng.integers(1, 4))
@@ -114,9 +119,14 @@ def test_the_fast_loop_is_the_literal_loop(case):
     fast = competition.simulate(hot, None if default else random_policy(case, n_layers, devices, slots, n_experts,
                                                                           fast_seen),
                                 interval, redundant, devices=devices, delay=delay)
-    pars, transmit, calls, windows = literal_loop(
-        hot, None if default else random_policy(case, n_layers, devices, slots, n_experts, slow_seen),
-        devices, interval, redundant and not default, delay)
+    slow = literal_loop(hot, None if default else random_policy(case, n_layers, devices, slots, n_experts, slow_seen),
+                        devices, interval, redundant and not default, delay)
+    return fast, slow, fast_seen, slow_seen
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_the_fast_loop_is_the_literal_loop(case):
+    fast, (pars, transmit, calls, windows, _), fast_seen, slow_seen = run_case(case)
     np.testing.assert_allclose(fast["par"], pars, rtol=1e-12)
     assert fast["transmit"] == transmit and fast["calls"] == calls == len(windows)
     assert len(fast_seen) == len(slow_seen)
@@ -124,6 +134,18 @@ def test_the_fast_loop_is_the_literal_loop(case):
         assert np.array_equal(a, b)  # the same windows, empty ones included
     assert fast["mean_par"] == pytest.approx(pars.mean())
     assert fast["modelled_time"] == pytest.approx(60 * pars.mean() + transmit * 88_080_384 / 9e11)
+
+
+def test_the_random_cases_list_unchanged_layers_and_empty_windows():
+    """The cases above are worth their name: listed layers that keep their row and empty windows occur in them
+    (change=False has its own test below)."""
+    unchanged, empty = [], 0
+    for case in range(40):
+        fast, slow, seen, _ = run_case(case)
+        unchanged.append(slow[4])
+        empty += sum(len(w) == 0 for w in seen)
+    assert sum(unchanged) >= 10 and sum(map(bool, unchanged)) >= 5
+    assert empty >= 1
 
 
 def test_change_false_ends_every_later_call_and_the_window_holds_the_current_iteration():
@@ -153,20 +175,17 @@ def test_the_first_switch_comes_one_iteration_after_the_call_at_the_earliest():
         assert changed[0] + 1 == switch, (d, changed)
 
 
-def test_initial_tables_and_the_first_call_option():
+def test_initial_tables_delays_and_bad_answers():
     t = competition.initial_tables(1, 8, 2, redundant=True)
     assert t[0].tolist() == [[0, 1, 2, 3, 3], [4, 5, 6, 7, 7]]
     assert competition.initial_tables(1, 8, 2, redundant=False)[0].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    seen = []
-
-    def record(window):
-        seen.append(len(window))
-        return True, np.array([], int), np.zeros((1, 2, 5), int)
-
-    hot = np.ones((100, 1, 8))
-    competition.simulate(hot, record, 32, devices=2, delay=lambda c, s: 0, first_interval=4)
-    # first at 5 on 4 iterations; then each call's empty list ends it at the next iteration
-    assert seen[:2] == [4, 32]
+    # ceil(t / 0.08) in floating point, as the competition's code: 0.56 / 0.08 is 7.000000000000001
     assert competition.delay_iterations(0.24) == 3 and competition.delay_iterations(1.10) == 14
-    assert competition.delay_iterations(0.0) == 0 and competition.delay_iterations(0.08) == 1
+    assert competition.delay_iterations(0.0) == 0 and competition.delay_iterations(0.56) == 8
     assert math.isclose(competition.modelled_time(1.0, 0), 60.0)
+    hot = np.ones((20, 2, 8))
+    with pytest.raises(ValueError, match=r"call 1 at iteration 5: the priority list names layers \[2\]"):
+        competition.simulate(hot, lambda w: (True, np.array([0, 2]), competition.initial_tables(2, 8, 2, True)),
+                             4, devices=2, delay=lambda c, s: 0)
+    with pytest.raises(ValueError, match=r"a table of shape \(1, 2, 5\), expected \(2, 2, 5\)"):
+        competition.simulate(hot, lambda w: (True, np.array([0]), np.zeros((1, 2, 5), int)), 4, devices=2)

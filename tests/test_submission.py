@@ -37,7 +37,7 @@ def test_the_numpy_assignment_is_scipys_ties_included():
 
 
 def test_the_api_keeps_each_cases_tables_apart_and_reset_forgets_them():
-    competition_api.configure(submission.settings(POLICY))
+    competition_api.configure(POLICY.settings())
     a, b = _hot(1)[:256], _hot(2, experts=64)[:256]
     alone_a = competition_api.rebalance(a, 8, 8)
     competition_api.reset()
@@ -59,7 +59,7 @@ def test_the_written_file_is_the_packages_policy(tmp_path):
     path = tmp_path / "submission.py"
     submission.write(path, POLICY)
     written = submission.load(path)
-    competition_api.configure(submission.settings(POLICY))
+    competition_api.configure(POLICY.settings())
     hot = _hot(3, iterations=1200)
     runs = [competition.simulate(hot, lambda w, m=m: m.rebalance(w, 8, 8), 256, devices=8, delay=lambda c, s: 2)
             for m in (written, competition_api)]

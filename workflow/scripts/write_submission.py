@@ -10,4 +10,4 @@ policy = PolicySpec.from_config(snakemake.params.policy)
 path = snakemake.output.submission
 submission.write(path, policy)
 written = submission.load(path)  # read back: it imports and is configured, as the evaluator will find it
-log.info("%s: moelab's policy as a competition submission, settings %s", path, submission.settings(policy))
+log.info("%s: moelab's policy as a competition submission, settings %s", path, policy.settings())

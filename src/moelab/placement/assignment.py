@@ -3,7 +3,7 @@
 A shortest-augmenting-path solver (Crouse, "On implementing 2D rectangular assignment algorithms", IEEE TAES
 2016), the method SciPy's ``linear_sum_assignment`` uses, with the same order of rows, the same order in which
 columns are scanned and removed, and the same tie rule (among the columns at the least path cost, an unassigned
-one ends the path), so it returns SciPy's assignment, ties included (``tests/test_assignment.py`` checks this
+one ends the path), so it returns SciPy's assignment, ties included (``tests/test_submission.py`` checks this
 on random matrices full of ties). SciPy's compiled solver is used where SciPy is installed (the same answer,
 faster); without it this module needs numpy alone, so moelab's policy runs where only numpy is: the
 competition submission (:mod:`moelab.placement.submission`).

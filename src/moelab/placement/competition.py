@@ -20,10 +20,9 @@ Initial tables: Default has no redundant slots (E/D contiguous experts per devic
 slots starts from ``slots - 1`` contiguous experts per device and a copy of the device's last expert in its
 last slot (the same PAR as Default; it counts in the first transmit).
 
-Two settings are ours, each for a named reason: ``delay`` fixes each call's ``ceil(t / 0.08)`` from a modelled
-time per call (deterministic tables; the loop itself measures nothing), and ``first_interval`` lets a policy be
-first called earlier than ``collection_interval + 1`` (to show what an early start alone is worth; the
-competition has no such knob). Everything else is the competition's.
+One setting is ours, for a named reason: ``delay`` may fix each call's ``ceil(t / 0.08)`` from a modelled time
+per call (deterministic tables); by default the loop measures the call, as the competition does. Everything
+else is the competition's, its constants included (:func:`modelled_time`: not the config's ``placement.score``).
 
 A policy here is the competition's API after its arguments are bound: ``policy(window) -> (change, priority,
 table [L, D, S])``, the window ``[w, L, E]`` float64 with zeros already 1.
@@ -37,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from moelab.placement.eplb import rebalance
-from moelab.placement.simulator import _Layout
+from moelab.placement.simulator import Layout
 
 CompetitionPolicy = Callable[[np.ndarray], tuple[bool, np.ndarray, np.ndarray]]
 ITERATION_SECONDS = 0.08  # the competition's iteration, the unit of a call's delay
@@ -59,21 +58,20 @@ def initial_tables(layers: int, experts: int, devices: int, redundant: bool) -> 
 
 
 def delay_iterations(seconds: float) -> int:
-    """``ceil(seconds / 0.08)``, as the competition charges a call that ran ``seconds``."""
-    return math.ceil(seconds / ITERATION_SECONDS - 1e-9) if seconds > 0 else 0
+    """``ceil(seconds / 0.08)``, as the competition's code computes it (in floating point, no tolerance)."""
+    return math.ceil(seconds / ITERATION_SECONDS)
 
 
-def modelled_time(mean_par: float, transmit: int) -> float:
+def modelled_time(mean_par: float, transmit: float) -> float:
+    """The competition's modelled time, with its own constants (not the config's ``placement.score``)."""
     return PAR_WEIGHT * mean_par + transmit * SLOT_BYTES / BANDWIDTH
 
 
 def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_interval: int, redundant: bool = True,
-             devices: int | None = None, delay: Callable[[int, float], int] | None = None,
-             first_interval: int | None = None, initial: np.ndarray | None = None) -> dict:
+             *, devices: int, delay: Callable[[int, float], int] | None = None) -> dict:
     """Run the competition's loop over hotness ``[I, L, E]`` with ``policy`` (None: Default, never called) on
     ``devices`` devices. ``delay(call, seconds)``: the iterations charged to a call (default: its measured
     ``ceil(seconds / 0.08)``, as the competition; a modelled number for deterministic tables).
-    ``first_interval``: the first call at ``first_interval + 1`` instead of ``collection_interval + 1``.
 
     Returns the per-iteration PAR ``[I, L]``, its mean, transmit, calls, the iterations each call was charged,
     the policy's measured wall time, the modelled time and the final tables. Iterations with nothing to do are
@@ -82,18 +80,15 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
 
     hot = np.where(np.asarray(hot) == 0, 1.0, np.asarray(hot, dtype=np.float64))
     I, L, E = hot.shape
-    if devices is None:
-        raise ValueError("devices: expected the number of devices (EP size)")
     if policy is None:
         redundant = False
-    tables = initial_tables(L, E, devices, redundant) if initial is None else np.array(initial, np.int64)
-    layout = _Layout(tables, E)
+    tables = initial_tables(L, E, devices, redundant)
+    layout = Layout(tables, E)
     staged = tables.copy()  # the rows the policy returned for its listed layers
     pars = np.empty((I, L))
     transmit, calls, wall, charged = 0, 0, 0.0, []
     finish, algo_finish, ready, pending = 0, 0, True, []
     called_off = policy is None
-    first = collection_interval if first_interval is None else first_interval
     i = 1
     while i <= I:
         pars[i - 1] = layout.par(hot[i - 1])
@@ -104,10 +99,9 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
             layout.update(layer)
         if not ready and not pending:
             ready, finish = True, i
-        due = finish + (first if calls == 0 else collection_interval) + 1
-        if ready and not called_off and i == due:
+        if ready and not called_off and i == finish + collection_interval + 1:
             t0 = time.perf_counter()
-            change, priority, table = policy(hot[i - (first if calls == 0 else collection_interval):i])
+            change, priority, table = policy(hot[i - collection_interval:i])
             seconds = time.perf_counter() - t0
             wall += seconds
             d = delay_iterations(seconds) if delay is None else int(delay(calls, seconds))
@@ -119,6 +113,10 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
                 if table.shape != tables.shape:
                     raise ValueError(f"call {calls} at iteration {i}: the policy returned a table of shape "
                                      f"{table.shape}, expected {tables.shape}")
+                bad = [x for x in priority if not 0 <= x < L]
+                if bad:
+                    raise ValueError(f"call {calls} at iteration {i}: the priority list names layers {bad}, "
+                                     f"expected 0 to {L - 1}")
                 for layer in priority:
                     staged[layer] = table[layer]
                 pending, ready = priority, False
@@ -131,7 +129,7 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
         elif called_off:
             nxt = I + 1
         else:
-            nxt = max(i + 1, finish + (first if calls == 0 else collection_interval) + 1)
+            nxt = max(i + 1, finish + collection_interval + 1)
         nxt = min(nxt, I + 1)
         if nxt > i + 1:
             pars[i:nxt - 1] = layout.par_span(hot[i:nxt - 1])

@@ -10,7 +10,8 @@ Each call runs :func:`moelab.placement.policies.moelab_policy` on the window wit
 set (``placement.policy``), the evaluator's cadence (the window's length) and the competition's constants, and
 answers ``(True, the changed layers by net saving, the tables)``: never ``change=False``, which would end every
 later call. The trace length, which the ``pays`` test needs, is not given to a submission: the published traces'
-lengths stand in (:data:`TRACE_ITERATIONS`).
+lengths stand in (:data:`moelab.placement.published.TRACE_ITERATIONS`). The state carries over between two
+cases of the same shape and EP size unless :func:`reset` is called between them.
 
 numpy only (with :mod:`moelab.placement.assignment`'s numpy path), so :mod:`moelab.placement.submission` can
 write it into a standalone file.
@@ -18,35 +19,37 @@ write it into a standalone file.
 
 from __future__ import annotations
 
+from inspect import signature
 from typing import Any
 
 import numpy as np
 
 from moelab.placement.competition import BANDWIDTH, PAR_WEIGHT, SLOT_BYTES, initial_tables
 from moelab.placement.policies import moelab_policy
+from moelab.placement.published import TRACE_ITERATIONS
 from moelab.placement.simulator import SimSpec
 
-# the published traces' lengths by model, known by their layers (DS-R1 58 x 256, Qwen3 94 x 128)
-TRACE_ITERATIONS = {58: 6144, 94: 5120}
-DEFAULT_ITERATIONS = 6144
+DEFAULT_ITERATIONS = TRACE_ITERATIONS[58]  # a model of another depth: DS-R1's trace length
+SETTINGS = frozenset(signature(moelab_policy).parameters) - {"spec", "total_iterations"}  # what configure takes
 
 _settings: dict[str, Any] = {}
 _state: dict[tuple[int, int, int, int], np.ndarray] = {}
 
 
 def configure(settings: dict[str, Any]) -> None:
-    """moelab's policy settings: ``halflife``, ``accept``, ``min_gain``, ``horizon_calls``, ``max_moves`` (the
-    keys of ``placement.policy`` but its cadence, which is the evaluator's). Clears the state."""
-    need = {"halflife", "accept", "min_gain", "horizon_calls", "max_moves"}
-    if set(settings) != need:
-        raise ValueError(f"settings {sorted(settings)}: expected exactly {sorted(need)}")
+    """moelab's policy settings (``PolicySpec.settings()``: ``placement.policy`` but its cadence, which is the
+    evaluator's). Clears the state."""
+    if set(settings) != SETTINGS:
+        raise ValueError(f"settings {sorted(settings)}: expected exactly {sorted(SETTINGS)}")
     _settings.clear()
     _settings.update(settings)
     reset()
 
 
 def reset() -> None:
-    """Forget every case's tables: the next call of each case starts from the competition's initial tables."""
+    """Forget every case's tables: the next call of each case starts from the competition's initial tables.
+    The state is kept per model shape and EP setting, so two cases of the same shape and EP size run one after
+    the other need a reset between them (the pipeline resets before each case)."""
     _state.clear()
 
 
@@ -73,4 +76,4 @@ def rebalance(hotness: np.ndarray, n_device: int, n_red_expert: int) -> tuple[bo
     new, order = policy(window, current.copy())
     changed = np.array([layer for layer in order if not np.array_equal(new[layer], current[layer])], np.int64)
     _state[key] = new
-    return True, changed, new
+    return True, changed, new.copy()  # a copy: the evaluator may write into what it gets

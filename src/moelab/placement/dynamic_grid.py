@@ -127,14 +127,14 @@ class GridSpec(ConfigSpec):
         return table.with_columns(role=pl.when(tuning).then(pl.lit("tuning")).otherwise(pl.lit("held out")))
 
 
-def sim_specs(grid: CellSpec, pol: DynamicPolicies, experts: int, ep: int,
-              measured: bool) -> dict[str, sim.SimSpec]:
+def sim_specs(grid: CellSpec, pol: DynamicPolicies, experts: int, ep: int, measured: bool,
+              transmit_scale: float = 1.0) -> dict[str, sim.SimSpec]:
     """The simulator's spec per policy in a cell on ``ep`` devices with one redundant slot each: each policy
     on its own cadence (first called once its own interval has passed, so moelab, called more often, starts
     earlier), its seconds per call delaying its redeployments. ``measured``: delays from measured times
-    instead of the config's."""
+    instead of the config's. ``transmit_scale``: see :meth:`DynamicPolicies.sim_spec`."""
     S = experts // ep + 1
-    common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured)
+    common = dict(iteration_seconds=grid.iteration_seconds, measured_delay=measured, transmit_scale=transmit_scale)
     return {name: pol.sim_spec(name, ep, S, policy_seconds=0.0 if name == "Default" else grid.seconds(name, ep),
                                **common) for name in POLICIES}
 
@@ -217,15 +217,18 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
     ``full_layers``: the model's layers when the cell runs fewer (a quick run): both scores then count each
     policy's transmit scaled to the full model (``transmit_scale`` = full / run layers), since the mean PAR of
     the layers run stands for all of them while their transmit is only their share; ``transmit`` stays the
-    slots moved in the layers run."""
+    slots moved in the layers run. At its own cadence moelab weighs a move at that scaled cost too; the written
+    submission cannot be told (the competition's API has no such argument), so in a quick run it moves more
+    than the scaled score rewards: the competition's score is on the competition's scale in a full-layer grid
+    (config/full.yaml) only."""
     I, L, E = hot.shape
     keys = {"ep": ep} if keys is None else keys
     scale = (full_layers or L) / L
 
-    def time(r: dict) -> float:  # the modelled time, transmit counted over the full model's layers
-        return pol.score.par_weight * r["mean_par"] + r["transmit"] * scale * pol.score.slot_bytes / pol.score.bandwidth
+    def time(r: dict) -> float:  # the competition's modelled time, its constants, transmit over the full model
+        return competition.modelled_time(r["mean_par"], r["transmit"] * scale)
 
-    specs = {kind: sim_specs(grid, pol, E, ep, kind == "measured") for kind in delays}
+    specs = {kind: sim_specs(grid, pol, E, ep, kind == "measured", scale) for kind in delays}
     for s in specs.values():
         check_no_oracle(s)
     zero_to_one = pol.score.zero_to_one
@@ -255,8 +258,8 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
                          "mean_par": r["mean_par"], "mean_par_after_first_call": after,
                          "bound_par": bound_par, "bound_par_after_first_call": bound_after,
                          "transmit": r["transmit"], "calls": r["calls"], "delay_iterations": r["delay_iterations"],
-                         "seconds_per_call": seconds, "transmit_scale": scale, "modelled_time": time(r),
-                         "score_vs_eplb": 100.0 * time(ref) / time(r),
+                         "seconds_per_call": seconds, "transmit_scale": scale, "modelled_time": r["modelled_time"],
+                         "score_vs_eplb": sim.score(r, ref),
                          "gap_closed": (ref["mean_par"] - r["mean_par"]) / gap if gap > 0 else float("nan"),
                          "oracle_par": oracle,
                          "oracle_gap_closed": ((ref_after - after) / (ref_after - oracle)
@@ -268,7 +271,7 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
 
 def _competition_columns(comp: dict[str, dict] | None, name: str, time) -> dict:  # noqa: ANN001
     """A row's competition columns (NaN without a submission): mean PAR, slots moved, calls and the score (from
-    ``time``, the cell's modelled time)."""
+    ``time``: the competition's modelled time, transmit scaled to the full model)."""
     if comp is None:
         return {"competition_mean_par": float("nan"), "competition_transmit": None, "competition_calls": None,
                 "competition_score": float("nan")}

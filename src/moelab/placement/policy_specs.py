@@ -59,11 +59,15 @@ class PolicySpec(ConfigSpec):
             raise ValueError(f"call_interval={self.call_interval}, window={self.window}, halflife={self.halflife}: "
                              f"expected positive values")
 
+    def settings(self) -> dict:
+        """The policy's settings but its cadence (``call_interval``, ``window``: the simulator's, or in the
+        competition the evaluator's): the keyword arguments of ``moelab_policy``."""
+        return {"halflife": self.halflife, "accept": self.accept, "min_gain": self.min_gain,
+                "horizon_calls": self.horizon_calls, "max_moves": self.max_moves}
+
     def build(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
         """The policy as a simulator callable on ``spec`` (a trace of ``iterations`` iterations)."""
-        return policies.moelab_policy(spec, halflife=self.halflife, accept=self.accept,
-                                      total_iterations=iterations, min_gain=self.min_gain,
-                                      max_moves=self.max_moves, horizon_calls=self.horizon_calls)
+        return policies.moelab_policy(spec, total_iterations=iterations, **self.settings())
 
 
 @dataclass(frozen=True)
@@ -100,17 +104,20 @@ class DynamicPolicies:
         return {block: placement.get(block) for block in cls.BLOCKS}
 
     def sim_spec(self, name: str, devices: int, slots_per_device: int, call_interval: int | None = None,
-                 **where: Any) -> sim.SimSpec:
+                 transmit_scale: float = 1.0, **where: Any) -> sim.SimSpec:
         """The simulator's spec for policy ``name`` on ``devices`` x ``slots_per_device``: its own window and
         call interval (``call_interval`` overrides it, for sweeps), the score's constants; ``where``: the
-        rest (delays, oracle). Default, which never calls, takes DS-EPLB's cadence."""
+        rest (delays, oracle). Default, which never calls, takes DS-EPLB's cadence. ``transmit_scale``: each
+        moved slot counted that many times (a run of fewer layers than the model stands for all of them), in
+        the modelled time and in what moelab's policy weighs a move at."""
         if name not in POLICY_NAMES:
             raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICY_NAMES)})")
         cadence = self.moelab if name == "moelab" else self.eplb
         return sim.SimSpec(devices, slots_per_device, window=cadence.window,
                            interval=cadence.call_interval if call_interval is None else call_interval,
                            zero_to_one=self.score.zero_to_one, par_weight=self.score.par_weight,
-                           slot_bytes=self.score.slot_bytes, bandwidth=self.score.bandwidth, **where)
+                           slot_bytes=self.score.slot_bytes * transmit_scale, bandwidth=self.score.bandwidth,
+                           **where)
 
     def build(self, name: str, spec: sim.SimSpec, iterations: int, num_groups: int = 1,
               num_nodes: int = 1) -> sim.Policy | None:

@@ -27,6 +27,11 @@ class Cell:
 # DS-R1: 58 MoE layers x 256 routed experts, top-8
 DS_R1 = {"layers": 58, "experts": 256, "top_k": 8}
 
+# The public sample traces' lengths in iterations, by the model's MoE layers, from their file sizes (float32,
+# a 128-byte .npy header): DS-R1 364,904,576 bytes = 6,144 x 58 x 256 x 4 + 128; Qwen3 246,415,488 bytes =
+# 5,120 x 94 x 128 x 4 + 128. The competition does not tell a submission the length; these stand in for it.
+TRACE_ITERATIONS = {58: 6144, 94: 5120}
+
 DS_R1_SHAREGPT = (
     Cell("Default PAR, EP32", "Default", 32, None, "mean_par", 1.6436, "fit"),
     Cell("DS-EPLB@1024 PAR, EP32", "DS-EPLB", 32, 1024, "mean_par", 1.2570, "fit"),

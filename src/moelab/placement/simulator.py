@@ -58,7 +58,7 @@ def contiguous(num_layers: int, num_experts: int, devices: int, slots_per_device
     return np.broadcast_to(t, (num_layers, devices, slots_per_device)).copy()
 
 
-class _Layout:
+class Layout:
     """What PAR needs from the tables, recomputed only when a layer changes."""
 
     def __init__(self, tables: np.ndarray, num_experts: int):
@@ -103,7 +103,7 @@ def delay_iterations(seconds: float, iteration_seconds: float = 0.08) -> int:
 
 def par(hot_iter: np.ndarray, tables: np.ndarray) -> np.ndarray:
     """PAR per layer for one iteration's hotness ``[L, E]`` under ``tables`` ``[L, D, S]``."""
-    return _Layout(np.asarray(tables), hot_iter.shape[1]).par(hot_iter)
+    return Layout(np.asarray(tables), hot_iter.shape[1]).par(hot_iter)
 
 
 def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
@@ -125,7 +125,7 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
     next_call = first
     pending: list[tuple[int, np.ndarray]] = []
     start_at = 0  # the iteration at which the pending redeployment may begin (after the policy's delay)
-    layout = _Layout(tables, E)
+    layout = Layout(tables, E)
     start_tables = tables.copy() if record else None
     changes: list[tuple[int, int, np.ndarray]] = []
     pars = np.empty((I, L))

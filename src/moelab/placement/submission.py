@@ -1,7 +1,7 @@
 """moelab's policy written as a standalone competition submission: one file, numpy its only dependency.
 
 :func:`source` bundles the modules the policy runs on (:data:`BUNDLED`: DeepSeek's EPLB, the assignment solver,
-the simulator's spec, the competition's initial tables, the policy and :mod:`moelab.placement.competition_api`),
+the simulator's spec, the published trace lengths, the competition's initial tables, the policy and :mod:`moelab.placement.competition_api`),
 each as it is in the package, under a private package name, and configures it with ``placement.policy``. What
 the pipeline scores as the competition's score is this file, loaded by :func:`load`: what a user would upload.
 Every bundled module may import only the standard library, numpy and the other bundled modules; anything else
@@ -18,14 +18,16 @@ from pathlib import Path
 from types import ModuleType
 
 from moelab.jobs import atomic_path
-from moelab.placement import assignment, competition, competition_api, eplb, policies, simulator  # noqa: F401 - bundled
+from moelab.placement import (assignment, competition, competition_api, eplb, policies,  # noqa: F401 - bundled
+                              published, simulator)
 from moelab.placement.policy_specs import PolicySpec
 
 BUNDLED = ("moelab.placement.assignment", "moelab.placement.eplb", "moelab.placement.simulator",
-           "moelab.placement.competition", "moelab.placement.policies", "moelab.placement.competition_api")
+           "moelab.placement.published", "moelab.placement.competition", "moelab.placement.policies",
+           "moelab.placement.competition_api")
 ROOT = "_moelab_submission"  # the bundle's private package: never the installed moelab
-ALLOWED = {"__future__", "numpy", "math", "time", "collections", "dataclasses", "typing", "types", "sys"}
-OPTIONAL = {"scipy"}  # imported inside try/except ImportError only: absent, the numpy path runs
+ALLOWED = set(sys.stdlib_module_names) | {"__future__", "numpy"}  # what an evaluator's Python with numpy has
+OPTIONAL = {"scipy"}  # assignment.py's compiled solver, imported in a try/except ImportError: absent, numpy runs
 
 _LOADER = '''
 def _load():
@@ -72,12 +74,6 @@ def _check_imports(name: str, text: str) -> None:
             raise ValueError(f"{name} imports {m}: a submission may need numpy alone (bundle it, or drop the import)")
 
 
-def settings(policy: PolicySpec) -> dict:
-    """The settings the submission runs with: ``placement.policy`` less its cadence, which is the evaluator's."""
-    return {"halflife": policy.halflife, "accept": policy.accept, "min_gain": policy.min_gain,
-            "horizon_calls": policy.horizon_calls, "max_moves": policy.max_moves}
-
-
 def source(policy: PolicySpec) -> str:
     """The submission file's text, with ``policy``'s settings."""
     parts = []
@@ -95,7 +91,7 @@ def source(policy: PolicySpec) -> str:
               f"``reset()`` clears the state kept per model shape and EP setting. The modules below are moelab's\n"
               f"own, as they are in the package, under a private package name.\n"
               f'"""\n\n')
-    return (header + f"ROOT = {ROOT!r}\nSETTINGS = {settings(policy)!r}\nSOURCES = (\n" + "".join(parts) + ")\n"
+    return (header + f"ROOT = {ROOT!r}\nSETTINGS = {policy.settings()!r}\nSOURCES = (\n" + "".join(parts) + ")\n"
             + _LOADER)
 
 
