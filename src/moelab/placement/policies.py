@@ -82,28 +82,32 @@ def plan_layers(load: np.ndarray, current: np.ndarray, target: np.ndarray, max_m
     """:func:`plan_layer` for each layer of ``load [L, E]`` and ``current [L, D, S]`` (``target [L]``), all
     layers' trials scored together. A move changes only the copies of x and of the slot's expert, so each
     trial's device loads follow from those: a swap changes two devices; a new copy changes the devices
-    holding x or the replaced expert. Returns (tables, slots changed per layer)."""
+    holding x or the replaced expert. Everything is read from the tables themselves (``[L, D, S]``), never
+    from a per-device count of every expert (``[L, D, E]``), so a move costs O(D x S), not O(D x E), per layer.
+    Returns (tables, slots changed per layer)."""
     table = current.copy()
     L, D, S = table.shape
     E = load.shape[1]
-    per_device = np.zeros((L, D, E))  # copies of each expert per device, kept up to date move by move
-    flat = table.reshape(L, D * S)
-    li, si = np.nonzero(flat >= 0)
-    np.add.at(per_device, (li, si // S, flat[li, si]), 1)
     active = np.arange(L)
     k = max(2, D // 4)
     for _ in range(max_moves):
         if not len(active):
             break
-        pd, ld, tb = per_device[active], load[active], table[active]
+        ld, tb = load[active], table[active]
         n = len(active)
-        copies = pd.sum(1)
+        rows = np.arange(n)
+        valid = tb >= 0
+        slot_id = np.where(valid, tb, 0)
+        copies = np.zeros((n, E))
+        np.add.at(copies, (np.broadcast_to(rows[:, None, None], tb.shape)[valid], tb[valid]), 1)
         per_copy = np.where(copies > 0, ld / np.maximum(copies, 1), 0.0)
-        dev = (pd @ per_copy[:, :, None])[..., 0]  # [n, D]
+        dev = np.where(valid, per_copy[rows[:, None, None], slot_id], 0.0).sum(2)  # [n, D]
         go = dev.max(1) / dev.mean(1) > target[active]
         hi = np.argmax(dev, 1)
-        rows = np.arange(n)
-        key = np.where(pd[rows, hi] > 0, -per_copy, np.inf)
+        on_hi = np.zeros((n, E), bool)
+        hi_slots = tb[rows, hi]  # [n, S]
+        on_hi[np.broadcast_to(rows[:, None], hi_slots.shape)[hi_slots >= 0], hi_slots[hi_slots >= 0]] = True
+        key = np.where(on_hi, -per_copy, np.inf)
         xs = np.argsort(key, 1, kind="stable")[:, :candidates]  # heaviest per copy first, ties by id
         xs_ok = np.take_along_axis(key, xs, 1) < np.inf
         order = np.argsort(dev, 1, kind="stable")
@@ -116,10 +120,12 @@ def plan_layers(load: np.ndarray, current: np.ndarray, target: np.ndarray, max_m
         y = tb[R, LO, np.arange(S)]  # what slot b of lo holds now
         has_y = y >= 0
         y0 = np.where(has_y, y, 0)
-        fresh = (pd[R, LO, X] == 0) & xs_ok[:, :, None, None] & go[:, None, None, None]  # lo lacks x
+        lo_lacks_x = ~(tb[R, LO] == X[..., None]).any(-1)  # [n, C, Lc, S]: lo holds no copy of x
+        fresh = lo_lacks_x & xs_ok[:, :, None, None] & go[:, None, None, None]
         HI = np.broadcast_to(hi[:, None, None, None], shape)
+        hi_lacks_y = ~(tb[R, HI] == y0[..., None]).any(-1)
         ok = np.stack([fresh & (~has_y | (copies[R, y0] >= 2)),
-                       fresh & (~has_y | (pd[R, HI, y0] == 0))], axis=-1)  # [n, C, Lc, S, 2]
+                       fresh & (~has_y | hi_lacks_y)], axis=-1)  # [n, C, Lc, S, 2]
         px, py = per_copy[R, X], np.where(has_y, per_copy[R, y0], 0.0)
         dev_hi = dev[rows, hi][:, None, None, None]
         peak = np.full(ok.shape, np.inf)
@@ -135,9 +141,15 @@ def plan_layers(load: np.ndarray, current: np.ndarray, target: np.ndarray, max_m
             gr, gx, glo, gy, ghas = R[g], X[g], LO[g], y0[g], has_y[g]
             px_new = ld[gr, gx] / (copies[gr, gx] + 1)
             py_new = np.where(ghas, ld[gr, gy] / np.maximum(copies[gr, gy] - 1, 1), 0.0)
-            grow = (dev[gr] + pd[gr, :, gx] * (px_new - px[g])[:, None]
-                    + np.where(ghas[:, None], pd[gr, :, gy] * (py_new - py[g])[:, None], 0.0))
-            grow[np.arange(len(gr)), glo] += px_new - py_new
+            where = _devices_of(tb, E)  # [n, E, M]: the device of each copy of each expert (-1: none)
+            grow = dev[gr]
+            trial = np.arange(len(gr))
+            for e, delta, use in ((gx, px_new - px[g], np.ones(len(gr), bool)), (gy, py_new - py[g], ghas)):
+                d = where[gr, e]  # [g, M]
+                hit = (d >= 0) & use[:, None]
+                np.add.at(grow, (np.broadcast_to(trial[:, None], d.shape)[hit], d[hit]),
+                          np.broadcast_to(delta[:, None], d.shape)[hit])
+            grow[trial, glo] += px_new - py_new
             peak[g + (0,)] = grow.max(1)
         slots = np.stack([np.ones(shape), np.where(has_y, 2.0, 1.0)], axis=-1)
         # the cut per slot relative to the peak, to 10 decimals: moves that tie exactly tie here too (sums
@@ -154,15 +166,25 @@ def plan_layers(load: np.ndarray, current: np.ndarray, target: np.ndarray, max_m
             if kind == 1:
                 a = int(np.flatnonzero(table[layer, h] == x)[0])
                 table[layer, h, a] = yb
-                per_device[layer, h, x] -= 1
-                if yb >= 0:
-                    per_device[layer, h, yb] += 1
-            if yb >= 0:
-                per_device[layer, lo, yb] -= 1
             table[layer, lo, b] = x
-            per_device[layer, lo, x] += 1
         active = active[moving]
     return table, (table != current).reshape(L, -1).sum(1)
+
+
+def _devices_of(tables: np.ndarray, num_experts: int) -> np.ndarray:
+    """For each layer and expert, the devices of its copies ``[n, E, M]`` (one entry per copy, in device order;
+    -1 pads), M the most copies any expert has: where a move's load change lands, without a ``[n, D, E]`` count."""
+    n, D, S = tables.shape
+    flat = tables.reshape(n, D * S)
+    layer, slot = np.nonzero(flat >= 0)
+    expert = flat[layer, slot]
+    key = layer * num_experts + expert
+    order = np.argsort(key, kind="stable")  # by layer and expert, copies in slot (so device) order
+    key, slot = key[order], slot[order]
+    rank = np.arange(len(key)) - np.searchsorted(key, key)  # which copy of its expert
+    out = np.full((n * num_experts, int(rank.max()) + 1 if len(rank) else 1), -1, np.int64)
+    out[key, rank] = slot // S
+    return out.reshape(n, num_experts, -1)
 
 
 def _copies_per_device(table: np.ndarray, num_experts: int) -> np.ndarray:
@@ -204,6 +226,15 @@ def dedupe(load: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table
 
 
+def _holders(held: np.ndarray) -> np.ndarray:
+    """The devices ``[E, M]`` where ``held [D, E]`` is true, per expert in device order, -1 padding."""
+    experts, devices = np.nonzero(held.T)  # by expert, then device
+    rank = np.arange(len(experts)) - np.searchsorted(experts, experts)
+    out = np.full((held.shape[1], int(rank.max()) + 1 if len(rank) else 1), -1, np.int64)
+    out[experts, rank] = devices
+    return out
+
+
 def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
     """The same device contents as ``plan``, laid out to change as few slots of ``current`` as
     possible: plan devices matched to current devices by overlap (an assignment problem), then
@@ -219,10 +250,16 @@ def align(current: np.ndarray, plan: np.ndarray) -> np.ndarray:
         return c
 
     cur, new = counts(current), counts(plan)
-    # experts device d keeps if it becomes g: sum_e min(cur, new), as sum over k of [cur >= k] . [new >= k]
+    # experts device d keeps if it becomes g: sum_e min(cur, new), as sum over k of [cur >= k] . [new >= k];
+    # each expert sits on few devices, so the product is summed pair by pair over the devices holding it
     overlap = np.zeros((D, D), np.int64)
     for k in range(1, int(min(cur.max(), new.max())) + 1):
-        overlap += np.rint((cur >= k).astype(np.float64) @ (new >= k).T.astype(np.float64)).astype(np.int64)
+        held_cur, held_new = _holders(cur >= k), _holders(new >= k)  # [E, M]: devices, -1 pads
+        for i in range(held_cur.shape[1]):
+            for j in range(held_new.shape[1]):
+                d, g = held_cur[:, i], held_new[:, j]
+                both = (d >= 0) & (g >= 0)
+                np.add.at(overlap, (d[both], g[both]), 1)
     rows, cols = linear_sum_assignment(-overlap)
     cur_t, want = current[rows], new[cols]  # [D, S] the slots of device d; [D, E] what it must hold
     # a slot keeps its expert if that expert's occurrence on the device (first, second...) is still wanted
