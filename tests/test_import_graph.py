@@ -9,8 +9,9 @@ How an import statement becomes edges (``importer -> module``):
 
 * ``import moelab.a.b`` and ``from moelab.a.b import name`` (``name`` defined in ``a/b``'s code, or
   ``a/b/__init__.py``) give ``moelab.a.b``;
-* ``from moelab.a import b`` where ``b`` is a submodule gives ``moelab.a.b`` (the name comes from ``b``'s
-  file, not ``a/__init__.py``); any other name gives ``moelab.a``;
+* ``from moelab.a import b`` gives ``moelab.a`` and, where ``b`` is a submodule, ``moelab.a.b``: read strictly,
+  the statement names the package, so a submodule of a package whose ``__init__`` imports it takes its siblings
+  as ``import moelab.a.b as b`` (no edge to the package), never ``from moelab.a import b``;
 * importing ``moelab.a.b`` also runs the package ``moelab.a`` (its ``__init__``), so it gives ``moelab.a``
   too, except from a module inside ``moelab.a``: Python runs a package's ``__init__`` before any of its
   submodules, so for those it is already loaded (an ``__init__`` importing its own submodules and submodules
@@ -18,9 +19,8 @@ How an import statement becomes edges (``importer -> module``):
   ``a/__init__.py`` is an edge to it, and a loop when that ``__init__`` imports the importer);
 * relative imports are resolved against the importer's package.
 
-``moelab.deps`` scans imports too, for rule inputs: there ``from moelab.a import b`` also names ``a/__init__.py``
-(a file the rule reads), which for the order of loading would turn every sibling import into a false loop
-through the package's ``__init__``; hence this scanner of its own.
+``moelab.deps`` scans imports too, for rule inputs (the files a rule reads); this scanner answers another
+question, the order of loading, hence its own.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _targets(importer: str, module: str, names: list[str] | None) -> set[str]:
         return set()
     if names is None:  # import module
         found = {module}
-    else:  # from module import names
-        found = {f"{module}.{n}" if f"{module}.{n}" in MODULES else module for n in names}
+    else:  # from module import names: the statement names ``module`` itself too (its __init__ for a package)
+        found = {module} | {f"{module}.{n}" for n in names if f"{module}.{n}" in MODULES}
     for m in list(found):  # the packages on the way, unless the importer is inside them
         parts = m.split(".")
         for i in range(1, len(parts)):
@@ -156,7 +156,9 @@ def test_the_scanner_sees_the_imports():
                                                                              "moelab.synthetic"}  # and its package
     assert _targets("moelab.config", "moelab.synthetic", ["scenarios"]) == {"moelab.synthetic.scenarios",
                                                                             "moelab.synthetic"}
-    assert _targets("moelab.imports.checks", "moelab.imports", ["layout"]) == {"moelab.imports.layout"}  # a sibling
+    assert _targets("moelab.imports.checks", "moelab.imports", ["layout"]) == {"moelab.imports.layout",
+                                                                             "moelab.imports"}  # names the package
+    assert _targets("moelab.imports.checks", "moelab.imports.layout", None) == {"moelab.imports.layout"}  # a sibling
     assert _targets("moelab.imports.checks", "moelab.imports", ["ImportSpec"]) == {"moelab.imports"}  # a name
     assert _targets("moelab.imports", "moelab.imports.spec", ["ImportSpec"]) == {"moelab.imports.spec"}
     relative = ast.parse("from .layout import need_file\nfrom . import spec\nfrom .. import hotness").body

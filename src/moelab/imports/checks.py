@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from moelab.imports import hotness_formats as hf
-from moelab.imports import layout, sglang_dumps
+import moelab.imports.hotness_formats as hf
+import moelab.imports.layout as layout
+import moelab.imports.sglang_dumps as sglang_dumps
 from moelab.imports.errors import fail
 from moelab.imports.loaders import as_array, check_map, load_map_file, safetensors_header, torch_load
 from moelab.imports.sglang_dumps import PER_TOKEN_FIELDS

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from moelab.imports import layout, sglang_dumps
+import moelab.imports.layout as layout
+import moelab.imports.sglang_dumps as sglang_dumps
 from moelab.imports.errors import DENSE_HINT, fail
 from moelab.imports.loaders import (ST_DTYPES, SafetensorsHeader, as_array, check_map, checked_hotness, counts,
                                     load_map_file, pick_layers, raw_counts, safetensors_header, st_dtype,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from moelab.imports import layout
+import moelab.imports.layout as layout
 from moelab.imports.errors import fail
 from moelab.imports.loaders import as_array, check_map, load_map_file, torch_load
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from moelab.imports import layout
+import moelab.imports.layout as layout
 from moelab.imports.formats import FORMATS, FormatInfo
 from moelab.spec import ConfigError, ConfigSpec
 
@@ -142,7 +142,7 @@ class ImportSpec(ConfigSpec):
     def check_files(self) -> None:
         """Cheap checks before any job: files exist, every rank file is there, headers, keys, shapes and
         dtypes where they are cheap to read. Raises ImportFileError naming the file, field and expectation."""
-        from moelab.imports import checks  # numpy and torch: only when the files are checked
+        import moelab.imports.checks as checks  # numpy and torch: only when the files are checked
 
         for f in self.files():  # every expected file is there (rank files, meta_info.json, the map)
             layout.need_file(Path(f), "listed by the import")

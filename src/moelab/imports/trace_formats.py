@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from moelab import stream as mstream
-from moelab.imports import layout, sglang_dumps
+import moelab.imports.layout as layout
+import moelab.imports.sglang_dumps as sglang_dumps
 from moelab.imports.sglang_dumps import PER_TOKEN_FIELDS
 from moelab.imports.errors import DENSE_HINT, ImportFileError, fail
 from moelab.imports.loaders import as_array, check_map, load_map_file
