@@ -11,7 +11,8 @@ copies of an expert on one device. This policy:
 - redeploys a layer only when its estimated PAR drops by ``min_gain`` and, with
   ``accept="pays"``, when the modelled time saved over the next interval exceeds the transfer;
 - because it moves few slots per call, it can afford to be called far more often than EPLB
-  (``interval`` is the simulator's; ``placement.grid.policy`` pins the serving-scale cadence).
+  (``interval`` is the simulator's; ``placement.policy`` sets it for every evaluation, and in the
+  competition's loop the evaluator's cadence applies).
 
 A greedy least-move planner (:func:`plan_layer`: new copies into spare slots, swaps, stopping at
 EPLB's balance) is kept as an alternative (``max_moves > 0``); it moves fewer slots but stalls in
