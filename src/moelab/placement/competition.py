@@ -31,6 +31,7 @@ table [L, D, S])``, the window ``[w, L, E]`` float64 with zeros already 1.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -76,9 +77,9 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
     Returns the per-iteration PAR ``[I, L]``, its mean, transmit, calls, the iterations each call was charged,
     the policy's measured wall time, the modelled time and the final tables. Iterations with nothing to do are
     taken in spans (the literal loop, one iteration at a time, is in the tests and gives the same numbers)."""
-    import time
-
-    hot = np.where(np.asarray(hot) == 0, 1.0, np.asarray(hot, dtype=np.float64))
+    hot = np.asarray(hot, dtype=np.float64)  # no copy when it is float64 already (a caller running several policies)
+    if (hot == 0).any():
+        hot = np.where(hot == 0, 1.0, hot)
     I, L, E = hot.shape
     if policy is None:
         redundant = False

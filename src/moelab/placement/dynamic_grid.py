@@ -161,22 +161,24 @@ def evaluate_cell(calibrated: HotnessModel, grid: CellSpec, pol: DynamicPolicies
 
 
 def competition_runs(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: int, submission: ModuleType,
-                     measured: bool = False) -> dict[str, dict]:
+                     measured: bool = False, default: dict | None = None) -> dict[str, dict]:
     """The competition's score, as the competition computes it (:mod:`moelab.placement.competition`): each
     policy in the competition's loop, called at the evaluator's cadence (DS-EPLB's call interval, for every
     policy: a submission does not choose when it is called), from the competition's initial tables, each call
     delayed by ``ceil(seconds / 0.08)`` of the config's seconds per call (``measured``: of its measured time).
-    moelab is ``submission``, the written file a user would upload, reset before the case."""
+    moelab is ``submission``, the written file a user would upload, reset before the case. ``default``: Default's
+    run when already taken (it calls nothing, so it is the same for every kind of delay)."""
     interval = pol.eplb.call_interval
+    served = np.where(hot == 0, 1.0, hot).astype(np.float64)  # once for the three runs, as the competition serves it
 
     def delay(name: str):  # noqa: ANN202
         return None if measured else (lambda call, seconds: competition.delay_iterations(grid.seconds(name, ep)))
 
     submission.reset()
-    return {"Default": competition.simulate(hot, None, interval, devices=ep),
-            "DS-EPLB": competition.simulate(hot, lambda w: competition.ds_eplb(w, ep, ep), interval, devices=ep,
+    return {"Default": default or competition.simulate(served, None, interval, devices=ep),
+            "DS-EPLB": competition.simulate(served, lambda w: competition.ds_eplb(w, ep, ep), interval, devices=ep,
                                             delay=delay("DS-EPLB")),
-            "moelab": competition.simulate(hot, lambda w: submission.rebalance(w, ep, ep), interval, devices=ep,
+            "moelab": competition.simulate(served, lambda w: submission.rebalance(w, ep, ep), interval, devices=ep,
                                            delay=delay("moelab"))}
 
 
@@ -240,11 +242,12 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
     oracle = (popularity_oracle(hot, expected, ep, first, zero_to_one)
               if expected is not None else float("nan"))
     default = sim.simulate(hot, None, next(iter(specs.values()))["Default"])
-    out = {}
+    out, comp = {}, None
     for kind, sp in specs.items():
         runs = {"Default": default, **{name: sim.simulate(hot, pol.build(name, sp[name], I), sp[name])
                                        for name in ("DS-EPLB", "moelab")}}
-        comp = competition_runs(hot, grid, pol, ep, submission, kind == "measured") if submission else None
+        comp = (competition_runs(hot, grid, pol, ep, submission, kind == "measured",
+                                 comp["Default"] if comp else None) if submission else None)
         ref = runs["DS-EPLB"]
         gap = ref["mean_par"] - bound_par
         ref_after = float(ref["par"][first:].mean())
