@@ -2,9 +2,9 @@
 
 Both policies run as the config's ``placement.eplb`` and ``placement.policy`` blocks set them (default:
 config/full.yaml over config/config.yaml), the blocks every dynamic evaluation of the pipeline runs, on hotness
-from the calibrated model
-(``results/placement/calibration/model.json`` when the pipeline has written it; otherwise the calibration is
-fitted here first, with the config's ``placement.calibration``).
+from a fitted workload model (``results/placement/workloads/ShareGPT/model.json`` when the pipeline has written
+it, ``--model`` for another; otherwise the shared workload is fitted here first, with the config's
+``placement.workloads``).
 
 1. Time per call at the DS-R1 EP32 shape (58 layers x 256 experts onto 32 devices x 9 slots; ``--ep`` for
    other EP sizes): each policy called on the same windows; median and spread over ``--calls`` calls, and the
@@ -18,7 +18,7 @@ fitted here first, with the config's ``placement.calibration``).
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import sys
 import time
@@ -48,15 +48,15 @@ def _merge(base: dict, over: dict) -> None:
 def main() -> None:
     import numpy as np
 
-    from moelab.placement import calibration
+    from moelab.placement import competition_api
     from moelab.placement import simulator as sim
+    from moelab.placement import workload_fit
     from moelab.placement.dynamic_grid import CellSpec, evaluate_cell
-    from moelab.placement.hotness_model import HotnessModel
-    from moelab.placement.policy_specs import DynamicPolicies
+    from moelab.placement.policy_specs import DynamicPolicies, SubmissionSpec
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", nargs="+", default=["config/config.yaml", "config/full.yaml"])
-    ap.add_argument("--model", default="results/placement/calibration/model.json")
+    ap.add_argument("--model", default="results/placement/workloads/ShareGPT/model.json")
     ap.add_argument("--calls", type=int, default=9)
     ap.add_argument("--ep", type=int, nargs="+", default=[32], help="EP sizes to time (each its own medians)")
     ap.add_argument("--cells", nargs="*", default=None, help="ep:drift_scale:seed cells to run with measured delays")
@@ -67,12 +67,13 @@ def main() -> None:
     pol = DynamicPolicies.from_config(config["placement"])
     model_file = ROOT / args.model
     if model_file.exists():
-        model = HotnessModel(**json.loads(model_file.read_text())["model"])
+        model = workload_fit.read_model(model_file)
         print(f"model: {args.model}")
     else:
-        spec = calibration.CalibrationSpec.from_config(config["placement"]["calibration"])
-        print(f"no {args.model}: fitting the calibration first ({spec.max_evaluations} evaluations)...", flush=True)
-        model, _ = calibration.fit(spec)
+        spec = workload_fit.WorkloadsSpec.from_config(config["placement"]["workloads"])
+        print(f"no {args.model}: fitting {spec.shared} first ({spec.max_evaluations} evaluations)...", flush=True)
+        os.chdir(ROOT)  # the published-cells path is the project's
+        model, _ = workload_fit.fit(spec, spec.shared, spec.check_published()[spec.shared], None)
     print(f"  {model}")
     p, ew = pol.moelab, pol.eplb.window
     hot = model.generate(1).astype(np.float64)
@@ -100,8 +101,22 @@ def main() -> None:
             print(f"  {name:20s} median {med[D][name] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   "
                   f"max {max(ts) * 1e3:8.1f}")
         print(f"  ratio moelab / DS-EPLB (moelab's implementation): {med[D]['moelab'] / med[D]['DS-EPLB']:.2f}")
+        # the submission (placement.submission), as the evaluator calls it: every DS-EPLB window, from the
+        # competition's initial tables, through the competition API
+        competition_api.configure(SubmissionSpec.from_config(config["placement"]["submission"]).settings())
+        ts = []
+        for c in range(min(args.calls, model.iterations // ew)):
+            window = hot[c * ew:(c + 1) * ew]
+            t0 = time.perf_counter()
+            competition_api.rebalance(window, D, D)
+            ts.append(time.perf_counter() - t0)
+        competition_api.reset()
+        med[D]["submission"] = statistics.median(ts)
+        print(f"  {'submission':20s} median {med[D]['submission'] * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f}   "
+              f"max {max(ts) * 1e3:8.1f}  ({len(ts)} calls, every {ew} iterations, the first from the "
+              f"competition's initial tables)")
     print("\nas placement.grid.seconds_per_call (medians, seconds):")
-    for name in ("DS-EPLB", "moelab"):
+    for name in ("DS-EPLB", "moelab", "submission"):
         print(f"  {name}: {{{', '.join(f'{D}: {med[D][name]:.3g}' for D in args.ep)}}}")
     cells = args.cells if args.cells is not None else []
     for c in cells:

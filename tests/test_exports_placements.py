@@ -16,7 +16,7 @@ DYNAMIC = {"devices": 4, "redundant_slots": 1, "policy_seconds": 0.0, "nodes": 1
 POLICIES = DynamicPolicies.from_config({
     "eplb": {"call_interval": 16, "window": 16},
     "policy": {"call_interval": 16, "window": 16, "halflife": 8, "accept": "target", "min_gain": 0.01,
-               "horizon_calls": 1, "max_moves": 4},
+               "horizon_calls": 1, "max_moves": 4, "recount_steps": 0},
     "score": {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 1.0, "bandwidth": 1e9}})
 
 

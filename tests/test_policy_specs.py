@@ -11,7 +11,7 @@ from moelab.spec import ConfigError
 
 PLACEMENT = {"eplb": {"call_interval": 32, "window": 32},
              "policy": {"call_interval": 8, "window": 32, "halflife": 8, "accept": "pays", "min_gain": 0.01,
-                        "horizon_calls": 1, "max_moves": 4},
+                        "horizon_calls": 1, "max_moves": 4, "recount_steps": 0},
              "score": {"zero_to_one": True, "par_weight": 60, "slot_bytes": 88080384, "bandwidth": 9e11}}
 
 
@@ -65,7 +65,7 @@ def test_moelab_is_the_same_policy_in_the_captured_trace_evaluation_and_in_the_g
                                               "expert_groups": 1, "oracle": False})
     captured = dynamic_eval.run_policies(hot, d, pol)
     cell = dynamic_grid.CellSpec.from_config({"layers": None, "iterations": None,
-                                              "seconds_per_call": {"DS-EPLB": 0, "moelab": 0},
+                                              "seconds_per_call": {"DS-EPLB": 0, "moelab": 0, "submission": 0},
                                               "seconds_source": "test", "iteration_seconds": 0.08})
     specs = dynamic_grid.sim_specs(cell, pol, 32, 4, measured=False)
     for name in ("DS-EPLB", "moelab"):

@@ -183,7 +183,7 @@ def _policies(eplb: int, call_interval: int, window: int = 8):
     return DynamicPolicies.from_config({
         "eplb": {"call_interval": eplb, "window": window},
         "policy": {"call_interval": call_interval, "window": window, "halflife": 4, "accept": "target",
-                   "min_gain": 0.01, "horizon_calls": 1, "max_moves": 4},
+                   "min_gain": 0.01, "horizon_calls": 1, "max_moves": 4, "recount_steps": 0},
         "score": {"zero_to_one": True, "par_weight": 60, "slot_bytes": 88080384, "bandwidth": 9e11}})
 
 

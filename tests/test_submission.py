@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from moelab.placement import assignment, competition, competition_api, submission
-from moelab.placement.policy_specs import PolicySpec
+from moelab.placement.policy_specs import SubmissionSpec
 
-POLICY = PolicySpec(call_interval=64, window=512, halflife=16, accept="pays", min_gain=0.01, horizon_calls=1,
-                    max_moves=8)
+POLICY = SubmissionSpec(halflife=16, accept="pays", min_gain=0.01, horizon_calls=1,
+                    max_moves=8, recount_steps=0)
 
 
 def _hot(seed, iterations=900, layers=3, experts=32):

@@ -47,30 +47,37 @@ def test_rows_come_in_the_tables_order_every_time():
         assert out["workload"].to_list() == [f"{t} (captured)" for t in ("t3", "t1", "t2", "t0")]
 
 
-def test_the_grid_headline_is_per_drift_over_ep_and_seeds():
-    grid = pl.DataFrame({"ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
+def test_the_grid_headline_is_per_rate_scale_over_workloads_ep_and_seeds_three_ways():
+    grid = pl.DataFrame({"workload": ["ShareGPT", "Mix", "ShareGPT", "Mix", "ShareGPT"],
+                         "ep": [32, 64, 32, 64, 32], "drift_scale": [1.0, 1.0, 1.0, 1.0, 0.0],
                          "seed": [1, 1, 1, 1, 1], "policy": ["moelab", "moelab", "DS-EPLB", "DS-EPLB", "moelab"],
                          "score_vs_eplb": [104.0, 98.0, 100.0, 100.0, 101.0], "gap_closed": [0.5, -0.1, 0, 0, 0.2],
                          "bound_par": [1.1, 1.2, 1.1, 1.2, 1.0], "mean_par": [1.2, 1.3, 1.25, 1.3, 1.1],
                          "mean_par_after_first_call": [1.15, 1.25, 1.2, 1.28, 1.05]})
     out = summary_page.build({"dynamic_grid": grid}, CMD)
-    x1 = out.filter(pl.col("result").str.contains("drift x1 ")).row(0, named=True)
+    x1 = out.filter(pl.col("result").str.contains("fitted rates")).row(0, named=True)
+    assert x1["result"].startswith("(b) score against DS-EPLB at moelab's own cadence")
     assert x1["value"] == pytest.approx(101.0) and x1["baseline_value"] == 100.0
-    assert x1["workload"] == "calibrated hotness model, EP 32, 64"
+    assert x1["workload"] == "workload models ShareGPT, Mix, EP 32, 64"
     assert x1["dispersion"].startswith("98.0 to 104.0 over 2 cells")
     assert x1["bound"] is None and "bound's 1.150" in x1["reading"]  # a PAR bound is no score: read in words
     # DS-EPLB's PARs next to moelab's, whole trace and from DS-EPLB's first call; the gap closed at the smallest EP
     assert "mean PAR 1.250 against DS-EPLB's 1.275 (from DS-EPLB's first call on: 1.200 against 1.240)" in x1["reading"]
     assert "+0.20 (mean), +0.50 at EP32" in x1["reading"]
-    assert out.height == 2
-    # with the competition's score (moelab as a submission at DS-EPLB's cadence): its own row, first, named so
-    comp = summary_page.build({"dynamic_grid": grid.with_columns(
-        competition_score=pl.Series([103.0, 97.0, 100.0, 100.0, 99.0]))}, CMD)
-    assert comp.height == 4
-    first = comp.filter(pl.col("result").str.contains("drift x1:")).row(0, named=True)
-    assert first["result"].startswith("the competition's score, drift x1: moelab as a submission at DS-EPLB's cadence")
-    assert first["value"] == pytest.approx(100.0) and first["dispersion"].startswith("97.0 to 103.0 over 2 cells")
-    assert comp["result"].to_list().index(first["result"]) < comp["result"].to_list().index(x1["result"])
+    assert out.height == 2 and out.filter(pl.col("result").str.contains("rates x0")).height == 1
+    # (a) the competition's score, first; (c) against the strongest DS-EPLB, with which one it was
+    three = summary_page.build({"dynamic_grid": grid.with_columns(
+        competition_score=pl.Series([103.0, 97.0, 100.0, 100.0, 99.0]),
+        score_vs_strongest=pl.Series([99.0, 96.0, 100.0, 100.0, 100.5]),
+        strongest_eplb=pl.Series(["DS-EPLB@256", "DS-EPLB early", "DS-EPLB@256", "DS-EPLB early", "DS-EPLB"]))}, CMD)
+    assert three.height == 6
+    fitted = three.filter(pl.col("result").str.contains("fitted rates"))["result"].to_list()
+    assert [r[:3] for r in fitted] == ["(a)", "(b)", "(c)"]
+    a = three.filter(pl.col("result") == fitted[0]).row(0, named=True)
+    assert a["value"] == pytest.approx(100.0) and a["dispersion"].startswith("97.0 to 103.0 over 2 cells")
+    c = three.filter(pl.col("result") == fitted[2]).row(0, named=True)
+    assert c["value"] == pytest.approx(97.5) and c["baseline"] == "strongest DS-EPLB"
+    assert c["reading"].endswith("strongest: DS-EPLB early in 1, DS-EPLB@256 in 1")
 
 
 def test_bad_calls_name_what_is_wrong():

@@ -185,27 +185,37 @@ def check_routing(config: dict[str, Any]) -> None:
 
 
 def check_placement(config: dict[str, Any]) -> None:
-    """placement.eplb, .policy and .score (what every dynamic evaluation runs), placement.dynamic,
-    .calibration and .grid: their specs; the grid needs the calibrated model and EP sizes that divide its
-    experts."""
-    from moelab.placement.calibration import CalibrationSpec
+    """placement.eplb, .policy and .score (what every dynamic evaluation runs), placement.dynamic, .workloads
+    (its published-cells file read and every workload given cells to fit) and .grid: their specs; the grid runs
+    on fitted workloads, each on EP sizes that split its experts."""
     from moelab.placement.dynamic_eval import DynamicSpec
     from moelab.placement.dynamic_grid import GridSpec
-    from moelab.placement.policy_specs import DynamicPolicies
-    from moelab.placement.published import DS_R1
+    from moelab.placement.policy_specs import DynamicPolicies, SubmissionSpec
+    from moelab.placement.published import SHAPES
+    from moelab.placement.workload_fit import WorkloadsSpec
 
     p = config["placement"]
     DynamicPolicies.from_config(p)
+    SubmissionSpec.from_config(p["submission"])
     DynamicSpec.from_config(p["dynamic"])
-    if p.get("calibration"):
-        CalibrationSpec.from_config(p["calibration"])
+    workloads = WorkloadsSpec.from_config(p["workloads"]) if p.get("workloads") else None
+    if workloads:
+        workloads.check_published()
     if p.get("grid"):
-        if not p.get("calibration"):
-            raise ConfigError("placement.grid runs on the calibrated hotness model: placement.calibration is null")
         grid = GridSpec.from_config(p["grid"])
-        for ep in grid.eps:
-            if DS_R1["experts"] % ep:
-                raise ConfigError(f"placement.grid.eps: {ep} does not divide the model's {DS_R1['experts']} experts")
+        if workloads is None:
+            raise ConfigError("placement.grid runs on the fitted workload models: placement.workloads is null")
+        unknown = [w for w in grid.workloads if w not in workloads.models]
+        if unknown:
+            raise ConfigError(f"placement.grid.workloads: {unknown} are not in placement.workloads.models "
+                              f"({sorted(workloads.models)})")
+        for w in grid.workloads:
+            experts = SHAPES[workloads.entry(w).model]["experts"]
+            if not any(experts % ep == 0 for ep in grid.eps):
+                raise ConfigError(f"placement.grid.eps: none of {list(grid.eps)} splits {w}'s {experts} experts")
+        if grid.tuning["ep"] and SHAPES[workloads.entry(grid.tuning["workload"]).model]["experts"] % grid.tuning["ep"]:
+            raise ConfigError(f"placement.grid.tuning: EP{grid.tuning['ep']} does not split "
+                              f"{grid.tuning['workload']}'s experts")
 
 
 def check_capture(config: dict[str, Any]) -> None:

@@ -66,7 +66,9 @@ EXPORTS = {"export_placements"}  # placements in the engines' files, static and 
 DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"} | EXPORTS
 GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "collect_summary", "all"}
 IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "collect_summary", "all"}  # the grid's policies on the imported loads
-CALIBRATION = {"calibrate_hotness", "plot_hotness_calibration"} | GRID  # the grid runs on the calibrated model
+# the workload models (each fitted after the one it keeps parameters from); the grid runs on them
+WORKLOADS = {"fit_workload", "predict_workload", "collect_hotness_predictions", "plot_hotness_predictions",
+             "collect_summary", "all"} | GRID
 # moelab's written competition submission: the grids score it
 SUBMISSION = {"competition_submission", "all"} | GRID | IMPORTED_GRID
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "collect_summary", "all"}
@@ -106,22 +108,27 @@ PARAM_CHANGES = {
                                  {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 4, "export_placements": 1}),
     "score constants": (lambda c: c["placement"]["score"].update(bandwidth=1e12),
                         {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2}),
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 6, "imported_grid": 2}),
     "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
                               DYNAMIC, {"dynamic_placement": 4}),
-    "hotness calibration": (lambda c: c["placement"]["calibration"].update(max_evaluations=3),
-                            {"calibrate_hotness"}, CALIBRATION, {"calibrate_hotness": 1, "dynamic_grid_cell": 4}),
+    "workload fits": (lambda c: c["placement"]["workloads"].update(max_evaluations=3),
+                      {"fit_workload", "predict_workload"}, WORKLOADS,
+                      {"fit_workload": 5, "predict_workload": 5, "dynamic_grid_cell": 6}),
+    # the predictions table's seeds: the fits stand
+    "workload prediction seeds": (lambda c: c["placement"]["workloads"].update(seeds=[1, 3]),
+                                  {"predict_workload"}, WORKLOADS - GRID - {"fit_workload"} | {"all"},
+                                  {"predict_workload": 5}),
     "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]), {"dynamic_grid_cell"},
                           GRID, {"dynamic_grid_cell": 2}),
     # moelab's policy is one block, wherever it runs: captured traces, imported loads, the grid
     "moelab's policy": (lambda c: c["placement"]["policy"].update(halflife=32),
                         {"dynamic_placement", "dynamic_grid_cell", "imported_grid", "competition_submission"},
                         DYNAMIC | GRID | IMPORTED_GRID | SUBMISSION,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 6, "imported_grid": 2,
                          "competition_submission": 1}),
     "DS-EPLB's cadence": (lambda c: c["placement"]["eplb"].update(call_interval=12),
                           {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
-                          {"dynamic_placement": 4, "dynamic_grid_cell": 4, "imported_grid": 2}),
+                          {"dynamic_placement": 4, "dynamic_grid_cell": 6, "imported_grid": 2}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
                                {"coactivation"} | COACT_FIGS, {"coactivation": 9}),
     "power-law sampler figure": (lambda c: c["figures"].update(powerlaw_samples=400), {"sample_powerlaw"},
@@ -186,13 +193,13 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(param_jobs, dow
 # reads the collected tables: it follows every stage with a headline. Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement", "calibrate_hotness", "dynamic_grid_cell", "imported_grid",
-                               "competition_submission"}, DYNAMIC | CALIBRATION | IMPORTED_GRID | SUBMISSION),
-    # the competition's loop: the grids' competition score, nothing else
-    "placement/competition.py": ({"dynamic_grid_cell", "imported_grid", "competition_submission"},
-                                 GRID | IMPORTED_GRID | SUBMISSION),
-    "placement/hotness_model.py": ({"calibrate_hotness", "dynamic_grid_cell", "imported_grid"},
-                                   CALIBRATION | IMPORTED_GRID),
+    "placement/policies.py": ({"dynamic_placement", "dynamic_grid_cell", "imported_grid", "competition_submission"},
+                              DYNAMIC | GRID | IMPORTED_GRID | SUBMISSION),
+    # the competition's loop: the workload fits and the grids' competition score, nothing else
+    "placement/competition.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid",
+                                  "competition_submission"}, WORKLOADS | IMPORTED_GRID | SUBMISSION),
+    "placement/hotness_model.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid"},
+                                   WORKLOADS | IMPORTED_GRID),
     "placement/bound.py": ({"dynamic_grid_cell", "imported_grid"}, GRID | IMPORTED_GRID),
     "placement/static.py": ({"static_placement", "kernel_workloads"}, STATIC | KERNELS),
     "exports/maps.py": ({"export_placements"}, EXPORTS | {"all"}),
@@ -207,12 +214,12 @@ CODE_CHANGES = {
     "kernels/jax_moe.py": ({"kernel_bench_jax"}, {"kernel_bench_jax", "collect_kernel_bench", "all"}),
     "kernels/workloads.py": ({"kernel_workloads", "kernel_bench_torch", "kernel_bench_jax", "kernel_alpha"}, KERNELS),
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
-                   "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "plot_hotness_calibration",
+                   "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "collect_hotness_predictions",
                    "collect_dynamic_grid", "collect_imported_grid",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
-                   "plot_placement", "plot_hotness_calibration", "collect_dynamic_grid", "collect_imported_grid",
+                   "plot_placement", "collect_hotness_predictions", "collect_dynamic_grid", "collect_imported_grid",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary",
                    "all"}),
     "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},

@@ -91,6 +91,16 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
      "import error: README.md: not a readable .npy array"),
     (lambda c: c["imports"].append({"name": "sglang_example", "format": "competition-npy", "path": "x.npy"}),
      "imports[2].name='sglang_example' repeats an earlier entry"),
+    # a workload model needs published cells to fit on; the published-cells file is read before any job
+    (lambda c: c["placement"]["workloads"]["models"].update(Alpaca={"model": "DS-R1", "dataset": "Alpaca",
+                                                                     "fit": ["skew"], "start": {"skew": 0.5}}),
+     "placement.workloads.models.Alpaca: config/published/competition_sweep.csv has no published cell to fit for "
+     "DS-R1 on 'Alpaca'"),
+    (lambda c: c["placement"]["workloads"].update(published="README.md"),
+     "placement.workloads.published: README.md: line 1: expected the header model,dataset,ep,policy,interval,"
+     "mean_par,transmit"),
+    (lambda c: c["placement"]["grid"].update(workloads=["ShareGPT", "Alpaca"]),
+     "placement.grid.workloads: ['Alpaca'] are not in placement.workloads.models"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")
@@ -137,7 +147,8 @@ def test_report_zip_holds_every_figure(report_zip):
                 "tiny_checkpoint.html", "capture_summary.html", "alpha_comparison.svg", "tiny_training.svg",
                 "static_placement.svg", "cache_miss.svg", "static_placement.html", "cache.html",
                 "static_frontier.svg", "static_matched.html",
-                "dynamic_placement.svg", "dynamic_placement.html", "hotness_calibration.svg", "hotness_calibration.html",
+                "dynamic_placement.svg", "dynamic_placement.html", "hotness_predictions-ShareGPT.svg",
+                "hotness_predictions-Qwen3-LmSys.svg", "hotness_predictions.html",
                 "dynamic_grid_scores.svg", "dynamic_grid_frontier.svg", "dynamic_grid.html",
                 "prefetch_hits.svg", "prefetch.html", "dynamic_frontier.svg", "kernel_latency.svg",
                 "kernel_speedup.svg", "kernel_roofline.svg", "kernel_placement.svg", "summary.html",

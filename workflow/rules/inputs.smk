@@ -34,6 +34,12 @@ def get_trace(wildcards):
     return trace_path(wildcards.trace)
 
 
+def get_workload_base(wildcards):
+    """The fitted model a workload starts from (none for the shared one, fitted first)."""
+    base = WORKLOADS.base_of(wildcards.workload)
+    return f"results/placement/workloads/{base}/model.json" if base else []
+
+
 def get_load_source(wildcards):
     """What the load statistics and the dynamic placement read: a trace, or an imported hotness."""
     if wildcards.trace in IMPORTED_LOADS:
@@ -269,8 +275,8 @@ def summary_tables():
         tables["cache"] = "results/tables/cache.parquet"
     if GRID_CELLS:
         tables["dynamic_grid"] = "results/tables/dynamic_grid.parquet"
-    if CALIBRATION:
-        tables["hotness_calibration"] = "results/tables/hotness_calibration.parquet"
+    if WORKLOAD_NAMES:
+        tables["hotness_predictions"] = "results/tables/hotness_predictions.parquet"
     if ROUTING_RUNS:
         tables["routing_significance"] = "results/tables/routing_significance.parquet"
     if IMPORTED_SOURCES and GRID_EPS:

@@ -225,16 +225,44 @@ rule plot_dynamic_placement:
         "../scripts/plot_dynamic_placement.py"
 
 
-rule calibrate_hotness:
+rule fit_workload:
     input:
-        code=script_code("calibrate_hotness"),
+        published=WORKLOADS.published if WORKLOADS else [],
+        base=get_workload_base,
+        code=script_code("fit_workload"),
     output:
-        cells="results/placement/calibration/cells.parquet",
-        model="results/placement/calibration/model.json",
+        model="results/placement/workloads/{workload}/model.json",
     log:
-        "logs/placement/calibrate_hotness.log",
+        "logs/placement/workloads/fit-{workload}.log",
     benchmark:
-        "results/bench/placement/calibrate_hotness.tsv"
+        "results/bench/placement/workloads/fit-{workload}.tsv"
+    wildcard_constraints:
+        workload=_alternatives(WORKLOAD_NAMES),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(4000),
+        runtime=60,
+    params:
+        workloads=WORKLOADS_FIT,
+    script:
+        "../scripts/fit_workload.py"
+
+
+rule predict_workload:
+    input:
+        model="results/placement/workloads/{workload}/model.json",
+        published=WORKLOADS.published if WORKLOADS else [],
+        code=script_code("predict_workload"),
+    output:
+        table="results/placement/workloads/{workload}/predictions.parquet",
+    log:
+        "logs/placement/workloads/predict-{workload}.log",
+    benchmark:
+        "results/bench/placement/workloads/predict-{workload}.tsv"
+    wildcard_constraints:
+        workload=_alternatives(WORKLOAD_NAMES),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -242,32 +270,33 @@ rule calibrate_hotness:
         mem_mb=mem(8000),
         runtime=60,
     params:
-        calibration=config["placement"]["calibration"],
+        workloads=config["placement"].get("workloads"),
     script:
-        "../scripts/calibrate_hotness.py"
+        "../scripts/predict_workload.py"
 
 
-rule plot_hotness_calibration:
+rule collect_hotness_predictions:
     input:
-        cells="results/placement/calibration/cells.parquet",
-        model="results/placement/calibration/model.json",
-        code=script_code("plot_hotness_calibration"),
-    output:
-        **figure(
-            "hotness_calibration",
-            "Placement",
-            "hotness model: published vs modelled",
-            key="fig",
+        tables=expand(
+            "results/placement/workloads/{workload}/predictions.parquet",
+            workload=WORKLOAD_NAMES,
         ),
-        table="results/tables/hotness_calibration.parquet",
+        models=expand(
+            "results/placement/workloads/{workload}/model.json",
+            workload=WORKLOAD_NAMES,
+        ),
+        code=script_code("collect_hotness_predictions"),
+    output:
+        table="results/tables/hotness_predictions.parquet",
+        errors="results/tables/hotness_prediction_errors.parquet",
         html=report(
-            "results/tables/hotness_calibration.html",
-            caption="../report/hotness_calibration_table.rst",
+            "results/tables/hotness_predictions.html",
+            caption="../report/hotness_predictions_table.rst",
             category="Placement",
-            labels={"table": "hotness calibration"},
+            labels={"table": "workload models: modelled vs published"},
         ),
     log:
-        "logs/figures/hotness_calibration.log",
+        "logs/figures/hotness_predictions.log",
     conda:
         "../../envs/plots.yaml"
     threads: 1
@@ -275,7 +304,33 @@ rule plot_hotness_calibration:
         mem_mb=mem(1000),
         runtime=5,
     script:
-        "../scripts/plot_hotness_calibration.py"
+        "../scripts/collect_hotness_predictions.py"
+
+
+rule plot_hotness_predictions:
+    input:
+        table="results/tables/hotness_predictions.parquet",
+        model="results/placement/workloads/{workload}/model.json",
+        code=script_code("plot_hotness_predictions"),
+    output:
+        **figure(
+            "hotness_predictions-{workload}",
+            "Placement",
+            "workload model: modelled vs published",
+            workload="{workload}",
+        ),
+    log:
+        "logs/figures/hotness_predictions-{workload}.log",
+    wildcard_constraints:
+        workload=_alternatives(WORKLOAD_NAMES),
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(1000),
+        runtime=5,
+    script:
+        "../scripts/plot_hotness_predictions.py"
 
 
 rule competition_submission:
@@ -292,24 +347,25 @@ rule competition_submission:
         mem_mb=mem(1000),
         runtime=5,
     params:
-        policy=config["placement"]["policy"],
+        submission=config["placement"]["submission"],
     script:
         "../scripts/write_submission.py"
 
 
 rule dynamic_grid_cell:
     input:
-        model="results/placement/calibration/model.json",
+        model="results/placement/workloads/{workload}/model.json",
         submission="results/exports/competition/submission.py",
         code=script_code("dynamic_grid_cell"),
     output:
-        cell="results/placement/grid/ep{ep}-drift{drift}-seed{seed}.parquet",
-        measured="results/bench/placement/grid/ep{ep}-drift{drift}-seed{seed}.parquet",
+        cell="results/placement/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.parquet",
+        measured="results/bench/placement/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.parquet",
     log:
-        "logs/placement/grid-ep{ep}-drift{drift}-seed{seed}.log",
+        "logs/placement/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.log",
     benchmark:
-        "results/bench/placement/grid-ep{ep}-drift{drift}-seed{seed}.tsv"
+        "results/bench/placement/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.tsv"
     wildcard_constraints:
+        workload=_alternatives(WORKLOAD_NAMES),
         ep=r"\d+",
         drift=r"[0-9.]+",
         seed=r"\d+",
@@ -328,7 +384,10 @@ rule dynamic_grid_cell:
 
 rule collect_dynamic_grid:
     input:
-        model="results/placement/calibration/model.json",
+        models=expand(
+            "results/placement/workloads/{workload}/model.json",
+            workload=GRID.workloads if GRID else [],
+        ),
         cells=expand("results/placement/grid/{cell}.parquet", cell=GRID_CELLS),
         measured=expand("results/bench/placement/grid/{cell}.parquet", cell=GRID_CELLS),
         code=script_code("collect_dynamic_grid"),

@@ -43,10 +43,10 @@ def final_outputs():
         out += ["results/exports/manifest.parquet"]
     # moelab's policy as a placement-competition submission (standalone, numpy only)
     out += ["results/exports/competition/submission.py"]
-    if CALIBRATION:
-        out += ["results/tables/hotness_calibration.html"] + figure_files(
-            "hotness_calibration"
-        )
+    if WORKLOAD_NAMES:
+        out += ["results/tables/hotness_predictions.html"]
+        for w in WORKLOAD_NAMES:
+            out += figure_files(f"hotness_predictions-{w}")
     if GRID_CELLS:
         out += [
             "results/tables/dynamic_grid.html",

@@ -13,6 +13,8 @@ import moelab.config as mconfig
 from moelab.capture_spec import EMBEDDED, CaptureSpec, model_dir
 from moelab.deps import module_files, script_modules
 from moelab.placement.dynamic_grid import GridSpec
+from moelab.placement.published import SHAPES as MODEL_SHAPES
+from moelab.placement.workload_fit import WorkloadsSpec
 from moelab.placement.policy_specs import DynamicPolicies
 from moelab.routing.spec import train_variants
 
@@ -84,16 +86,29 @@ LOAD_SOURCES = ALL_TRACES + IMPORTED_LOADS
 DYNAMIC_SOURCES = CAPTURED + IMPORTED_SOURCES
 # What every dynamic evaluation runs (placement.eplb, .policy and .score), as its rules pass it on.
 DYNAMIC_POLICIES = DynamicPolicies.blocks(config["placement"])
-# The serving-scale dynamic placement evaluation: the calibrated hotness model, one job per grid cell; what one
-# cell runs is the grid less its axes (a new axis value reruns only the cells it adds).
-CALIBRATION = bool(config["placement"].get("calibration"))
+# The serving-scale dynamic placement evaluation: a workload model per dataset, fitted on published cells (each
+# after the workload it keeps parameters from), and one job per grid cell; what one cell runs is the grid less
+# its axes (a new axis value reruns only the cells it adds).
+WORKLOADS = (
+    WorkloadsSpec.from_config(config["placement"]["workloads"])
+    if config["placement"].get("workloads")
+    else None
+)
+WORKLOAD_NAMES = WORKLOADS.order() if WORKLOADS else []
+# what a fit job reads: the block less the predictions' seeds and layers (they rerun the predictions only)
+WORKLOADS_FIT = (
+    WorkloadsSpec.fit_block(config["placement"]["workloads"]) if WORKLOADS else {}
+)
+WORKLOAD_EXPERTS = {
+    w: MODEL_SHAPES[WORKLOADS.entry(w).model]["experts"] for w in WORKLOAD_NAMES
+}
 GRID = (
     GridSpec.from_config(config["placement"]["grid"])
     if config["placement"].get("grid")
     else None
 )
 GRID_CELL = GRID.cell.to_config() if GRID else {}
-GRID_CELLS = GRID.cells() if GRID else []
+GRID_CELLS = GRID.cells(WORKLOAD_EXPERTS) if GRID else []
 GRID_EPS = list(GRID.eps) if GRID else []
 # Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
 KERNELS = config.get("kernels") or {}

@@ -4,9 +4,9 @@ from moelab.jobs import start
 log = start(snakemake)
 
 from moelab.placement import submission
-from moelab.placement.policy_specs import PolicySpec
+from moelab.placement.policy_specs import SubmissionSpec
 
-policy = PolicySpec.from_config(snakemake.params.policy)
+policy = SubmissionSpec.from_config(snakemake.params.submission)
 path = snakemake.output.submission
 submission.write(path, policy)
 written = submission.load(path)  # read back: it imports and is configured, as the evaluator will find it

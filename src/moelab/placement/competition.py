@@ -37,7 +37,7 @@ from collections.abc import Callable
 import numpy as np
 
 from moelab.placement.eplb import rebalance
-from moelab.placement.simulator import Layout
+from moelab.placement.simulator import Layout, paced
 
 CompetitionPolicy = Callable[[np.ndarray], tuple[bool, np.ndarray, np.ndarray]]
 ITERATION_SECONDS = 0.08  # the competition's iteration, the unit of a call's delay
@@ -69,10 +69,15 @@ def modelled_time(mean_par: float, transmit: float) -> float:
 
 
 def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_interval: int, redundant: bool = True,
-             *, devices: int, delay: Callable[[int, float], int] | None = None) -> dict:
+             *, devices: int, delay: Callable[[int, float], int] | None = None, full_layers: int | None = None) -> dict:
     """Run the competition's loop over hotness ``[I, L, E]`` with ``policy`` (None: Default, never called) on
     ``devices`` devices. ``delay(call, seconds)``: the iterations charged to a call (default: its measured
     ``ceil(seconds / 0.08)``, as the competition; a modelled number for deterministic tables).
+
+    ``full_layers``: the model's layers when ``hot`` holds fewer of them (a quick run). A redeployment then takes
+    as many iterations as it would on the full model: the j-th listed layer is followed by idle steps up to
+    ``floor((j + 1) * full_layers / L)`` (:func:`moelab.placement.simulator.paced`), so calls fall where they would with every layer; the
+    transmit stays the simulated layers' (the caller scales it).
 
     Returns the per-iteration PAR ``[I, L]``, its mean, transmit, calls, the iterations each call was charged,
     the policy's measured wall time, the modelled time and the final tables. Iterations with nothing to do are
@@ -95,9 +100,10 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
         pars[i - 1] = layout.par(hot[i - 1])
         if not ready and i > algo_finish and pending:
             layer = pending.pop(0)
-            transmit += int((tables[layer] != staged[layer]).sum())
-            tables[layer] = staged[layer]
-            layout.update(layer)
+            if layer >= 0:  # -1: an idle step standing for a layer not simulated
+                transmit += int((tables[layer] != staged[layer]).sum())
+                tables[layer] = staged[layer]
+                layout.update(layer)
         if not ready and not pending:
             ready, finish = True, i
         if ready and not called_off and i == finish + collection_interval + 1:
@@ -120,7 +126,7 @@ def simulate(hot: np.ndarray, policy: CompetitionPolicy | None, collection_inter
                                      f"expected 0 to {L - 1}")
                 for layer in priority:
                     staged[layer] = table[layer]
-                pending, ready = priority, False
+                pending, ready = paced(priority, L, full_layers, idle=-1), False
             else:
                 called_off = True  # nothing scheduled, the finish stays: never called again
             algo_finish = i + d - 1

@@ -7,7 +7,7 @@ keeps, per ``(layers, experts, n_device, n_red_expert)``, the tables its last an
 evaluator switches every listed layer before it calls again), starting from the competition's initial tables.
 
 Each call runs :func:`moelab.placement.policies.moelab_policy` on the window with the settings :func:`configure`
-set (``placement.policy``), the evaluator's cadence (the window's length) and the competition's constants, and
+set (``placement.submission``), the evaluator's cadence (the window's length) and the competition's constants, and
 answers ``(True, the changed layers by net saving, the tables)``: never ``change=False``, which would end every
 later call. The trace length, which the ``pays`` test needs, is not given to a submission: the published traces'
 lengths stand in (:data:`moelab.placement.published.TRACE_ITERATIONS`). The state carries over between two
@@ -34,16 +34,24 @@ SETTINGS = frozenset(signature(moelab_policy).parameters) - {"spec", "total_iter
 
 _settings: dict[str, Any] = {}
 _state: dict[tuple[int, int, int, int], np.ndarray] = {}
+_full_layers: list[int | None] = [None]  # a harness setting (stand_for), never the evaluator's
 
 
 def configure(settings: dict[str, Any]) -> None:
-    """moelab's policy settings (``PolicySpec.settings()``: ``placement.policy`` but its cadence, which is the
+    """moelab's policy settings (``SubmissionSpec.settings()``: ``placement.submission``; the cadence is the
     evaluator's). Clears the state."""
     if set(settings) != SETTINGS:
         raise ValueError(f"settings {sorted(settings)}: expected exactly {sorted(SETTINGS)}")
     _settings.clear()
     _settings.update(settings)
     reset()
+
+
+def stand_for(full_layers: int | None) -> None:
+    """A test harness's setting, not the evaluator's: the windows hold some of a model's ``full_layers`` layers
+    (a quick run), so each moved slot stands for ``full_layers / L`` of them in the ``pays`` test, and the trace
+    length is the full model's. None (as the evaluator leaves it): the window's layers are the model's."""
+    _full_layers[0] = full_layers
 
 
 def reset() -> None:
@@ -67,12 +75,13 @@ def rebalance(hotness: np.ndarray, n_device: int, n_red_expert: int) -> tuple[bo
     current = _state.get(key)
     if current is None:
         current = initial_tables(L, E, n_device, n_red_expert > 0)
+    full = _full_layers[0] or L
     spec = SimSpec(n_device, slots, window=max(w, 1), interval=max(w, 1), par_weight=PAR_WEIGHT,
-                   slot_bytes=SLOT_BYTES, bandwidth=BANDWIDTH)
+                   slot_bytes=SLOT_BYTES * full / L, bandwidth=BANDWIDTH)
     if w == 0:  # nothing seen: keep what is in service
         _state[key] = current
         return True, np.zeros(0, np.int64), current.copy()
-    policy = moelab_policy(spec, total_iterations=TRACE_ITERATIONS.get(L, DEFAULT_ITERATIONS), **_settings)
+    policy = moelab_policy(spec, total_iterations=TRACE_ITERATIONS.get(full, DEFAULT_ITERATIONS), **_settings)
     new, order = policy(window, current.copy())
     changed = np.array([layer for layer in order if not np.array_equal(new[layer], current[layer])], np.int64)
     _state[key] = new

@@ -1,5 +1,5 @@
 """Figures of expert placement: static placement (locality against balance), dynamic placement (PAR over
-time, against slots moved, by devices and redundant slots), the hotness calibration and the pinned grid."""
+time, against slots moved, by devices and redundant slots), the workload models against published cells and the pinned grid."""
 
 from __future__ import annotations
 
@@ -129,64 +129,84 @@ def par_timeline(timeline: pl.DataFrame, source: str, window: int = 64) -> alt.C
                      source)
 
 
-def calibration(cells: pl.DataFrame, source: str) -> alt.TopLevelMixin:
-    """Published and modelled side by side for every cell, PAR and transmit apart; the role (fit,
-    predicted, extrapolation) in each label."""
-    long = (cells.with_columns(label=pl.format("{} ({}, {})", "cell", "model", "role"))
-            .unpivot(index=["label", "metric", "role"], on=["published", "modelled"], variable_name="source",
-                     value_name="value")
-            .drop_nulls("value"))
-    charts = []
-    for metric, title in (("mean_par", "mean PAR over the trace"), ("transmit", "slots moved")):
-        part = long.filter(pl.col("metric") == metric)
-        charts.append(alt.Chart(part).mark_point(filled=True, size=70).encode(
-            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=420)),
-            x=alt.X("value:Q", title=title, scale=alt.Scale(zero=metric == "transmit")),
-            color=alt.Color("source:N", title=None),
-            shape=alt.Shape("source:N", title=None),
-            tooltip=["label", "source", "value"],
-        ).properties(width=360, height=alt.Step(18)))
-    return _titled(alt.vconcat(*charts), "Hotness model: published vs modelled (fit, predicted, extrapolation)",
-                   source)
-
-
 def grid_scores(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
-    """Score vs DS-EPLB per cell (EP size x drift scale), mean over seeds with the seeds' range, one panel per
-    policy; the tuning cell is marked."""
-    f = (grid.filter(pl.col("policy") != "DS-EPLB")
-         .group_by("policy", "ep", "drift_scale")
-         .agg(pl.col("score_vs_eplb").mean().alias("score"), pl.col("score_vs_eplb").min().alias("lo"),
-              pl.col("score_vs_eplb").max().alias("hi"), (pl.col("role") == "tuning").any().alias("tuning"))
-         .with_columns(pl.col("drift_scale").cast(pl.Utf8).alias("drift"))
-         .sort("policy", "ep", "drift_scale"))
-    base = alt.Chart(f).encode(x=alt.X("ep:O", title="EP size (devices)"), xOffset="drift:N",
-                               color=alt.Color("drift:N", title="drift x calibrated"))
+    """moelab against DS-EPLB three ways, one panel each: (a) the competition's score, (b) at its own cadence
+    against DS-EPLB at its configured one, (c) against the strongest DS-EPLB a user could configure; per
+    workload (colour) and EP size, mean over seeds with the seeds' range, the rate scale as the shape; the
+    tuning cell is marked by a ring."""
+    ours = grid.filter(pl.col("policy") == "moelab")
+    ways = {"competition_score": "(a) the competition's score", "score_vs_eplb": "(b) own cadence vs DS-EPLB",
+            "score_vs_strongest": "(c) vs the strongest DS-EPLB"}
+    long = (ours.unpivot(index=["workload", "ep", "drift_scale", "seed", "role"], on=list(ways),
+                         variable_name="way", value_name="score")
+            .filter(pl.col("score").is_not_nan())
+            .with_columns(pl.col("way").replace(ways))
+            .group_by("way", "workload", "ep", "drift_scale")
+            .agg(pl.col("score").mean().alias("mean"), pl.col("score").min().alias("lo"),
+                 pl.col("score").max().alias("hi"), (pl.col("role") == "tuning").any().alias("tuning"))
+            .with_columns(pl.format("x{}", pl.col("drift_scale")).alias("rates"))
+            .sort("way", "workload", "ep", "drift_scale"))
+    base = alt.Chart(long).encode(x=alt.X("ep:O", title="EP size (devices)"), xOffset="workload:N",
+                                  color=alt.Color("workload:N"))
     chart = (base.mark_errorbar().encode(y=alt.Y("lo:Q", title="score vs DS-EPLB (100 = equal)",
                                                  scale=alt.Scale(zero=False)), y2="hi:Q")
              + base.mark_point(filled=True, size=50).encode(
-                 y="score:Q", shape=alt.Shape("tuning:N", title="tuning cell"),
-                 tooltip=["policy", "ep", "drift", "score", "lo", "hi", "tuning"])
+                 y="mean:Q", shape=alt.Shape("rates:N", title="rates of change"),
+                 tooltip=["way", "workload", "ep", "rates", "mean", "lo", "hi", "tuning"])
+             + base.transform_filter(alt.datum.tuning).mark_point(size=160, color="black").encode(y="mean:Q")
              + alt.Chart(pl.DataFrame({"y": [100.0]})).mark_rule(strokeDash=[4, 3]).encode(y="y:Q"))
-    return _titled(chart.properties(width=260, height=200).facet(column=alt.Column("policy:N", title=None)),
-                   "Dynamic placement grid: score vs DS-EPLB per cell (mean and range over seeds)", source)
+    return _titled(chart.properties(width=240, height=200).facet(column=alt.Column("way:N", title=None)),
+                   "Dynamic placement grid: moelab vs DS-EPLB three ways (mean and range over seeds; ring: the "
+                   "tuning cell)", source)
 
 
 def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
-    """Mean PAR against slots moved per policy (mean over seeds), one panel per EP size, the physical bound
-    and the popularity oracle (a reference from DS-EPLB's first call on) as rules."""
-    f = (grid.group_by("policy", "ep", "drift_scale")
-         .agg(pl.col("mean_par").mean(), pl.col("transmit").mean(), pl.col("bound_par").mean(),
+    """Mean PAR against gigabytes moved per policy and DS-EPLB variant (mean over seeds and rate scales), one
+    panel per workload and EP size, the physical bound and the popularity oracle (a reference from DS-EPLB's
+    first call on) as rules."""
+    f = (grid.group_by("workload", "policy", "ep")
+         .agg(pl.col("mean_par").mean(), pl.col("gb_moved").mean(), pl.col("bound_par").mean(),
               pl.col("oracle_par").mean())
-         .with_columns(pl.col("drift_scale").cast(pl.Utf8).alias("drift"))
-         .sort("ep", "policy", "drift_scale"))
+         .sort("workload", "ep", "policy"))
     points = alt.Chart(f).mark_point(filled=True).encode(
-        x=alt.X("transmit:Q", title="slots moved (whole trace)"),
+        x=alt.X("gb_moved:Q", title="GB of expert weights moved (whole trace, full model)"),
         y=alt.Y("mean_par:Q", title="mean PAR", scale=alt.Scale(zero=False)),
-        color=alt.Color("policy:N"), shape=alt.Shape("drift:N", title="drift x calibrated"),
-        tooltip=["policy", "ep", "drift", "mean_par", "transmit", "bound_par", "oracle_par"])
+        color=alt.Color("policy:N"),
+        tooltip=["workload", "policy", "ep", "mean_par", "gb_moved", "bound_par", "oracle_par"])
     bound = alt.Chart(f).mark_rule(strokeDash=[2, 2], color="gray").encode(y="mean(bound_par):Q")
     oracle = alt.Chart(f).mark_rule(strokeDash=[1, 3], color="black").encode(y="mean(oracle_par):Q")
-    return _titled((points + bound + oracle).properties(width=220, height=180)
-                   .facet(facet=alt.Facet("ep:O", title="EP size"), columns=4).resolve_scale(y="independent"),
-                   "Dynamic placement grid: PAR vs slots moved (dashed: physical bound; dotted: popularity "
-                   "oracle from DS-EPLB's first call on, a reference, not a bound)", source)
+    return _titled((points + bound + oracle).properties(width=200, height=160)
+                   .facet(row=alt.Row("workload:N", title=None), column=alt.Column("ep:O", title="EP size"))
+                   .resolve_scale(x="independent", y="independent"),
+                   "Dynamic placement grid: PAR vs GB moved, moelab, Default, DS-EPLB and the DS-EPLB a user could "
+                   "configure (dashed: physical bound; dotted: popularity oracle from DS-EPLB's first call on, a "
+                   "reference, not a bound)", source)
+
+
+def workload_predictions(table: pl.DataFrame, workload: str, source: str) -> alt.TopLevelMixin:
+    """One workload: modelled (mean and one standard deviation over seeds) and published, PAR and transmit, for
+    each EP size (a column) and policy; the role (fit, predicted, not given) as the modelled point's shape."""
+    order = ["Default", *(f"DS-EPLB@{i}" for i in (256, 512, 1024, 2048, 4096))]
+    rows = []
+    for r in table.iter_rows(named=True):
+        for metric, title in (("par", "mean PAR"), ("transmit", "slots moved")):
+            m, sd, pub = r[f"modelled_{metric}"], r[f"modelled_{metric}_std"] or 0.0, r[f"published_{metric}"]
+            rows.append({"ep": r["ep"], "policy": r["policy"], "metric": title, "source": "modelled",
+                         "role": r["role"], "value": m, "lo": m - sd, "hi": m + sd})
+            if pub is not None:
+                rows.append({"ep": r["ep"], "policy": r["policy"], "metric": title, "source": "published",
+                             "role": r["role"], "value": pub, "lo": pub, "hi": pub})
+    long = pl.DataFrame(rows)
+    charts = []
+    for title in ("mean PAR", "slots moved"):
+        part = long.filter(pl.col("metric") == title)
+        x = alt.X("policy:N", sort=order, title=None, axis=alt.Axis(labelAngle=-45))
+        base = alt.Chart(part).encode(x=x, color=alt.Color("source:N", title=None), xOffset="source:N")
+        chart = (base.mark_errorbar().encode(y=alt.Y("lo:Q", title=title, scale=alt.Scale(zero=False)), y2="hi:Q")
+                 + base.mark_point(filled=True, size=45).encode(
+                     y="value:Q", shape=alt.Shape("role:N", title="cell"),
+                     tooltip=["ep", "policy", "source", "role", "value", "lo", "hi"]))
+        charts.append(chart.properties(width=150, height=150).facet(
+            column=alt.Column("ep:O", title="EP size (devices)")).resolve_scale(y="independent"))
+    return _titled(alt.vconcat(*charts), f"Workload model {workload}: modelled vs published, by EP size and policy",
+                   source)

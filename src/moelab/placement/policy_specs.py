@@ -51,10 +51,13 @@ class PolicySpec(ConfigSpec):
     min_gain: float
     horizon_calls: float
     max_moves: int
+    recount_steps: int  # the copy-count search (policies.recount): 0 = off, its time is the delay budget here
 
     def __post_init__(self) -> None:
         if self.accept not in ("target", "pays"):
             raise ValueError(f"accept={self.accept!r}: expected 'target' or 'pays'")
+        if self.recount_steps < 0:
+            raise ValueError(f"recount_steps={self.recount_steps}: expected >= 0")
         if self.call_interval < 1 or self.window < 1 or self.halflife <= 0:
             raise ValueError(f"call_interval={self.call_interval}, window={self.window}, halflife={self.halflife}: "
                              f"expected positive values")
@@ -63,11 +66,39 @@ class PolicySpec(ConfigSpec):
         """The policy's settings but its cadence (``call_interval``, ``window``: the simulator's, or in the
         competition the evaluator's): the keyword arguments of ``moelab_policy``."""
         return {"halflife": self.halflife, "accept": self.accept, "min_gain": self.min_gain,
-                "horizon_calls": self.horizon_calls, "max_moves": self.max_moves}
+                "horizon_calls": self.horizon_calls, "max_moves": self.max_moves, "recount_steps": self.recount_steps}
 
     def build(self, spec: sim.SimSpec, iterations: int) -> sim.Policy:
         """The policy as a simulator callable on ``spec`` (a trace of ``iterations`` iterations)."""
         return policies.moelab_policy(spec, total_iterations=iterations, **self.settings())
+
+
+@dataclass(frozen=True)
+class SubmissionSpec(ConfigSpec):
+    """Config block ``placement.submission``: moelab's policy as a competition submission. The evaluator sets
+    the cadence (every policy at its collection interval, 1,024 in the published runs, on that window), so only
+    the settings are the submission's; they differ from ``placement.policy``'s because a placement called every
+    1,024 iterations must serve a whole interval, where one called every 64 serves 64."""
+
+    key = "placement.submission"
+    halflife: float
+    accept: str
+    min_gain: float
+    horizon_calls: float
+    max_moves: int
+    recount_steps: int
+
+    def __post_init__(self) -> None:
+        if self.accept not in ("target", "pays"):
+            raise ValueError(f"accept={self.accept!r}: expected 'target' or 'pays'")
+        if self.halflife <= 0 or self.horizon_calls <= 0 or min(self.max_moves, self.recount_steps, self.min_gain) < 0:
+            raise ValueError(f"halflife={self.halflife}, horizon_calls={self.horizon_calls}, "
+                             f"max_moves={self.max_moves}, min_gain={self.min_gain}: expected positive values")
+
+    def settings(self) -> dict:
+        """The keyword arguments of ``moelab_policy`` (the competition API's ``configure``)."""
+        return {"halflife": self.halflife, "accept": self.accept, "min_gain": self.min_gain,
+                "horizon_calls": self.horizon_calls, "max_moves": self.max_moves, "recount_steps": self.recount_steps}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,8 @@ class SimSpec:
     iteration_seconds: float = 0.08  # one serving iteration, the unit of that delay
     measured_delay: bool = False  # delay by the measured wall time instead (a measurement: results/bench/)
     oracle: bool = False  # the policy sees the coming window instead of the past one: a bound, not a policy
+    full_layers: int | None = None  # the model's layers when fewer are simulated: a redeployment is paced as theirs
+    first_call: int | None = None  # None: once its own interval has passed; earlier for the grid's "DS-EPLB early"
 
 
 def contiguous(num_layers: int, num_experts: int, devices: int, slots_per_device: int) -> np.ndarray:
@@ -96,6 +99,21 @@ class Layout:
         return out
 
 
+def paced(items: list, layers: int, full_layers: int | None, idle: Any = None) -> list:
+    """A redeployment's list as the loop takes it, one entry per iteration: when only ``layers`` of the model's
+    ``full_layers`` are simulated, the j-th listed layer is followed by ``idle`` steps up to
+    ``floor((j + 1) * full_layers / layers)``, so that a redeployment takes as many iterations as on the full
+    model and calls fall where they would (each listed layer stands for ``full_layers / layers`` of them)."""
+    if not full_layers or full_layers == layers:
+        return list(items)
+    if full_layers < layers:
+        raise ValueError(f"full_layers={full_layers}: expected at least the {layers} layers simulated")
+    out: list = []
+    for j, item in enumerate(items):
+        out += [item] + [idle] * ((j + 1) * full_layers // layers - j * full_layers // layers - 1)
+    return out
+
+
 def delay_iterations(seconds: float, iteration_seconds: float = 0.08) -> int:
     """Iterations a redeployment waits for a policy that ran ``seconds``: ceil(seconds / iteration)."""
     return math.ceil(seconds / iteration_seconds - 1e-9) if seconds > 0 else 0
@@ -121,7 +139,7 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
         hot = np.where(hot == 0, 1.0, hot)
     I, L, E = hot.shape
     tables = contiguous(L, E, spec.devices, spec.slots_per_device) if initial is None else initial.copy()
-    first = spec.interval  # the first call: once the policy's own interval has passed
+    first = spec.interval if spec.first_call is None else spec.first_call  # by default once its interval has passed
     next_call = first
     pending: list[tuple[int, np.ndarray]] = []
     start_at = 0  # the iteration at which the pending redeployment may begin (after the policy's delay)
@@ -143,17 +161,19 @@ def simulate(hot: np.ndarray, policy: Policy | None, spec: SimSpec,
                                      spec.iteration_seconds)
             delayed += delay
             start_at = i + delay
-            pending = [(int(layer), new[layer]) for layer in order
-                       if not np.array_equal(new[layer], tables[layer])]
+            pending = paced([(int(layer), new[layer]) for layer in order
+                             if not np.array_equal(new[layer], tables[layer])], L, spec.full_layers)
             if not pending:
                 next_call = i + spec.interval
         if pending and i >= start_at:
-            layer, table = pending.pop(0)
-            transmit += int((table != tables[layer]).sum())
-            tables[layer] = table
-            layout.update(layer)
-            if record:
-                changes.append((i, layer, tables[layer].copy()))
+            step = pending.pop(0)
+            if step is not None:  # None: an idle step standing for a layer not simulated
+                layer, table = step
+                transmit += int((table != tables[layer]).sum())
+                tables[layer] = table
+                layout.update(layer)
+                if record:
+                    changes.append((i, layer, tables[layer].copy()))
             if not pending:
                 next_call = i + 1 + spec.interval
         pars[i] = layout.par(hot[i])

@@ -1,94 +1,24 @@
-"""The calibrated hotness model, its calibration on the published table and the pinned grid's cells."""
+"""The pinned dynamic-placement grid: its cells, rows, scores, bound, oracle and the competition's score."""
 
 import numpy as np
 import polars as pl
 import pytest
 
-from moelab.placement import calibration as cal
 from moelab.placement import simulator as sim
 from moelab.placement.dynamic_grid import (CellSpec, GridSpec, evaluate_cell, evaluate_hotness,
                                           popularity_oracle, sim_specs)
-from moelab.placement.hotness_model import Draws, HotnessModel, generate
-from moelab.placement.policy_specs import DynamicPolicies
-from moelab.placement.published import DS_R1_SHAREGPT
+from moelab.placement.hotness_model import HotnessModel
+from moelab.placement.policy_specs import DynamicPolicies, SubmissionSpec
 from moelab.spec import ConfigError
 
-SMALL = HotnessModel(layers=3, experts=32, top_k=4, iterations=200, skew=0.8, tokens=500, drift=0.01)
-
-
-def test_model_is_seeded_and_its_parameters_act_as_named():
-    h = SMALL.generate(1)
-    assert h.shape == (200, 3, 32) and h.dtype == np.float32 and (h >= 0).all()
-    assert np.array_equal(h, SMALL.generate(1)) and not np.array_equal(h, SMALL.generate(2))
-    # the expected total is top_k x tokens per iteration; the noise averages out over iterations
-    assert h.sum(2).mean() == pytest.approx(4 * 500, rel=0.01)
-    # no drift: popularity is frozen, so the time-average of early and late halves agree closely
-    frozen = SMALL.scaled(0).generate(1)
-    early, late = frozen[:100].mean(0), frozen[100:].mean(0)
-    moving = SMALL.scaled(10).generate(1)
-    assert np.abs(early - late).mean() < np.abs(moving[:100].mean(0) - moving[100:].mean(0)).mean()
-    # more skew: a more unequal expert share
-    flat, steep = (HotnessModel(3, 32, 4, 200, s, 500, 0.01).generate(1).mean(0) for s in (0.2, 1.5))
-    assert (flat.std(1) / flat.mean(1)).mean() < (steep.std(1) / steep.mean(1)).mean()
-    with pytest.raises(ValueError, match="tokens > 0"):
-        HotnessModel(3, 32, 4, 200, 0.5, 0, 0.01)
-
-
-def test_common_draws_make_the_model_smooth_in_its_parameters():
-    draws = Draws(3, 50, 2, 16)
-    a = generate(HotnessModel(2, 16, 2, 50, 0.5, 300, 0.01), draws)
-    b = generate(HotnessModel(2, 16, 2, 50, 0.5 + 1e-6, 300, 0.01), draws)
-    assert np.abs(a - b).max() < 1e-3
-
-
-def test_trace_length_follows_the_transmit_cell():
-    cell = next(c for c in DS_R1_SHAREGPT if c.role == "fit" and c.metric == "transmit")
-    calls, lo, hi = cal.trace_length(cell, 58, 256, delay=0)
-    # 82,350 slots > 4 full redeployments of 58 x 288: 5 calls, at 1024, 2106, 3188, 4270 and 5352
-    assert calls == 5 and (lo, hi) == (5353, 6434)
-    assert cal.trace_length(cell, 58, 256, delay=2)[1:] == (5361, 6444)
-
-
-def _spec(**kw):
-    block = dict(seed=1, fit_layers=2, layers=2, start=[0.6, 7000, 1e-4], max_evaluations=5, eplb_seconds=0.1,
-                 iteration_seconds=0.08, extrapolate=[{"name": "Qwen3", "layers": 2, "experts": 128, "top_k": 8}])
-    return cal.CalibrationSpec.from_config({**block, **kw})
-
-
-def test_calibration_reproduces_its_fitted_cells_from_a_fixed_seed():
-    spec = _spec()
-    model, record = cal.fit(spec)
-    again, _ = cal.fit(spec)
-    assert model == again and record["evaluations"] <= 5 + 2
-    cells = cal.cells_table(model, spec)
-    assert cells.equals(cal.cells_table(model, spec))
-    assert set(cells["role"]) == {"fit", "predicted", "extrapolation"}
-    assert cells.filter(role="fit").height == 3 and cells.filter(role="predicted").height == 5
-    assert cells.filter(role="extrapolation")["published"].null_count() == 3
-    # the reported fit cells are the model's own Default and DS-EPLB, rerun here from the same seed
-    hot = HotnessModel(2, 256, 8, model.iterations, model.skew, model.tokens, model.drift).generate(1)
-    for c in (c for c in DS_R1_SHAREGPT if c.role == "fit"):
-        r = cal.run_cell(hot, c, spec)
-        want = r[c.metric] * (58 / 2 if c.metric == "transmit" else 1)
-        assert cells.filter(cell=c.name, model="DS-R1")["modelled"][0] == pytest.approx(want)
-    fit = cells.filter(role="fit")  # a coarse fit on 2 layers with 5 evaluations still lands near its cells
-    assert fit.filter(metric="mean_par")["error"].abs().max() < 0.2
-    assert fit.filter(metric="transmit")["relative_error"].abs().max() < 0.05
-
-
-def test_calibration_spec_names_bad_keys():
-    with pytest.raises(ConfigError, match="placement.calibration: fit_layers=70"):
-        _spec(fit_layers=70)
-    with pytest.raises(ConfigError, match="extrapolate entry"):
-        _spec(extrapolate=[{"name": "x", "layers": 2}])
-
-
-GRID = dict(eps=[32, 256], drift_scales=[0, 1], seeds=[1], tuning={"ep": 32, "drift_scale": 1, "seed": 1},
-            layers=2, iterations=600, seconds_per_call={"DS-EPLB": 0.1, "moelab": 0.3}, seconds_source="test",
+GRID = dict(workloads=["ShareGPT", "Qwen3"], eps=[32, 256], drift_scales=[0, 1], seeds=[1],
+            tuning={"workload": "ShareGPT", "ep": 32, "drift_scale": 1, "seed": 1},
+            layers=2, iterations=600, seconds_per_call={"DS-EPLB": 0.1, "moelab": 0.3, "submission": 0.5},
+            seconds_source="test",
             iteration_seconds=0.08)
 PLACEMENT = {"eplb": {"call_interval": 128, "window": 128},
              "policy": dict(call_interval=64, window=128, halflife=32, accept="pays", min_gain=0.01, horizon_calls=1,
-                            max_moves=4),
+                            max_moves=4, recount_steps=0),
              "score": {"zero_to_one": True, "par_weight": 60.0, "slot_bytes": 88080384.0, "bandwidth": 9e11}}
 POL = DynamicPolicies.from_config(PLACEMENT)
 MODEL = HotnessModel(58, 256, 8, 5902, 0.62, 7000, 9e-5)
@@ -97,9 +27,10 @@ MODEL = HotnessModel(58, 256, 8, 5902, 0.62, 7000, 9e-5)
 def test_grid_cell_rows_scores_bound_and_gap():
     cell = CellSpec.from_config(GRID)
     both = evaluate_cell(MODEL, cell, POL, 32, 1.0, 1, delays=("modelled", "measured"))
-    t = both["modelled"]
+    everything = both["modelled"]
+    t = everything.filter(~pl.col("eplb_variant"))
     assert t["policy"].to_list() == ["Default", "DS-EPLB", "moelab"]
-    for col in ("ep", "drift_scale", "seed", "policy", "mean_par", "mean_par_after_first_call", "bound_par",
+    for col in ("workload", "ep", "drift_scale", "seed", "policy", "mean_par", "mean_par_after_first_call", "bound_par",
                 "transmit", "seconds_per_call", "score_vs_eplb", "gap_closed"):
         assert col in t.columns
     assert (t["bound_par"] <= t["mean_par"]).all()
@@ -109,12 +40,31 @@ def test_grid_cell_rows_scores_bound_and_gap():
     # the modelled seconds delay each call's redeployment: ceil(0.3 / 0.08) = 4 iterations per moelab call
     ours = t.filter(policy="moelab").row(0, named=True)
     assert ours["delay_iterations"] == 4 * ours["calls"] and ours["seconds_per_call"] == 0.3
-    assert t.equals(evaluate_cell(MODEL, cell, POL, 32, 1.0, 1)["modelled"])  # deterministic
+    assert everything.equals(evaluate_cell(MODEL, cell, POL, 32, 1.0, 1)["modelled"])  # deterministic
     # 2 of the model's 58 layers run: the score counts their transmit scaled to all 58
     assert (t["transmit_scale"] == 29).all()
     assert ours["modelled_time"] == pytest.approx(60 * ours["mean_par"] + ours["transmit"] * 29 * 88080384 / 9e11)
+    assert ours["gb_moved"] == pytest.approx(ours["transmit"] * 29 * 88080384 / 1e9)
+    # (c): DS-EPLB as a user could configure it, a row each; the strongest is the one with the least time
+    variants = everything.filter(pl.col("eplb_variant"))
+    assert variants["policy"].to_list() == ["DS-EPLB@256", "DS-EPLB@512", "DS-EPLB@1024", "DS-EPLB@2048",
+                                            "DS-EPLB@4096", "DS-EPLB at moelab's cadence", "DS-EPLB early"]
+    v = {r["policy"]: r for r in variants.iter_rows(named=True)}
+    assert (v["DS-EPLB at moelab's cadence"]["call_interval"], v["DS-EPLB early"]["first_call"],
+            v["DS-EPLB early"]["call_interval"]) == (64, 64, 128)
+    assert v["DS-EPLB@256"]["first_call"] == 256 and v["DS-EPLB@4096"]["calls"] == 0  # 600 iterations
+    eplbs = everything.filter(pl.col("policy").str.starts_with("DS-EPLB"))
+    strongest = eplbs.sort("modelled_time").row(0, named=True)
+    assert (everything["strongest_eplb"] == strongest["policy"]).all()
+    assert strongest["score_vs_strongest"] == pytest.approx(100)
+    assert ours["score_vs_strongest"] == pytest.approx(100 * strongest["modelled_time"] / ours["modelled_time"])
+    assert ours["score_vs_strongest"] <= ours["score_vs_eplb"] + 1e-9
+    assert variants["competition_score"].is_nan().all()  # the competition runs DS-EPLB at its interval only
+    # 2 of 58 layers: a redeployment takes 58 iterations, as on the full model; DS-EPLB at moelab's cadence is
+    # called at 64, 64 + delay 2 + 58 + 64, ...
+    assert v["DS-EPLB at moelab's cadence"]["calls"] == len(range(64, 600, 64 + 2 + 58))
     # measured delays: the same hotness and bound, Default untouched, each policy's own measured time
-    m = both["measured"]
+    m = both["measured"].filter(~pl.col("eplb_variant"))
     assert m["bound_par"].equals(t["bound_par"])
     assert m.filter(policy="Default")["mean_par"][0] == t.filter(policy="Default")["mean_par"][0]
     assert (m.filter(policy="moelab")["seconds_per_call"] > 0).all()
@@ -125,7 +75,7 @@ def test_each_grid_policy_is_first_called_at_its_own_interval_and_compared_on_on
     # call" is taken from DS-EPLB's first call on for every policy, so it compares placements, not warm-ups
     cell = CellSpec.from_config(GRID)
     hot = cell.model(MODEL, 1.0).generate(1)  # the cell's 2 layers x 600 iterations
-    t = evaluate_hotness(hot, cell, POL, 32)["modelled"]
+    t = evaluate_hotness(hot, cell, POL, 32)["modelled"].filter(~pl.col("eplb_variant"))
     assert t["first_call"].to_list() == [None, 128, 64]
     runs = {name: sim.simulate(hot, policy, spec) for name, (policy, spec) in (
         ("Default", (None, sim_specs(cell, POL, 256, 32, False)["Default"])),
@@ -150,7 +100,7 @@ def test_the_popularity_oracle_places_the_expected_counts_and_serves_the_sampled
     assert 1.0 <= exact < 1.02 and noisy > exact + 0.02  # what is left is the sampling noise
     # every 16th iteration from the start on, by hand
     served = np.where(hot == 0, 1.0, hot).astype(float)  # zero hotness counts as 1, as in the simulator
-    pars = [sim.par(served[i], cal_table(expected[i], 8)).mean() for i in range(100, 300, 16)]
+    pars = [sim.par(served[i], eplb_table(expected[i], 8)).mean() for i in range(100, 300, 16)]
     assert noisy == pytest.approx(np.mean(pars))
     # a grid cell reports it next to the bound, the same for every policy; DS-EPLB closes none of its gap to it
     t = evaluate_cell(MODEL, CellSpec.from_config(GRID), POL, 32, 1.0, 1)["modelled"]
@@ -164,7 +114,7 @@ def test_the_popularity_oracle_places_the_expected_counts_and_serves_the_sampled
     assert imp["oracle_par"].is_nan().all()
 
 
-def cal_table(load: np.ndarray, ep: int) -> np.ndarray:
+def eplb_table(load: np.ndarray, ep: int) -> np.ndarray:
     from moelab.placement.eplb import rebalance
 
     L, E = load.shape
@@ -173,7 +123,8 @@ def cal_table(load: np.ndarray, ep: int) -> np.ndarray:
 
 
 def test_seconds_per_call_per_ep_size():
-    cell = CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3, 256: 1.7}}})
+    cell = CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3, 256: 1.7},
+                                                         "submission": 0.5}})
     assert cell.seconds("moelab", 256) == 1.7 and cell.seconds("DS-EPLB", 256) == 0.1
     assert sim_specs(cell, POL, 256, 256, False)["moelab"].policy_seconds == 1.7
     assert "moelab EP32 0.3 s, EP256 1.7 s" in cell.seconds_text()
@@ -181,37 +132,51 @@ def test_seconds_per_call_per_ep_size():
         cell.seconds("moelab", 64)
     for bad in ({32: -1}, {}, {0: 0.1}, {32: True}, {"x": 0.1}):
         with pytest.raises(ConfigError, match="seconds_per_call="):
-            CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": bad}})
+            CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": bad, "submission": 0.5}})
+    with pytest.raises(ConfigError, match="expected non-negative seconds for DS-EPLB, moelab, submission"):
+        CellSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": 0.3}})
     # every grid EP size needs a time, checked when the config is read (before any job runs)
     with pytest.raises(ConfigError, match="no time for EP256"):
-        GridSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3}}})
+        GridSpec.from_config({**GRID, "seconds_per_call": {"DS-EPLB": 0.1, "moelab": {32: 0.3}, "submission": 0.5}})
 
 
 def test_the_verdict_names_the_cells_moelab_loses_in_score_and_in_placement_alone():
     from moelab.placement.dynamic_grid import verdict
 
-    rows = [{"ep": 32, "drift_scale": d, "seed": 1, "policy": p, "score_vs_eplb": sc, "mean_par_after_first_call": a}
+    rows = [{"workload": "Mix", "ep": 32, "drift_scale": d, "seed": 1, "policy": p, "score_vs_eplb": sc,
+             "mean_par_after_first_call": a}
             for d, p, sc, a in ((0.0, "moelab", 112.0, 1.10), (0.0, "DS-EPLB", 100.0, 1.07),
                                 (1.0, "moelab", 99.0, 1.11), (1.0, "DS-EPLB", 100.0, 1.17))]
     text = verdict(pl.DataFrame(rows))
-    assert text.startswith("moelab ahead of DS-EPLB (score above 100) in 1 of 2 cells; not ahead in EP32 drift x1 "
+    assert text.startswith("moelab ahead of DS-EPLB (score above 100) in 1 of 2 cells; not ahead in Mix EP32 x1 "
                            "seed 1 (99.0)")
-    assert "above DS-EPLB's in 1 of 2 cells" in text and "EP32 drift x0 seed 1 (1.100 vs 1.070)" in text
+    assert "above DS-EPLB's in 1 of 2 cells" in text and "Mix EP32 x0 seed 1 (1.100 vs 1.070)" in text
     better = verdict(pl.DataFrame(rows[2:]))
     assert better.endswith("not above DS-EPLB's in any cell")
-    # with the competition's score, it comes first and is named as such
-    comp = verdict(pl.DataFrame(rows).with_columns(competition_score=pl.Series([104.0, 100.0, 96.0, 100.0])))
-    assert comp.startswith("the competition's score (moelab, as a submission, called at DS-EPLB's cadence in the "
-                           "competition's loop): mean 100.0, worst 96.0, above 100 in 1 of 2 cells; at its own cadence")
+    # with the competition's score, it comes first and is named as such; the strongest DS-EPLB, last
+    comp = verdict(pl.DataFrame(rows).with_columns(competition_score=pl.Series([104.0, 100.0, 96.0, 100.0]),
+                                                   score_vs_strongest=pl.Series([101.0, 100.0, 97.0, 100.0]),
+                                                   strongest_eplb=pl.Series(["DS-EPLB@256"] * 4)))
+    assert comp.startswith("(a) the competition's score (moelab, as a submission, called at DS-EPLB's cadence in the "
+                           "competition's loop): mean 100.0, worst 96.0, above 100 in 1 of 2 cells; (b) at its own "
+                           "cadence")
+    assert comp.endswith("(c) against the strongest DS-EPLB a user could configure in each cell: mean 99.0, worst "
+                         "97.0, ahead in 1 of 2 cells; not ahead in Mix EP32 x1 seed 1 (97.0 vs DS-EPLB@256)")
 
 
 def test_grid_spec_roles_and_checks():
     grid = GridSpec.from_config(GRID)
-    t = grid.roles(pl.DataFrame({"ep": [32, 32, 256], "drift_scale": [1.0, 0.0, 1.0], "seed": [1, 1, 1]}))
-    assert t["role"].to_list() == ["tuning", "held out", "held out"]
+    t = grid.roles(pl.DataFrame({"workload": ["ShareGPT", "ShareGPT", "ShareGPT", "Qwen3"], "ep": [32, 32, 256, 32],
+                                 "drift_scale": [1.0, 0.0, 1.0, 1.0], "seed": [1, 1, 1, 1]}))
+    assert t["role"].to_list() == ["tuning", "held out", "held out", "held out"]
     with pytest.raises(ConfigError, match="the tuning cell must be one of the grid's cells"):
-        GridSpec.from_config({**GRID, "tuning": {"ep": 64, "drift_scale": 1, "seed": 1}})
-    assert grid.cells() == ["ep32-drift0-seed1", "ep32-drift1-seed1", "ep256-drift0-seed1", "ep256-drift1-seed1"]
+        GridSpec.from_config({**GRID, "tuning": {"workload": "ShareGPT", "ep": 64, "drift_scale": 1, "seed": 1}})
+    with pytest.raises(ConfigError, match="the tuning cell must be one of the grid's cells"):
+        GridSpec.from_config({**GRID, "tuning": {"workload": "Mix", "ep": 32, "drift_scale": 1, "seed": 1}})
+    # a workload runs on the EP sizes that split its experts: Qwen3's 128 experts, not on 256 devices
+    assert grid.cells({"ShareGPT": 256, "Qwen3": 128}) == [
+        "ShareGPT/ep32-drift0-seed1", "ShareGPT/ep32-drift1-seed1", "ShareGPT/ep256-drift0-seed1",
+        "ShareGPT/ep256-drift1-seed1", "Qwen3/ep32-drift0-seed1", "Qwen3/ep32-drift1-seed1"]
 
 
 def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_oracle():
@@ -226,24 +191,27 @@ def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_or
 def test_grid_summary_counts_the_cells_ahead_per_ep_and_over_all():
     from moelab.placement.dynamic_grid import summary
 
-    rows = [{"policy": "moelab", "drift_scale": 1.0, "ep": ep, "seed": s, "score_vs_eplb": score, "mean_par": 1.2,
-             "mean_par_after_first_call": 1.1, "bound_par": 1.0, "transmit": 10, "gap_closed": 0.2,
-             "oracle_par": 1.05, "oracle_gap_closed": 0.4, "competition_score": score - 5}
+    rows = [{"policy": "moelab", "eplb_variant": False, "workload": "ShareGPT", "drift_scale": 1.0, "ep": ep,
+             "seed": s, "score_vs_eplb": score, "mean_par": 1.2, "mean_par_after_first_call": 1.1, "bound_par": 1.0,
+             "transmit": 10, "gb_moved": 0.9, "seconds_per_call": 0.05, "gap_closed": 0.2, "oracle_par": 1.05,
+             "oracle_gap_closed": 0.4, "competition_score": score - 5, "score_vs_strongest": score - 8}
             for ep, s, score in ((32, 1, 110.0), (32, 2, 98.0), (256, 1, 104.0), (256, 2, 106.0))]
-    t = summary(pl.DataFrame(rows))
+    variant = {**rows[0], "policy": "DS-EPLB@256", "eplb_variant": True}  # a variant is a grid row, not a summary one
+    t = summary(pl.DataFrame([*rows, variant]))
     assert t["ep"].to_list() == ["32", "256", "all"]
     assert t["cells_ahead"].to_list() == [1, 2, 3] and t["cells"].to_list() == [2, 2, 4]
     assert t.filter(ep="all")["mean_score"][0] == pytest.approx(104.5)
     assert t.filter(ep="32")["worst_score"][0] == 98.0
     assert t.filter(ep="all")["mean_competition_score"][0] == pytest.approx(99.5)
     assert t.filter(ep="32")["worst_competition_score"][0] == 93.0
+    assert t.filter(ep="all")["mean_score_vs_strongest"][0] == pytest.approx(96.5) and set(t["policy"]) == {"moelab"}
 
 
 def test_the_competitions_score_runs_the_written_submission_at_the_evaluators_cadence(tmp_path):
     from moelab.placement import competition, submission
 
     path = tmp_path / "submission.py"
-    submission.write(path, POL.moelab)
+    submission.write(path, SubmissionSpec(**POL.moelab.settings()))
     cell = CellSpec.from_config(GRID)
     hot = cell.model(MODEL, 1.0).generate(1)
     t = evaluate_hotness(hot, cell, POL, 32, submission=submission.load(path))["modelled"]
@@ -251,10 +219,10 @@ def test_the_competitions_score_runs_the_written_submission_at_the_evaluators_ca
     assert rows["DS-EPLB"]["competition_score"] == pytest.approx(100)
     assert rows["Default"]["competition_transmit"] == 0 and rows["Default"]["competition_calls"] == 0
     # moelab as the evaluator runs it: every 128 iterations (DS-EPLB's interval, not its own 64), the
-    # competition's loop and initial tables, ceil(0.3 / 0.08) = 4 iterations per call
+    # competition's loop and initial tables, the submission's ceil(0.5 / 0.08) = 7 iterations per call
     again = submission.load(path)
     direct = competition.simulate(hot, lambda w: again.rebalance(w, 32, 32), 128, devices=32,
-                                  delay=lambda call, seconds: 4)
+                                  delay=lambda call, seconds: 7)
     assert rows["moelab"]["competition_mean_par"] == pytest.approx(direct["mean_par"])
     assert rows["moelab"]["competition_transmit"] == direct["transmit"] > 0
     eplb = competition.simulate(hot, lambda w: competition.ds_eplb(w, 32, 32), 128, devices=32,
