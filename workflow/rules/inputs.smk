@@ -249,6 +249,22 @@ def figure_set(names, category, subcategory=None, folder="results/figures"):
     return out
 
 
+def workload_figures():
+    """One figure per fitted workload, all from one job: hotness_predictions-<workload>, keyed by the workload's
+    index (a workload name need not be an identifier)."""
+    out = {}
+    for i, w in enumerate(WORKLOAD_NAMES):
+        out |= figure(
+            f"hotness_predictions-{w}",
+            "Placement",
+            "workload model: modelled vs published",
+            caption="hotness_predictions",
+            key=f"w{i}",
+            workload=w,
+        )
+    return out
+
+
 def bench_figure(name, category, label, **kw):
     """A figure of timings: it lives under results/bench/ (a measurement, not a deterministic result)."""
     return figure(name, category, label, folder="results/bench/figures", **kw)

@@ -310,25 +310,23 @@ rule collect_hotness_predictions:
 rule plot_hotness_predictions:
     input:
         table="results/tables/hotness_predictions.parquet",
-        model="results/placement/workloads/{workload}/model.json",
+        models=expand(
+            "results/placement/workloads/{workload}/model.json",
+            workload=WORKLOAD_NAMES,
+        ),
         code=script_code("plot_hotness_predictions"),
     output:
-        **figure(
-            "hotness_predictions-{workload}",
-            "Placement",
-            "workload model: modelled vs published",
-            workload="{workload}",
-        ),
+        **workload_figures(),
     log:
-        "logs/figures/hotness_predictions-{workload}.log",
-    wildcard_constraints:
-        workload=_alternatives(WORKLOAD_NAMES),
+        "logs/figures/hotness_predictions-figures.log",
     conda:
         "../../envs/plots.yaml"
     threads: 1
     resources:
         mem_mb=mem(1000),
         runtime=5,
+    params:
+        workloads=WORKLOAD_NAMES,
     script:
         "../scripts/plot_hotness_predictions.py"
 

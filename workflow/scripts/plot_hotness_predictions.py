@@ -9,8 +9,10 @@ from moelab import plots
 from moelab.placement import plots as placement_plots
 from moelab.placement.workload_fit import source_text
 
-name = snakemake.wildcards.workload
-table = pl.read_parquet(snakemake.input.table).filter(pl.col("workload") == name)
-chart = placement_plots.workload_predictions(table, name, source_text(table, [snakemake.input.model]))
+table = pl.read_parquet(snakemake.input.table)
 o = snakemake.output
-plots.save(chart, o.svg, o.png, o.html)
+for i, (name, model) in enumerate(zip(snakemake.params.workloads, snakemake.input.models)):
+    part = table.filter(pl.col("workload") == name)
+    chart = placement_plots.workload_predictions(part, name, source_text(part, [model]))
+    plots.save(chart, getattr(o, f"w{i}_svg"), getattr(o, f"w{i}_png"), getattr(o, f"w{i}_html"))
+    log.info("%s: %d cells drawn", name, part.height)
