@@ -603,14 +603,18 @@ def test_one_rank_file_of_a_dump_is_refused(tmp_path, rng):
     p2l = p2l_map(rng, 2, 4, 2)
     rec = lambda r: {"forward_pass_id": 0, "rank": r, "gatherer_key": "primary",  # noqa: E731
                      "global_physical_count": torch.ones(2, 6, dtype=torch.int32)}
-    one = sglang_file(tmp_path, 0, [rec(0)], p2l)
-    sglang_file(tmp_path, 1, [rec(1)], p2l)
-    sglang_file(tmp_path, 5, [rec(5)], p2l, time="1712340000.0")  # another dump's file: not a sibling
+    # as SGLang writes a dump: each rank names its file with its own time.time(), so the times differ
+    one = sglang_file(tmp_path, 0, [rec(0)], p2l, time="1712345678.25")
+    sglang_file(tmp_path, 1, [rec(1)], p2l, time="1712345678.31")
     for fmt in ("sglang-per-pass", "sglang-per-token"):
         with pytest.raises(ImportFileError, match=r"_0\.pt: one rank file of a dump whose other ranks \[1\] are in "
                                                   r"the same folder.* Give the folder .* as path instead \(and "
                                                   r"ep_size"):
             spec(format=fmt, path=str(one)).files()
+    # the folder imports every rank, whatever the times in the names
+    folder = spec(format="sglang-per-pass", path=str(tmp_path), ep_size=2)
+    folder.check_files()
+    assert read_hotness(folder).sum() == 2 * 2 * 6
     alone = tmp_path / "alone"
     alone.mkdir()
     (tmp_path / one.name).rename(alone / one.name)

@@ -64,7 +64,9 @@ def _ranked(folder: Path, pattern: re.Pattern, ep_size: int | None, name_of: str
 def sglang_files(path: Path, ep_size: int | None) -> list[tuple[int | None, Path]]:
     """(rank, file) for an SGLang per_pass / per_token dump: a folder of rank files, or one file (its rank
     from its name when it has SGLang's name, else ``None``: the records say which ranks it holds). One rank's
-    file whose dump has other rank files next to it (same time, other ranks) is refused: give the folder."""
+    file with other ranks' files next to it is refused: give the folder. SGLang names each rank's file with
+    that rank's own ``time.time()``, so the files of one dump differ in time: every other rank's file in the
+    folder counts, whatever its time."""
     if path.is_dir():
         return list(_ranked(path, SGLANG_RANK, ep_size, "expert_distribution_recorder_<time>_{rank}.pt").items())
     need_file(path, "SGLang recorder dump or a folder of rank files")
@@ -74,8 +76,7 @@ def sglang_files(path: Path, ep_size: int | None) -> list[tuple[int | None, Path
     rank = int(m.group("rank"))
     # one rank's file of a dump whose other ranks lie next to it holds 1/ep_size of the load: refuse it
     siblings = sorted(int(s.group("rank")) for p in path.parent.iterdir()
-                      if (s := SGLANG_RANK.match(p.name)) and s.group("time") == m.group("time")
-                      and int(s.group("rank")) != rank and p.is_file())
+                      if (s := SGLANG_RANK.match(p.name)) and int(s.group("rank")) != rank and p.is_file())
     if siblings:
         raise fail(path, "", f"one rank file of a dump whose other ranks {siblings[:8]}"
                              f"{' ...' if len(siblings) > 8 else ''} are in the same folder: it holds only rank "
