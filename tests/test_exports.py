@@ -10,6 +10,7 @@ import yaml
 
 from moelab import exports
 from moelab.exports import ExportError
+from moelab.exports.maps import VLLM_REPLICA_WIDTH
 from moelab.placement import policies, static
 from moelab.placement import simulator as sim
 
@@ -68,6 +69,9 @@ def test_dynamic_deployment_with_replicas_round_trips(tmp_path, dynamic_map):
     for layer in range(L):
         for e in range(E):
             assert p2l[layer, copies_at[layer, e, :count[layer, e]]].tolist() == [e] * int(count[layer, e])
+    padded, _ = exports.logical_to_physical(p2l, E, width=VLLM_REPLICA_WIDTH)  # vLLM's buffer width
+    assert padded.shape == (L, E, 1024) and (padded[..., :copies_at.shape[2]] == copies_at).all()
+    assert (padded[..., copies_at.shape[2]:] == -1).all()
 
 
 def test_files_hold_what_the_engines_read(tmp_path, dynamic_map):

@@ -67,6 +67,31 @@ def test_dynamic_runs_export_their_final_table_and_every_redeployment(tmp_path):
         assert np.array_equal(exports.replay(initial, changes, len(hot)), final)
 
 
+def test_redeployments_name_the_decoder_layers_the_engine_files_use(tmp_path):
+    """A model with dense layers: MoE rows 0, 1, 2 are decoder layers 3, 5, 6. Every change line says its
+    decoder layer, the same index the SGLang and TensorRT-LLM files beside it use."""
+    rng = np.random.default_rng(2)
+    hot = rng.integers(0, 50, (80, 3, 8)).astype(float)
+    runs = dynamic_eval.run_policies(hot, dynamic_eval.DynamicSpec.from_config(DYNAMIC), POLICIES, record=True)
+    decoder = [3, 5, 6]
+    frame = dynamic_eval.redeployments(runs).with_columns(
+        num_experts=pl.lit(8), trace=pl.lit("t"),
+        decoder_layer=pl.col("layer").replace_strict([0, 1, 2], decoder))
+    placements.dynamic_files(frame, tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "moelab.redeployments.jsonl").read_text().splitlines()]
+    assert lines[0]["decoder_layers"] == decoder and lines[0]["version"] == 2
+    assert len(lines) > 1 and all(c["decoder_layer"] == decoder[c["layer"]] for c in lines[1:])
+    trt = yaml.safe_load((tmp_path / "moelab.trtllm.yaml").read_text())
+    assert sorted(trt["initial_global_assignments"]) == decoder
+    _, _, layers = exports.read_redeployments(tmp_path / "moelab.redeployments.jsonl", with_layers=True)
+    assert layers == decoder
+    bad = dict(lines[1], decoder_layer=4)
+    (tmp_path / "bad.jsonl").write_text("\n".join(json.dumps(x) for x in [lines[0], bad]) + "\n")
+    with pytest.raises(exports.ExportError, match=r"bad\.jsonl, line 2: field decoder_layer 4 is not "
+                                                  r"decoder_layers\[\d\] = \d"):
+        exports.read_redeployments(tmp_path / "bad.jsonl")
+
+
 def test_empty_slots_get_the_engines_trivial_filling_and_are_counted():
     slots = np.array([[0, 1, -1, 2, 3, -1]])
     out, n = placements.complete(slots, 4)

@@ -82,14 +82,14 @@ def test_sglang_stat_round_trip_drops_dense_layers(tmp_path, rng):
     path = tmp_path / "expert_distribution_recorder_1712345678.5.pt"
     torch.save({"rank": 0, "logical_count": torch.from_numpy(hot), "average_utilization_rate_over_window": None},
                path)
-    s = spec(format="sglang-stat", path=str(path), moe_layers=[1, 2, 3])
+    s = spec(format="sglang-stat", path=str(path), moe_layers=[1, 2, 3], ring_start=0)
     s.check_files()
     np.testing.assert_array_equal(read_hotness(s), hot[:, 1:])
     bad = hot.astype(np.float32)
     bad[2, 1, 5] = np.nan
     torch.save({"rank": 0, "logical_count": torch.from_numpy(bad)}, tmp_path / "nan.pt")
     with pytest.raises(ImportFileError, match=r"nan\.pt: logical_count: holds NaN .*\[2, 1, 5\]"):
-        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "nan.pt")))
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "nan.pt"), ring_start=0))
 
 
 def test_sglang_per_pass_sums_ranks_and_replicas_exactly(tmp_path, rng):
@@ -183,6 +183,42 @@ def test_trtllm_errors(tmp_path, rng):
     (folder / "meta_info.json").write_text(json.dumps({"num_experts": 4}))
     (folder / "rank2.safetensors").rename(folder / "rank1.safetensors")
     with pytest.raises(ImportFileError, match=r"meta_info\.json: num_experts_per_token: missing"):
+        read_hotness(s)
+
+
+def test_trtllm_statistic_in_slot_ids_is_mapped_back(tmp_path, rng):
+    """With the load balancer on, TensorRT-LLM routes each token to a slot and counts slot ids
+    (bincount(minlength=num_slots)), and meta_info.json's num_experts is num_slots."""
+    from moelab.exports.trtllm import write_trtllm
+
+    I, E, ep = 3, 6, 2
+    layers = [3, 4]  # decoder-layer ids: DeepSeek's first layers are dense and absent
+    hot = rng.integers(0, 25, size=(I, len(layers), E))
+    slot_map = p2l_map(rng, len(layers), E, replicas=2)  # 8 slots, 4 per rank
+    per_rank = split_counts(hot, slot_map, ep, rng)  # [ranks, I, L, slots]: each token's slot, per rank
+    folder = tmp_path / "expert_statistic"
+    folder.mkdir()
+    (folder / "meta_info.json").write_text(json.dumps({"num_experts": slot_map.shape[1], "num_experts_per_token": 2}))
+    for r in range(ep):
+        save_file({f"{it}_{ly}": per_rank[r, it, j] for it in range(I) for j, ly in enumerate(layers)},
+                  str(folder / f"rank{r}.safetensors"))
+    yaml_path = tmp_path / "eplb.yaml"
+    write_trtllm(yaml_path, slot_map, ep, num_experts=E, layers=layers)  # the config the server ran with
+    with pytest.raises(ImportFileError, match=r"meta_info\.json: num_experts: is 8, the config says experts=6; with "
+                                              r"the load balancer on, TensorRT-LLM counts slot ids"):
+        spec(format="trtllm-expert-statistic", path=str(folder), experts=E).check_files()
+    s = spec(format="trtllm-expert-statistic", path=str(folder), experts=E, physical_to_logical=str(yaml_path))
+    assert str(yaml_path) in s.files()  # an input of the import: a changed map reruns it
+    s.check_files()
+    np.testing.assert_array_equal(read_hotness(s), hot)
+    np.save(tmp_path / "map.npy", slot_map)  # a map file: rows in the statistic's layer order
+    np.testing.assert_array_equal(read_hotness(spec(format="trtllm-expert-statistic", path=str(folder),
+                                                    physical_to_logical=str(tmp_path / "map.npy"))), hot)
+    write_trtllm(yaml_path, slot_map, ep, num_experts=E, layers=[3, 5])
+    with pytest.raises(ImportFileError, match=r"eplb\.yaml: initial_global_assignments: has no layer \[4\]"):
+        s.check_files()
+    yaml_path.write_text(yaml_path.read_text().replace("layer_updates_per_iter: 0", "layer_updates_per_iter: 2"))
+    with pytest.raises(ImportFileError, match=r"layer_updates_per_iter: is 2: the load balancer moved experts"):
         read_hotness(s)
 
 
@@ -582,9 +618,9 @@ def test_sglang_dense_layers_without_moe_layers_are_refused(tmp_path, rng):
     with pytest.raises(ImportFileError, match=r"stat\.pt: logical_count: decoder layer\(s\) \[0, 2\] counted no "
                                               r"token in any forward pass: dense layers; list the MoE layers in "
                                               r"the config key moe_layers"):
-        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "stat.pt")))
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "stat.pt"), ring_start=0))
     np.testing.assert_array_equal(read_hotness(spec(format="sglang-stat", path=str(tmp_path / "stat.pt"),
-                                                    moe_layers=[1])), hot[:, [1]])
+                                                    moe_layers=[1], ring_start=0)), hot[:, [1]])
     p2l = p2l_map(rng, 3, 8, replicas=2)
     per_rank = split_counts(hot, p2l, 2, rng)
     dump = tmp_path / "dump"
@@ -621,6 +657,77 @@ def test_one_rank_file_of_a_dump_is_refused(tmp_path, rng):
     s = spec(format="sglang-per-pass", path=str(alone / one.name))
     s.check_files()
     assert read_hotness(s).sum() == 2 * 6
+
+
+class SGLangStatRing:
+    """SGLang's stat-mode buffer as its recorder keeps it: a ring of ``size`` rows, pass i written to the row
+    after the previous one, wrapping; a reset zeroes the rows and keeps the write position; a dump saves the
+    whole ring with ``logical_count`` and no write position."""
+
+    def __init__(self, size, L, E):
+        self.buffer = np.zeros((size, L, E), np.int32)
+        self.index = 0
+
+    def append(self, counts):
+        self.buffer[self.index] = counts
+        self.index = (self.index + 1) % len(self.buffer)
+
+    def reset(self):
+        self.buffer[...] = 0
+
+    def dump(self, path):
+        torch.save({"rank": 0, "logical_count": torch.from_numpy(self.buffer.copy()),
+                    "average_utilization_rate_over_window": None}, path)
+
+
+def test_sglang_stat_ring_buffer_is_unwound(tmp_path, rng):
+    size, L, E = 10, 2, 8
+    passes = rng.integers(0, 30, size=(23, L, E)).astype(np.int32)
+    passes[:, :, 0] += 1  # every pass routes some token (SGLang records no empty pass)
+    ring = SGLangStatRing(size, L, E)
+    for p in passes[:6]:
+        ring.append(p)
+    ring.dump(tmp_path / "partial.pt")  # 6 of 10 rows written, 4 still zero
+    s = spec(format="sglang-stat", path=str(tmp_path / "partial.pt"))
+    s.check_files()
+    notes = {}
+    np.testing.assert_array_equal(read_hotness(s, notes), passes[:6])
+    assert notes == {"ring_rows": size, "ring_start": 0, "ring_start_from": "unwritten rows", "passes": 6}
+    # a reset zeroes the ring and keeps the write position: the next passes start mid-ring and wrap
+    ring.reset()
+    for p in passes[6:13]:
+        ring.append(p)
+    ring.dump(tmp_path / "after_reset.pt")
+    np.testing.assert_array_equal(read_hotness(spec(format="sglang-stat", path=str(tmp_path / "after_reset.pt"))),
+                                  passes[6:13])
+    # wrapped: every row written, rotated; the file cannot say where the ring starts
+    for p in passes[13:]:
+        ring.append(p)
+    ring.dump(tmp_path / "wrapped.pt")
+    full = spec(format="sglang-stat", path=str(tmp_path / "wrapped.pt"))
+    with pytest.raises(ImportFileError, match=r"wrapped\.pt: logical_count: every one of its 10 rows is written, so "
+                                              r"SGLang's ring buffer may have wrapped.*give ring_start"):
+        full.check_files()
+    start = 23 % size  # the passes recorded mod the size: the user knows it (or its log does)
+    np.testing.assert_array_equal(
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "wrapped.pt"), ring_start=start)),
+        passes[13:])
+    with pytest.raises(ImportFileError, match=r"ring_start=10 is outside 0\.\.9"):
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "wrapped.pt"), ring_start=10))
+    with pytest.raises(ImportFileError, match=r"row 6 \(ring_start\) was never written"):
+        read_hotness(spec(format="sglang-stat", path=str(tmp_path / "partial.pt"), ring_start=6))
+    # an all-zero row inside the written block: which block is unwritten is ambiguous
+    gap = passes[:10].copy()
+    gap[[3, 7]] = 0
+    torch.save({"rank": 0, "logical_count": torch.from_numpy(gap)}, tmp_path / "gaps.pt")
+    with pytest.raises(ImportFileError, match=r"unwritten \(all-zero\) rows in 2 places \(3\.\.3, 7\.\.7\)"):
+        spec(format="sglang-stat", path=str(tmp_path / "gaps.pt")).check_files()
+    with pytest.raises(ConfigError, match=r"imports\[0\]\.ring_start: expected the row of the oldest"):
+        spec(format="sglang-stat", path="s.pt", ring_start=-1)
+    cut = tmp_path / "cut.pt"  # a dump cut short (a full disk, a copy interrupted)
+    cut.write_bytes((tmp_path / "partial.pt").read_bytes()[:-200])
+    with pytest.raises(ImportFileError, match=r"cut\.pt: truncated or corrupt: not a readable torch\.save file"):
+        spec(format="sglang-stat", path=str(cut)).check_files()
 
 
 def test_importing_the_package_is_light():

@@ -11,7 +11,8 @@ from moelab.imports import ImportSpec, read_hotness
 
 entry = snakemake.params.entry
 spec = ImportSpec.from_config(entry, f"imports[{snakemake.wildcards.name}]")
-hot = read_hotness(spec)
+notes: dict = {}
+hot = read_hotness(spec, notes)
 
 
 def sha256(path: str) -> str:
@@ -21,6 +22,6 @@ def sha256(path: str) -> str:
 
 files = [{"path": f, "bytes": Path(f).stat().st_size, "sha256": sha256(f)} for f in snakemake.input.files]
 meta = {"source_id": spec.source_id, "format": spec.format, "path": spec.path, "files": files,
-        "shape": list(hot.shape), "top_k": spec.top_k, "config": dict(entry)}
+        "shape": list(hot.shape), "top_k": spec.top_k, "config": dict(entry), "read": notes}
 load_source.write_hotness(hot, meta, snakemake.output.hot, snakemake.output.meta)
 log.info("%s: hotness %s from %s (%s)", spec.source_id, hot.shape, spec.path, spec.format)

@@ -73,13 +73,21 @@ def from_static(device_of_expert: np.ndarray, devices: int | None = None) -> np.
     return np.argsort(dev, axis=1, kind="stable").astype(np.int64)  # by device, then by expert id
 
 
-def logical_to_physical(p2l: np.ndarray, num_experts: int) -> tuple[np.ndarray, np.ndarray]:
+VLLM_REPLICA_WIDTH = 1024  # vLLM's logical_to_physical_map: MAX_EXPERT_REDUNDANCY (1023) + 1 columns
+
+
+def logical_to_physical(p2l: np.ndarray, num_experts: int, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The inverse maps an engine derives from ``p2l``: the physical ids of each expert ``[L, E, R]``
-    (ascending, padded with -1; R = physical - E + 1, the most copies an expert can have) and the
-    copies per expert ``[L, E]``. vLLM keeps both next to its physical-to-logical map."""
+    (ascending, padded with -1; R = physical - E + 1, the most copies an expert can have, or ``width``) and
+    the copies per expert ``[L, E]``. vLLM keeps both next to its physical-to-logical map, its buffer padded to
+    ``VLLM_REPLICA_WIDTH`` columns: code that copies ours into vLLM's state passes ``width=VLLM_REPLICA_WIDTH``."""
     m = np.asarray(p2l, dtype=np.int64)
     L, P = m.shape
     R = P - num_experts + 1
+    if width is not None:
+        if width < R:
+            raise ExportError(f"width {width} is below the {R} copies an expert can have in a {P}-slot map")
+        R = width
     out = np.full((L, num_experts, R), -1, np.int64)
     count = np.zeros((L, num_experts), np.int64)
     for layer in range(L):

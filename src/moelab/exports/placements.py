@@ -108,14 +108,16 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
             filled += n
         stem = slug(policy)
         seq = folder / f"{stem}.redeployments.jsonl"
-        write_redeployments(seq, initial, changes, D, num_experts=E)
-        got_initial, got_changes = read_redeployments(seq)
+        decoder = _decoder_layers(start)
+        write_redeployments(seq, initial, changes, D, num_experts=E, layers=decoder)
+        got_initial, got_changes, got_layers = read_redeployments(seq, with_layers=True)
         final = replay(initial, changes, np.iinfo(np.int64).max)
         filled_final = int((replay(simulated_start, simulated, np.iinfo(np.int64).max) < 0).sum())
-        if not np.array_equal(got_initial, initial) or len(got_changes) != len(changes) or not np.array_equal(
-                replay(got_initial, got_changes, np.iinfo(np.int64).max), final):
+        same = (got_layers == decoder and np.array_equal(got_initial, initial) and len(got_changes) == len(changes)
+                and np.array_equal(replay(got_initial, got_changes, np.iinfo(np.int64).max), final))
+        if not same:
             raise ExportError(f"{seq}: reads back to a different sequence")
-        files = _write_map(folder, stem, final, E, D, _decoder_layers(start)) + [seq.name]
+        files = _write_map(folder, stem, final, E, D, decoder) + [seq.name]
         rows.append({"kind": "dynamic", "devices": D, "policy": policy, "cv_budget": None,
                      "layers": final.shape[0], "physical": D * S, "redeployments": len(changes),
                      "filled_slots_start": filled_start, "filled_slots_changes": filled,

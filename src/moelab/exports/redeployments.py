@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from moelab.exports.maps import ExportError, PathLike, as_map, checked_map, expert_count, write_atomic
+from moelab.exports.maps import (ExportError, PathLike, as_map, checked_map, expert_count, layer_index,
+                                 write_atomic)
 
 Change = tuple[int, int, np.ndarray]  # (iteration, layer, the layer's new map or table)
 
 REDEPLOYMENTS_FORMAT = "moelab.redeployments"
-REDEPLOYMENTS_VERSION = 1
+REDEPLOYMENTS_VERSION = 2  # 2: each layer's decoder-layer index (the index SGLang and TensorRT-LLM use)
 
 
 def _change_row(table: np.ndarray, physical: int, where: str) -> np.ndarray:
@@ -28,17 +29,21 @@ def _change_row(table: np.ndarray, physical: int, where: str) -> np.ndarray:
 
 
 def write_redeployments(path: PathLike, initial_p2l: np.ndarray, changes: Iterable[Change], ep_size: int,
-                        *, num_experts: int | None = None) -> None:
+                        *, num_experts: int | None = None, layers: Sequence[int] | None = None) -> None:
     """The redeployment sequence as JSON lines: a header (format, version, layers, physical, ep_size,
-    num_experts, the initial map), then one line per layer switch ``{"iteration", "layer",
-    "physical_to_logical"}`` in order. Changes are ``(iteration, layer, new map [P] or table [D, S])``, as
-    ``simulate(..., record=True)`` gives them; iterations must not decrease and every new map must be one
-    an engine accepts, so the engine can apply the file line by line."""
+    num_experts, decoder_layers, the initial map), then one line per layer switch ``{"iteration", "layer",
+    "decoder_layer", "physical_to_logical"}`` in order. ``layer`` is the map's row (the MoE layer's position);
+    ``decoder_layer`` the model's layer index, ``layers[layer]`` (default the row itself), which SGLang's and
+    TensorRT-LLM's files use, so a driver places a change in a model with dense layers without a lookup.
+    Changes are ``(iteration, layer, new map [P] or table [D, S])``, as ``simulate(..., record=True)`` gives
+    them; iterations must not decrease and every new map must be one an engine accepts, so the engine can
+    apply the file line by line."""
     init = checked_map(initial_p2l, num_experts, ep_size, f"{path}: initial map")
     L, P = init.shape
     E = expert_count(init, num_experts)
+    decoder = layer_index(layers, L, str(path))
     header = {"format": REDEPLOYMENTS_FORMAT, "version": REDEPLOYMENTS_VERSION, "layers": L, "physical": P,
-              "ep_size": ep_size, "num_experts": E, "physical_to_logical": init.tolist()}
+              "ep_size": ep_size, "num_experts": E, "decoder_layers": decoder, "physical_to_logical": init.tolist()}
     lines = [json.dumps(header, sort_keys=True, separators=(",", ":"))]
     last = -1
     for n, (iteration, layer, table) in enumerate(changes):
@@ -51,8 +56,8 @@ def write_redeployments(path: PathLike, initial_p2l: np.ndarray, changes: Iterab
         row = _change_row(table, P, where)
         checked_map(row[None], E, ep_size, where)
         last = iteration
-        lines.append(json.dumps({"iteration": iteration, "layer": layer, "physical_to_logical": row.tolist()},
-                                sort_keys=True, separators=(",", ":")))
+        lines.append(json.dumps({"iteration": iteration, "layer": layer, "decoder_layer": decoder[layer],
+                                 "physical_to_logical": row.tolist()}, sort_keys=True, separators=(",", ":")))
     write_atomic(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -63,9 +68,10 @@ def _int_field(obj: dict, key: str, where: str, minimum: int = 0) -> int:
     return v
 
 
-def read_redeployments(path: PathLike) -> tuple[np.ndarray, list[tuple[int, int, np.ndarray]]]:
+def read_redeployments(path: PathLike, *, with_layers: bool = False):
     """The initial map ``[L, P]`` and the changes ``(iteration, layer, map row [P])`` of a sequence file,
-    each line checked as :func:`write_redeployments` checks it."""
+    each line checked as :func:`write_redeployments` checks it; with ``with_layers``, also the decoder-layer
+    index of each row."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -92,22 +98,31 @@ def read_redeployments(path: PathLike) -> tuple[np.ndarray, list[tuple[int, int,
     if init.shape != (L, P):
         raise ExportError(f"{where}: field physical_to_logical has shape {init.shape}, the header says ({L}, {P})")
     init = checked_map(init, E, ep_size, f"{where}: field physical_to_logical")
+    decoder = head.get("decoder_layers")
+    if (not isinstance(decoder, list) or len(decoder) != L
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in decoder)
+            or any(b <= a for a, b in zip(decoder, decoder[1:]))):
+        raise ExportError(f"{where}: field decoder_layers must be {L} increasing layer indices >= 0; got {decoder!r}")
     changes, last = [], -1
     for n, obj in enumerate(records[1:], 2):
         where = f"{path}, line {n}"
-        if set(obj) != {"iteration", "layer", "physical_to_logical"}:
-            raise ExportError(f"{where}: fields must be iteration, layer, physical_to_logical; got {sorted(obj)}")
+        if set(obj) != {"iteration", "layer", "decoder_layer", "physical_to_logical"}:
+            raise ExportError(f"{where}: fields must be iteration, layer, decoder_layer, physical_to_logical; "
+                              f"got {sorted(obj)}")
         iteration, layer = _int_field(obj, "iteration", where), _int_field(obj, "layer", where)
         if iteration < last:
             raise ExportError(f"{where}: field iteration {iteration} comes before the previous line's {last}")
         if layer >= L:
             raise ExportError(f"{where}: field layer {layer} is outside 0..{L - 1}")
+        if obj["decoder_layer"] != decoder[layer]:
+            raise ExportError(f"{where}: field decoder_layer {obj['decoder_layer']!r} is not decoder_layers[{layer}] "
+                              f"= {decoder[layer]}")
         row = as_map([obj["physical_to_logical"]], f"{where}: field physical_to_logical")
         if row.shape[1] != P:
             raise ExportError(f"{where}: field physical_to_logical has {row.shape[1]} slots, the header says {P}")
         changes.append((iteration, layer, checked_map(row, E, ep_size, f"{where}: field physical_to_logical")[0]))
         last = iteration
-    return init, changes
+    return (init, changes, decoder) if with_layers else (init, changes)
 
 
 def replay(initial: np.ndarray, changes: Sequence[Change], upto_iteration: int) -> np.ndarray:

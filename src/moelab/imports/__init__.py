@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "FormatInfo", "ImportFileError", "ImportSpec", "read_hotness", "read_trace"]
 
 
-def read_hotness(spec: ImportSpec) -> "np.ndarray":
-    """``[I, L, E]`` float64 logical counts of a hotness import, validated."""
+def read_hotness(spec: ImportSpec, notes: dict | None = None) -> "np.ndarray":
+    """``[I, L, E]`` float64 logical counts of a hotness import, validated. ``notes`` receives what the
+    reader inferred (e.g. how SGLang's stat ring buffer was ordered), for the import's metadata."""
     from moelab.imports import hotness_formats
 
     if spec.kind != "hotness":
@@ -41,12 +42,14 @@ def read_hotness(spec: ImportSpec) -> "np.ndarray":
     if f == "competition-npy":
         return hotness_formats.read_npy(path, experts=spec.experts)
     if f == "sglang-stat":
-        return hotness_formats.read_sglang_stat(path, moe_layers=spec.moe_layers, experts=spec.experts)
+        return hotness_formats.read_sglang_stat(path, moe_layers=spec.moe_layers, experts=spec.experts,
+                                                ring_start=spec.ring_start, notes=notes)
     if f == "sglang-per-pass":
         return hotness_formats.read_sglang_per_pass(path, ep_size=spec.ep_size, map_path=spec.physical_to_logical,
                                                     moe_layers=spec.moe_layers, experts=spec.experts)
     if f == "trtllm-expert-statistic":
-        return hotness_formats.read_trtllm(path, ep_size=spec.ep_size, experts=spec.experts, top_k=spec.top_k)
+        return hotness_formats.read_trtllm(path, ep_size=spec.ep_size, experts=spec.experts, top_k=spec.top_k,
+                                           map_path=spec.physical_to_logical)
     if f == "vllm-expert-load":
         assert spec.physical_to_logical is not None  # required by the spec
         return hotness_formats.read_vllm(path, map_path=spec.physical_to_logical, experts=spec.experts)

@@ -41,7 +41,7 @@ def _npy(path: Path, experts: int | None) -> None:
         raise fail(path, "experts axis", f"has {a.shape[2]} experts, the config says experts={experts}")
 
 
-def _stat(path: Path, moe_layers: tuple[int, ...] | None, experts: int | None) -> None:
+def _stat(path: Path, moe_layers: tuple[int, ...] | None, experts: int | None, ring_start: int | None) -> None:
     d = torch_load(path, mmap=True)
     if not isinstance(d, dict) or "logical_count" not in d:
         raise fail(path, "logical_count", "missing: expected an SGLang stat-mode dump (a dict with logical_count)")
@@ -53,6 +53,7 @@ def _stat(path: Path, moe_layers: tuple[int, ...] | None, experts: int | None) -
     if experts is not None and a.shape[2] != experts:
         raise fail(path, "logical_count", f"has {a.shape[2]} logical experts, the config says "
                                           f"experts={experts}")
+    hf.ring_order(a.any(axis=(1, 2)), ring_start, path, "logical_count")  # which rows SGLang's ring wrote
 
 
 def _sglang_records(path: Path, fields: tuple[str, ...], mode: str, *, ep_size: int | None, map_path: str | None,
@@ -73,12 +74,14 @@ def _sglang_records(path: Path, fields: tuple[str, ...], mode: str, *, ep_size: 
         raise fail(dump.map_source, "moe_layers", f"lists layer {max(moe_layers)}; the dump has {L} layers")
 
 
-def _trtllm(path: Path, ep_size: int | None, experts: int | None, top_k: int | None) -> None:
+def _trtllm(path: Path, ep_size: int | None, experts: int | None, top_k: int | None, map_path: str | None) -> None:
     """Each rank file's header parsed once: shapes and dtypes from it, the key grid by set operations."""
     meta, ranks = layout.trtllm_files(path, ep_size)
-    E, _ = hf.read_trtllm_meta(meta, experts, top_k)
+    E, _ = hf.read_trtllm_meta(meta, experts, top_k, slots=map_path is not None)
     headers = hf.trtllm_headers(ranks, E, meta.name)
-    hf.trtllm_grid({f: h.names for f, h in headers.items()})
+    _, layers, _, _ = hf.trtllm_grid({f: h.names for f, h in headers.items()})
+    if map_path is not None:
+        hf.trtllm_slot_map(map_path, E, layers, experts, meta)
 
 
 def _vllm(path: Path, map_path: str | None, experts: int | None) -> None:
@@ -139,13 +142,13 @@ def _flame(path: Path) -> None:
 
 
 def check(fmt: str, path: Path, *, experts: int | None, top_k: int | None, ep_size: int | None,
-          physical_to_logical: str | None, moe_layers: tuple[int, ...] | None) -> None:
+          physical_to_logical: str | None, moe_layers: tuple[int, ...] | None, ring_start: int | None = None) -> None:
     """The cheap checks of an import of format ``fmt`` at ``path``, given the spec's other values
     (``ImportSpec.check_files`` first checks that every file the import reads is there)."""
     if fmt == "competition-npy":
         _npy(path, experts)
     elif fmt == "sglang-stat":
-        _stat(path, moe_layers, experts)
+        _stat(path, moe_layers, experts, ring_start)
     elif fmt == "sglang-per-pass":
         _sglang_records(path, ("global_physical_count",), "per_pass", ep_size=ep_size, map_path=physical_to_logical,
                         experts=experts, moe_layers=moe_layers)
@@ -153,7 +156,7 @@ def check(fmt: str, path: Path, *, experts: int | None, top_k: int | None, ep_si
         _sglang_records(path, PER_TOKEN_FIELDS, "per_token", ep_size=ep_size, map_path=physical_to_logical,
                         experts=experts, moe_layers=moe_layers)
     elif fmt == "trtllm-expert-statistic":
-        _trtllm(path, ep_size, experts, top_k)
+        _trtllm(path, ep_size, experts, top_k, physical_to_logical)
     elif fmt == "vllm-expert-load":
         _vllm(path, physical_to_logical, experts)
     elif fmt == "sglang-routed-experts":

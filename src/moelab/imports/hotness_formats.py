@@ -18,8 +18,8 @@ import moelab.imports.layout as layout
 import moelab.imports.sglang_dumps as sglang_dumps
 from moelab.imports.errors import DENSE_HINT, fail
 from moelab.imports.loaders import (ST_DTYPES, SafetensorsHeader, as_array, check_map, checked_hotness, counts,
-                                    load_map_file, pick_layers, raw_counts, safetensors_header, st_dtype,
-                                    to_logical, torch_load)
+                                    load_map_file, load_slot_map, pick_layers, raw_counts, safetensors_header,
+                                    st_dtype, to_logical, torch_load)
 
 
 
@@ -55,12 +55,76 @@ def read_npy(path: str | Path, *, experts: int | None = None) -> np.ndarray:
 
 # --- SGLang stat mode ---------------------------------------------------------------------------------------
 
+def _zero_runs(written: np.ndarray) -> list[tuple[int, int]]:
+    """The cyclic runs of unwritten rows as (first row, length), in row order."""
+    R = written.size
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < R:
+        if written[i]:
+            i += 1
+            continue
+        j = i
+        while j < R and not written[j]:
+            j += 1
+        runs.append((i, j - i))
+        i = j
+    if len(runs) > 1 and runs[0][0] == 0 and runs[-1][0] + runs[-1][1] == R:  # the run wraps past the end
+        first, last = runs.pop(0), runs.pop()
+        runs.append((last[0], last[1] + first[1]))
+    return runs
+
+
+def ring_order(written: np.ndarray, ring_start: int | None, path: Path, field: str) -> tuple[np.ndarray, dict]:
+    """The rows of SGLang's stat buffer in the order they were written, unwritten rows left out.
+
+    SGLang keeps stat mode's per-pass counts in a ring of ``--expert-distribution-recorder-buffer-size`` rows
+    (1000 unless set, or ``eplb_rebalance_num_iterations``): row ``i % size`` holds pass ``i``, and the dump
+    writes the whole ring, zeros where nothing was written yet, with no note of where it was writing. So the
+    unwritten rows are the all-zero ones; the written block starts after them (a reset zeroes the ring but
+    keeps the write position, so the block need not start at row 0). A ring with every row written may have
+    wrapped: its oldest row is then unknown, and ``ring_start`` (the row of the oldest pass: the passes
+    recorded mod the size; 0 when it never wrapped or the buffer was unbounded, size -1) must say so.
+    Returns the row order and what was read, for the import's metadata."""
+    R = written.size
+    if not written.any():
+        raise fail(path, field, f"none of its {R} rows counts a token: nothing was recorded")
+    if ring_start is not None:
+        if not 0 <= ring_start < R:
+            raise fail(path, field, f"has {R} rows; ring_start={ring_start} is outside 0..{R - 1}")
+        order = np.roll(np.arange(R), -ring_start)
+        if not written[order[0]]:
+            raise fail(path, field, f"row {ring_start} (ring_start) was never written (it counts no token); "
+                                    f"expected the row of the oldest recorded pass")
+        w = written[order]
+        n = R - int(np.argmax(w[::-1]))  # the rows after the last written one were never written
+        return order[:n], {"ring_rows": R, "ring_start": ring_start, "ring_start_from": "config ring_start",
+                           "passes": n}
+    runs = _zero_runs(written)
+    if not runs:
+        raise fail(path, field, f"every one of its {R} rows is written, so SGLang's ring buffer may have wrapped, "
+                                f"and the dump does not say where it was writing: give ring_start (the row of "
+                                f"the oldest pass: passes recorded mod {R}; 0 if it never wrapped or the server ran "
+                                f"with --expert-distribution-recorder-buffer-size -1)")
+    if len(runs) > 1:
+        listed = ", ".join(f"{a}..{(a + n - 1) % R}" for a, n in runs)
+        raise fail(path, field, f"has unwritten (all-zero) rows in {len(runs)} places ({listed}); the ring is "
+                                f"written in one block, so some are passes that counted nothing: give ring_start "
+                                f"(the row of the oldest pass) to say which block is unwritten")
+    first, length = runs[0]
+    start = (first + length) % R
+    order = np.roll(np.arange(R), -start)[:R - length]
+    return order, {"ring_rows": R, "ring_start": start, "ring_start_from": "unwritten rows", "passes": R - length}
+
+
 def read_sglang_stat(path: str | Path, *, moe_layers: tuple[int, ...] | None = None,
-                     experts: int | None = None) -> np.ndarray:
+                     experts: int | None = None, ring_start: int | None = None,
+                     notes: dict | None = None) -> np.ndarray:
     """``logical_count`` ``[passes, layers, logical]``: SGLang already summed it over ranks (an all-reduce at
-    dump time, only rank 0 writes), so it is the hotness as is. ``moe_layers`` drops dense layers (SGLang
-    indexes every decoder layer; a dense one counts zero); without it, a layer that counts zero in every pass
-    is refused (a dense layer kept would look perfectly balanced)."""
+    dump time, only rank 0 writes). It is a ring buffer (:func:`ring_order`): the unwritten rows are dropped
+    and the rest put in the order they were written. ``moe_layers`` drops dense layers (SGLang indexes every
+    decoder layer; a dense one counts zero); without it, a layer that counts zero in every pass is refused (a
+    dense layer kept would look perfectly balanced). ``notes`` receives how the ring was read."""
     path = Path(path)
     d = torch_load(path, mmap=True)
     if not isinstance(d, dict):
@@ -69,6 +133,10 @@ def read_sglang_stat(path: str | Path, *, moe_layers: tuple[int, ...] | None = N
         hint = " (a per_pass/per_token dump: use format sglang-per-pass)" if "records" in d else ""
         raise fail(path, "logical_count", f"missing{hint}; the dump has keys {sorted(map(str, d))}")
     hot = counts(d["logical_count"], path, "logical_count", 3, "[forward passes, layers, logical experts]")
+    order, ring = ring_order(hot.any(axis=(1, 2)), ring_start, path, "logical_count")
+    hot = hot[order]
+    if notes is not None:
+        notes.update(ring)
     if moe_layers is None:
         dense_layers(hot, path, "logical_count")
     hot = pick_layers(hot, 1, moe_layers, path, "logical_count")
@@ -136,8 +204,14 @@ def read_sglang_per_pass(path: str | Path, *, ep_size: int | None = None, map_pa
 KEY = re.compile(r"^(?P<it>\d+)_(?P<layer>\d+)$")
 
 
-def read_trtllm_meta(path: Path, experts: int | None, top_k: int | None) -> tuple[int, int]:
-    """(num_experts, num_experts_per_token) from meta_info.json, checked against the config."""
+SLOT_HINT = ("; with the load balancer on, TensorRT-LLM counts slot ids and writes num_slots as num_experts: "
+             "give the slot map as physical_to_logical (its MoeLoadBalancerConfig YAML)")
+
+
+def read_trtllm_meta(path: Path, experts: int | None, top_k: int | None,
+                     slots: bool = False) -> tuple[int, int]:
+    """(num_experts, num_experts_per_token) from meta_info.json, checked against the config. With ``slots``
+    (a slot map was given) num_experts counts slots, not experts, and is checked against the map instead."""
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -151,7 +225,8 @@ def read_trtllm_meta(path: Path, experts: int | None, top_k: int | None) -> tupl
             raise fail(path, key, f"expected an integer >= 1, got {v!r}" if key in meta else
                                   f"missing; the file has keys {sorted(meta)}")
         out.append(v)
-    _check_experts(out[0], experts, path, "num_experts")
+    if experts is not None and out[0] != experts and not slots:
+        raise fail(path, "num_experts", f"is {out[0]}, the config says experts={experts}{SLOT_HINT}")
     if top_k is not None and out[1] != top_k:
         raise fail(path, "num_experts_per_token", f"is {out[1]}, the config says top_k={top_k}")
     return out[0], out[1]
@@ -253,8 +328,27 @@ def _trtllm_add(acc: np.ndarray, h: SafetensorsHeader, flat: np.ndarray, E: int)
     return acc
 
 
+def trtllm_slot_map(map_path: str, slots: int, layers: list[int], experts: int | None,
+                    meta_path: Path) -> tuple[np.ndarray, int]:
+    """The slot map ``[layers, slots]`` whose rows line up with the statistic's layer ids, checked, and E."""
+    m, keys = load_slot_map(map_path)
+    if m.ndim != 2 or m.shape[1] != slots:
+        raise fail(map_path, "physical_to_logical", f"maps {m.shape[-1] if m.ndim else 0} slots; "
+                                                    f"{meta_path} says the statistic counts {slots} (num_experts)")
+    if keys is not None:
+        pos = {k: i for i, k in enumerate(keys)}
+        missing = [ly for ly in layers if ly not in pos]
+        if missing:
+            raise fail(map_path, "initial_global_assignments", f"has no layer {missing[:8]}, which the statistic "
+                                                               f"counts (layer ids {layers[:8]}...)")
+        m = m[[pos[ly] for ly in layers]]
+    elif m.shape[0] != len(layers):
+        raise fail(map_path, "physical_to_logical", f"has {m.shape[0]} layers; the statistic has {len(layers)}")
+    return check_map(m, map_path, "physical_to_logical", experts)
+
+
 def read_trtllm(folder: str | Path, *, ep_size: int | None = None, experts: int | None = None,
-                top_k: int | None = None) -> np.ndarray:
+                top_k: int | None = None, map_path: str | None = None) -> np.ndarray:
     """``meta_info.json`` plus one ``rank{r}.safetensors`` per rank of bincounts keyed ``"{iteration}_{layer}"``.
     Ranks are summed (each rank counts the tokens it routed; TensorRT-LLM's own load-balancer tooling sums the
     rank files the same way); iterations sorted numerically, layers by their index (the keys' layer ids may be
@@ -264,15 +358,19 @@ def read_trtllm(folder: str | Path, *, ep_size: int | None = None, experts: int 
     data section is read through one memory map and added, in chunks of tensors, into one ``[iterations *
     layers, E]`` array."""
     meta_path, ranks = layout.trtllm_files(Path(folder), ep_size)
-    E, _ = read_trtllm_meta(meta_path, experts, top_k)
+    E, _ = read_trtllm_meta(meta_path, experts, top_k, slots=map_path is not None)
     headers = trtllm_headers(ranks, E, meta_path.name)
     its, layers, names, flat = trtllm_grid({f: h.names for f, h in headers.items()})
+    slot_map = None if map_path is None else trtllm_slot_map(map_path, E, layers, experts, meta_path)
     pos = dict(zip(names, flat.tolist()))
     acc = np.zeros((len(its) * len(layers), E), np.int64)
     for f, h in headers.items():
         keys = h.names
         acc = _trtllm_add(acc, h, np.fromiter(map(pos.__getitem__, keys), np.int64, len(keys)), E)
-    return checked_hotness(acc.reshape(len(its), len(layers), E).astype(np.float64), folder)
+    hot = acc.reshape(len(its), len(layers), E)
+    if slot_map is not None:
+        return checked_hotness(to_logical(hot, *slot_map), folder)
+    return checked_hotness(hot.astype(np.float64), folder)
 
 
 # --- vLLM EPLB expert load window ---------------------------------------------------------------------------
@@ -308,18 +406,3 @@ def read_vllm(path: str | Path, *, map_path: str, experts: int | None = None) ->
     if w.shape[1:] != p2l.shape:
         raise fail(path, WINDOW_KEY, f"has [layers, physical] {w.shape[1:]}, the map {map_path} has {p2l.shape}")
     return checked_hotness(to_logical(w, p2l, E), path)
-
-
-def read_sglang_dump(path: str | Path) -> np.ndarray:
-    """One SGLang dump file of either mode, told apart by its keys (``logical_count``: stat; ``records``:
-    per_pass); the records of a single per_pass file may hold several ranks."""
-    path = Path(path)
-    d = torch_load(path, mmap=True)
-    if not isinstance(d, dict):
-        raise fail(path, "", f"expected a dict (SGLang recorder dump), got {type(d).__name__}")
-    if "logical_count" in d:
-        return read_sglang_stat(path)
-    if "records" in d:
-        return read_sglang_per_pass(path)
-    raise fail(path, "", f"neither 'logical_count' (stat mode) nor 'records' (per_pass mode) in the dump; "
-                         f"keys: {sorted(map(str, d))}")

@@ -31,7 +31,9 @@ def torch_load(path: Path, *, mmap: bool = False) -> Any:
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or legacy file
         if mmap:
             return torch_load(path, mmap=False)
-        raise fail(path, "", f"not a readable torch.save file ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise fail(path, "", f"truncated or corrupt: not a readable torch.save file ({path.stat().st_size} bytes; "
+                             f"torch says {type(exc).__name__}: {first[:200]})") from None
 
 
 def as_array(x: Any, path: Path, field: str, kinds: str = "iuf") -> np.ndarray:
@@ -102,6 +104,46 @@ def load_map_file(path: str | Path) -> np.ndarray:
             raise fail(path, field, f"missing: the dict has keys {sorted(map(str, raw))}")
         raw = raw[field]
     return as_array(raw, path, field, "iu")
+
+
+def load_slot_map(path: str | Path) -> tuple[np.ndarray, list[int] | None]:
+    """A slot map ``[layers, slots]`` and, from TensorRT-LLM's ``MoeLoadBalancerConfig`` YAML (``.yaml``:
+    ``initial_global_assignments``, ``{layer id: [expert per slot]}``), the layer id of each row (sorted);
+    any other map file (:func:`load_map_file`) gives rows with no ids. A YAML whose balancer moves experts
+    (``layer_updates_per_iter`` > 0) is refused: a slot then holds different experts over time, and which one
+    at each iteration is not in any file."""
+    path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        return load_map_file(path), None
+    import yaml
+
+    need_file(path, "TensorRT-LLM load-balancer YAML")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise fail(path, "", f"not readable YAML ({exc})") from None
+    field = "initial_global_assignments"
+    assign = data.get(field) if isinstance(data, dict) else None
+    if not isinstance(assign, dict) or not assign or any(isinstance(k, bool) or not isinstance(k, int)
+                                                         for k in assign):
+        raise fail(path, field, "expected a mapping of layer ids to lists of expert ids (TensorRT-LLM's "
+                                "MoeLoadBalancerConfig)")
+    updates = data.get("layer_updates_per_iter", 0)
+    if updates:
+        raise fail(path, "layer_updates_per_iter", f"is {updates!r}: the load balancer moved experts between "
+                                                   f"slots while recording, so a slot id means different experts "
+                                                   f"at different iterations and the statistic cannot be mapped "
+                                                   f"back; record with layer_updates_per_iter: 0 (a static "
+                                                   f"placement) or without the load balancer")
+    keys = sorted(assign)
+    rows = [assign[k] for k in keys]
+    if any(not isinstance(r, list) or len(r) != len(rows[0]) for r in rows):
+        raise fail(path, field, "expected one list of the same length (num_slots) per layer")
+    m = as_array(rows, path, field, "iu")
+    slots = data.get("num_slots")
+    if slots is not None and slots != m.shape[1]:
+        raise fail(path, field, f"lists have {m.shape[1]} slots, num_slots is {slots!r}")
+    return m, keys
 
 
 def check_map(p2l: np.ndarray, path: str | Path, field: str, experts: int | None = None) -> tuple[np.ndarray, int]:

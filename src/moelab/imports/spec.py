@@ -24,6 +24,7 @@ from moelab.spec import ConfigError, ConfigSpec
 
 NAME = re.compile(r"^[A-Za-z0-9_.]+$")  # no '-': the name becomes part of file ids like imported-<name>
 MAP_SUFFIXES = (".npy", ".pt", ".json")
+YAML_MAP = (".yaml", ".yml")  # TensorRT-LLM's load-balancer config, as a slot map of its statistic
 DEFAULT_CONCURRENCY = 64
 DEFAULT_DOMAIN = "imported"
 FLAME_EXPERTS = 64  # FLAME-MoE's published traces route over 64 experts
@@ -61,6 +62,7 @@ class ImportSpec(ConfigSpec):
     num_hidden_layers: int | None = None
     concurrency: int | None = None
     domain: str | None = None
+    ring_start: int | None = None
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any] | None, where: str | None = None) -> "ImportSpec":
@@ -88,12 +90,17 @@ class ImportSpec(ConfigSpec):
             raise _KeyError(k, f"format {self.format!r} needs it (the files do not hold it)")
         for k in ("experts", "top_k", "ep_size", "num_hidden_layers", "concurrency"):
             _positive(k, getattr(self, k))
+        if self.ring_start is not None and (isinstance(self.ring_start, bool) or not isinstance(self.ring_start, int)
+                                            or self.ring_start < 0):
+            raise _KeyError("ring_start", f"expected the row of the oldest recorded pass (an integer >= 0), got "
+                                          f"{self.ring_start!r}")
         if self.experts is not None and self.experts > 65535:
             raise _KeyError("experts", f"{self.experts} does not fit the trace's u16 expert ids")
+        suffixes = MAP_SUFFIXES + (YAML_MAP if self.format == "trtllm-expert-statistic" else ())
         if self.physical_to_logical is not None and (not isinstance(self.physical_to_logical, str)
-                                                     or Path(self.physical_to_logical).suffix not in MAP_SUFFIXES):
+                                                     or Path(self.physical_to_logical).suffix not in suffixes):
             raise _KeyError("physical_to_logical", f"{self.physical_to_logical!r}: expected a path ending in "
-                                                   f"one of {MAP_SUFFIXES}")
+                                                   f"one of {suffixes}")
         if isinstance(self.moe_layers, list):  # built directly rather than from config
             object.__setattr__(self, "moe_layers", tuple(self.moe_layers))
         if self.moe_layers is not None:
@@ -147,4 +154,5 @@ class ImportSpec(ConfigSpec):
         for f in self.files():  # every expected file is there (rank files, meta_info.json, the map)
             layout.need_file(Path(f), "listed by the import")
         checks.check(self.format, Path(self.path), experts=self.experts, top_k=self.top_k, ep_size=self.ep_size,
-                     physical_to_logical=self.physical_to_logical, moe_layers=self.moe_layers)
+                     physical_to_logical=self.physical_to_logical, moe_layers=self.moe_layers,
+                     ring_start=self.ring_start)
