@@ -196,6 +196,12 @@ def check_placement(config: dict[str, Any]) -> None:
 
     p = config["placement"]
     DynamicPolicies.from_config(p)
+    users = user_policy_specs(config)
+    for spec in users:
+        spec.check_file()
+    if users and not p.get("grid") and not config.get("imports"):
+        raise ConfigError("placement.policies: a user's policy runs on placement.grid's cells and on imported loads "
+                          "(imports:); this config has neither")
     SubmissionSpec.from_config(p["submission"])
     DynamicSpec.from_config(p["dynamic"])
     workloads = WorkloadsSpec.from_config(p["workloads"]) if p.get("workloads") else None
@@ -216,6 +222,15 @@ def check_placement(config: dict[str, Any]) -> None:
         if grid.tuning["ep"] and SHAPES[workloads.entry(grid.tuning["workload"]).model]["experts"] % grid.tuning["ep"]:
             raise ConfigError(f"placement.grid.tuning: EP{grid.tuning['ep']} does not split "
                               f"{grid.tuning['workload']}'s experts")
+
+
+def user_policy_specs(config: dict[str, Any]) -> list:
+    """``placement.policies``: users' own policies, checked (their files parsed, never run)."""
+    from moelab.placement.dynamic_grid import EPLB_VARIANTS
+    from moelab.placement.policy_specs import POLICY_NAMES
+    from moelab.placement.user_policies import policy_specs
+
+    return policy_specs(config["placement"].get("policies") or [], (*POLICY_NAMES, *EPLB_VARIANTS))
 
 
 def check_capture(config: dict[str, Any]) -> None:

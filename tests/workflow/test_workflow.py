@@ -204,8 +204,11 @@ def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(local
     grid = pl.read_parquet(r / "tables/imported_grid.parquet")
     assert set(grid["workload"]) == {hot, trace} and set(grid["ep"]) == {32}  # 64 experts: EP256 cannot split
     main = grid.filter(~pl.col("eplb_variant"))  # DS-EPLB's variants are rows too (a short load calls some never)
-    assert set(main["policy"]) == {"Default", "DS-EPLB", "moelab"}
+    assert set(main["policy"]) == {"Default", "DS-EPLB", "moelab", "greedy"}  # greedy: a user's policy file
     assert main.filter((pl.col("workload") == hot) & (pl.col("policy") != "Default"))["calls"].min() >= 1
+    assert main.filter(pl.col("user_policy"))["policy"].unique().to_list() == ["greedy"]
+    models = pl.read_parquet(r / "tables/dynamic_grid.parquet")
+    assert models.filter(pl.col("policy") == "greedy").height == models.filter(pl.col("policy") == "moelab").height
     dynamic = pl.read_parquet(r / "placement/dynamic" / f"{hot}.parquet")
     assert {"DS-EPLB", "moelab"} <= set(dynamic["policy"])
     assert pl.read_parquet(r / "placement/static" / f"{trace}.parquet").height > 0

@@ -40,18 +40,26 @@ def get_workload_base(wildcards):
     return f"results/placement/workloads/{base}/model.json" if base else []
 
 
-def get_load_source(wildcards):
+def load_source_path(trace):
     """What the load statistics and the dynamic placement read: a trace, or an imported hotness."""
-    if wildcards.trace in IMPORTED_LOADS:
-        return f"results/imported/{wildcards.trace.split('-', 1)[1]}/hotness.npy"
-    return trace_path(wildcards.trace)
+    if trace in IMPORTED_LOADS:
+        return f"results/imported/{trace.split('-', 1)[1]}/hotness.npy"
+    return trace_path(trace)
+
+
+def load_meta_paths(trace):
+    """An imported hotness's metadata (a trace carries its own)."""
+    if trace in IMPORTED_LOADS:
+        return [f"results/imported/{trace.split('-', 1)[1]}/meta.json"]
+    return []
+
+
+def get_load_source(wildcards):
+    return load_source_path(wildcards.trace)
 
 
 def get_load_meta(wildcards):
-    """An imported hotness's metadata (a trace carries its own)."""
-    if wildcards.trace in IMPORTED_LOADS:
-        return [f"results/imported/{wildcards.trace.split('-', 1)[1]}/meta.json"]
-    return []
+    return load_meta_paths(wildcards.trace)
 
 
 def get_dynamic_block(wildcards):

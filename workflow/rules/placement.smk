@@ -388,6 +388,14 @@ rule collect_dynamic_grid:
         ),
         cells=expand("results/placement/grid/{cell}.parquet", cell=GRID_CELLS),
         measured=expand("results/bench/placement/grid/{cell}.parquet", cell=GRID_CELLS),
+        users=expand(
+            "results/placement/grid-policies/{name}/grid.parquet",
+            name=list(USER_POLICIES),
+        ),
+        users_measured=expand(
+            "results/bench/placement/grid-policies/{name}/grid.parquet",
+            name=list(USER_POLICIES),
+        ),
         code=script_code("collect_dynamic_grid"),
     output:
         **figure(
@@ -421,6 +429,7 @@ rule collect_dynamic_grid:
     params:
         grid=config["placement"]["grid"],
         policies=DYNAMIC_POLICIES,
+        users=[(u.name, u.path, u.seconds_per_call) for u in USER_POLICIES.values()],
     script:
         "../scripts/collect_dynamic_grid.py"
 
@@ -480,11 +489,84 @@ rule imported_grid:
         "../scripts/imported_grid.py"
 
 
+rule user_policy_grid:
+    input:
+        policy=lambda w: USER_POLICIES[w.name].path,
+        models=expand(
+            "results/placement/workloads/{workload}/model.json",
+            workload=GRID.workloads if GRID else [],
+        ),
+        cells=expand("results/placement/grid/{cell}.parquet", cell=GRID_CELLS),
+        measured=expand("results/bench/placement/grid/{cell}.parquet", cell=GRID_CELLS),
+        code=script_code("user_policy_grid"),
+    output:
+        table="results/placement/grid-policies/{name}/grid.parquet",
+        measured="results/bench/placement/grid-policies/{name}/grid.parquet",
+    log:
+        "logs/placement/grid-policies/{name}-grid.log",
+    wildcard_constraints:
+        name=_alternatives(list(USER_POLICIES)),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=240,
+    params:
+        entry=lambda w: USER_POLICIES[w.name].to_config(),
+        cell=GRID_CELL,
+        policies=DYNAMIC_POLICIES,
+        workloads=list(GRID.workloads) if GRID else [],
+        cells=GRID_CELLS,
+    script:
+        "../scripts/user_policy_grid.py"
+
+
+rule user_policy_imported:
+    input:
+        policy=lambda w: USER_POLICIES[w.name].path,
+        sources=[load_source_path(t) for t in IMPORTED_SOURCES],
+        metas=[m for t in IMPORTED_SOURCES for m in load_meta_paths(t)],
+        cells=expand("results/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES),
+        measured=expand(
+            "results/bench/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES
+        ),
+        code=script_code("user_policy_grid"),
+    output:
+        table="results/placement/grid-policies/{name}/imported.parquet",
+        measured="results/bench/placement/grid-policies/{name}/imported.parquet",
+    log:
+        "logs/placement/grid-policies/{name}-imported.log",
+    wildcard_constraints:
+        name=_alternatives(list(USER_POLICIES)),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=240,
+    params:
+        entry=lambda w: USER_POLICIES[w.name].to_config(),
+        cell=GRID_CELL,
+        policies=DYNAMIC_POLICIES,
+        imported=IMPORTED_SOURCES,
+    script:
+        "../scripts/user_policy_grid.py"
+
+
 rule collect_imported_grid:
     input:
         cells=expand("results/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES),
         measured=expand(
             "results/bench/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES
+        ),
+        users=expand(
+            "results/placement/grid-policies/{name}/imported.parquet",
+            name=list(USER_POLICIES),
+        ),
+        users_measured=expand(
+            "results/bench/placement/grid-policies/{name}/imported.parquet",
+            name=list(USER_POLICIES),
         ),
         code=script_code("collect_imported_grid"),
     output:
@@ -507,5 +589,6 @@ rule collect_imported_grid:
     params:
         cell=GRID_CELL,
         policies=DYNAMIC_POLICIES,
+        users=[(u.name, u.path, u.seconds_per_call) for u in USER_POLICIES.values()],
     script:
         "../scripts/collect_imported_grid.py"

@@ -71,6 +71,8 @@ DYNAMIC_BLOCK = mconfig.dynamic_block(config)
 DYNAMIC_BLOCKS = {
     s.source_id: mconfig.dynamic_block(config, s) for s in IMPORTS.values()
 }
+# Users' own dynamic policies (placement.policies): their files parsed by mconfig.check, one job each.
+USER_POLICIES = {s.name: s for s in mconfig.user_policy_specs(config)}
 IMPORTED_TRACES = [s.source_id for s in IMPORTS.values() if s.kind == "trace"]
 IMPORTED_LOADS = [s.source_id for s in IMPORTS.values() if s.kind == "hotness"]
 IMPORTED_SOURCES = IMPORTED_TRACES + IMPORTED_LOADS

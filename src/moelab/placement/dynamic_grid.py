@@ -289,7 +289,7 @@ def evaluate_hotness(hot: np.ndarray, grid: CellSpec, pol: DynamicPolicies, ep: 
             after = float(r["par"][first:].mean())
             seconds = (r["policy_wall_s"] / r["calls"] if kind == "measured" and r["calls"] else
                        0.0 if name == "Default" else grid.seconds("moelab" if name == "moelab" else "DS-EPLB", ep))
-            rows.append({**keys, "policy": name, "eplb_variant": name in EPLB_VARIANTS,
+            rows.append({**keys, "policy": name, "eplb_variant": name in EPLB_VARIANTS, "user_policy": False,
                          "first_call": None if name == "Default" else (s.interval if s.first_call is None
                                                                        else s.first_call),
                          "call_interval": None if name == "Default" else s.interval,
