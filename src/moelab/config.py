@@ -196,6 +196,13 @@ def check_placement(config: dict[str, Any]) -> None:
 
     p = config["placement"]
     DynamicPolicies.from_config(p)
+    if p.get("decision"):
+        from moelab.placement.decision import DecisionSpec
+
+        DecisionSpec.from_config(p["decision"])
+        if config.get("imports") and not p.get("grid"):
+            raise ConfigError("placement.decision: takes its EP sizes and seconds per call from placement.grid, "
+                              "which is null")
     users = user_policy_specs(config)
     for spec in users:
         spec.check_file()

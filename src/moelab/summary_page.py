@@ -226,8 +226,30 @@ def imported_grid(t: pl.DataFrame) -> list[dict]:
     return rows
 
 
+def decision(t: pl.DataFrame) -> list[dict]:
+    """Per load (imported, or a workload model's grid cell) and EP size: the choice over every budget and candidate
+    (made on the part before the reported one), its PAR on the reported part against Default without redundant
+    slots, and the SGLang flags."""
+    rows = []
+    loadable = t.filter(pl.col("loadable"))
+    for (source, ep), g in loadable.group_by("source", "ep", maintain_order=True):
+        best = g.sort("time_choose", "redundant_per_device", "candidate").row(0, named=True)
+        default = g.filter((pl.col("candidate") == "Default") & (pl.col("redundant_per_device") == 0))
+        pays = "rebalancing pays" if best["rebalances"] else "rebalancing does not pay"
+        rows.append(_row("decision", f"serve at EP{ep} with {best['candidate']}, {best['redundant_per_device']:g} "
+                         f"redundant slots per device ({best['memory_gb_per_device']:.2f} GB each): mean PAR on the "
+                         f"reported part", source, best["par_report"], "Default without redundant slots",
+                         default["par_report"][0] if default.height else None,
+                         f"{g['candidate'].n_unique()} candidates x {g['redundant_per_device'].n_unique()} budgets",
+                         f"{pays}; {best['gb_per_hour']:.1f} GB moved per hour; "
+                         + ("the same rule picks it on the reported part" if best["holds"]
+                            else "the same rule picks another on the reported part")
+                         + f"; SGLang: {best['sglang']}", "decision"))
+    return rows
+
+
 STAGES: dict[str, Callable[[pl.DataFrame], list[dict]]] = {
-    "load_stats": load_stats, "coactivation": coactivation, "static_matched": static_matched, "cache": cache,
+    "decision": decision, "load_stats": load_stats, "coactivation": coactivation, "static_matched": static_matched, "cache": cache,
     "dynamic_grid": dynamic_grid, "hotness_predictions": hotness_predictions,
     "routing_significance": routing_significance, "imported_grid": imported_grid}
 

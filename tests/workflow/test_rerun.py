@@ -64,11 +64,16 @@ def test_a_reordered_config_reruns_nothing(finished):
 
 EXPORTS = {"export_placements"}  # placements in the engines' files, static and dynamic
 DYNAMIC = {"dynamic_placement", "plot_dynamic_placement", "all"} | EXPORTS
-GRID = {"dynamic_grid_cell", "collect_dynamic_grid", "collect_summary", "all"}
-IMPORTED_GRID = {"imported_grid", "collect_imported_grid", "collect_summary", "all"}  # the grid's policies on the imported loads
+# the grid; a user's policy (config/test.yaml runs one) is scored against each cell's own DS-EPLB rows
+GRID = {"dynamic_grid_cell", "user_policy_grid", "collect_dynamic_grid", "collect_summary", "all"}
+IMPORTED_GRID = {"imported_grid", "user_policy_imported", "collect_imported_grid", "collect_summary",
+                 "all"}  # the grid's policies on the imported loads
+# the decision per grid cell (from the workload models) and per imported load
+DECIDE_GRID = {"decide_grid_cell", "collect_decision", "collect_summary", "all"}
+DECIDE = DECIDE_GRID | {"decide_placement"}
 # the workload models (each fitted after the one it keeps parameters from); the grid runs on them
 WORKLOADS = {"fit_workload", "predict_workload", "collect_hotness_predictions", "plot_hotness_predictions",
-             "collect_summary", "all"} | GRID
+             "collect_summary", "all"} | GRID | DECIDE_GRID
 # moelab's written competition submission: the grids score it
 SUBMISSION = {"competition_submission", "all"} | GRID | IMPORTED_GRID
 PLACEMENT_FIGS = {"collect_placement", "plot_placement", "collect_summary", "all"}
@@ -94,6 +99,9 @@ CAPTURED_DOWNSTREAM = (TRACE_DOWNSTREAM - {"plot_device_loads", "plot_expert_loa
 # changes that reach only some jobs of their stage's rule: the rule graph's dependents are a superset
 PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus size"}
 
+# every rule that takes the dynamic policies' blocks (placement.eplb, .policy, .score) as a parameter
+POLICY_USERS = {"dynamic_placement", "dynamic_grid_cell", "imported_grid", "user_policy_grid", "user_policy_imported",
+                "decide_grid_cell", "decide_placement"}
 # (what changes, the stage's own rules, every rule that must rerun, exact job counts where they say more)
 PARAM_CHANGES = {
     "cache capacities": (lambda c: c["placement"].update(cache_capacities=[0.25, 0.75]), {"cache_simulation"},
@@ -106,9 +114,10 @@ PARAM_CHANGES = {
                              PLACEMENT_FIGS, {"collect_placement": 1}),
     "dynamic seconds per call": (lambda c: c["placement"]["dynamic"].update(policy_seconds=0.1),
                                  {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 4, "export_placements": 1}),
-    "score constants": (lambda c: c["placement"]["score"].update(bandwidth=1e12),
-                        {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2}),
+    "score constants": (lambda c: c["placement"]["score"].update(bandwidth=1e12), POLICY_USERS,
+                        DYNAMIC | GRID | IMPORTED_GRID | DECIDE,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2, "decide_grid_cell": 3,
+                         "decide_placement": 2}),
     "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
                               DYNAMIC, {"dynamic_placement": 4}),
     "workload fits": (lambda c: c["placement"]["workloads"].update(max_evaluations=3),
@@ -117,20 +126,20 @@ PARAM_CHANGES = {
     # the predictions table's seeds: the fits stand
     "workload prediction seeds": (lambda c: c["placement"]["workloads"].update(seeds=[1, 3]),
                                   {"predict_workload"},
-                                  WORKLOADS - GRID - {"fit_workload"} | {"collect_summary", "all"},
+                                  WORKLOADS - GRID - DECIDE_GRID - {"fit_workload"} | {"collect_summary", "all"},
                                   {"predict_workload": 5}),
-    "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]), {"dynamic_grid_cell"},
-                          GRID, {"dynamic_grid_cell": 6}),  # x0 and x2: ShareGPT at EP 32 and 256, Qwen3 at EP32
+    "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]),
+                          {"dynamic_grid_cell", "decide_grid_cell"}, GRID | DECIDE_GRID,
+                          {"dynamic_grid_cell": 6, "decide_grid_cell": 6}),  # x0, x2: ShareGPT EP 32, 256; Qwen3 EP32
     # moelab's policy is one block, wherever it runs: captured traces, imported loads, the grid
-    "moelab's policy": (lambda c: c["placement"]["policy"].update(halflife=32),
-                        {"dynamic_placement", "dynamic_grid_cell", "imported_grid"},
-                        DYNAMIC | GRID | IMPORTED_GRID,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2}),
+    "moelab's policy": (lambda c: c["placement"]["policy"].update(halflife=32), POLICY_USERS,
+                        DYNAMIC | GRID | IMPORTED_GRID | DECIDE,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2, "decide_placement": 2}),
     # the submission has its own settings (the evaluator's cadence): the file and the scores that load it
     "moelab's submission": (lambda c: c["placement"]["submission"].update(halflife=16), {"competition_submission"},
                             SUBMISSION, {"competition_submission": 1, "dynamic_grid_cell": 3, "imported_grid": 2}),
-    "DS-EPLB's cadence": (lambda c: c["placement"]["eplb"].update(call_interval=12),
-                          {"dynamic_placement", "dynamic_grid_cell", "imported_grid"}, DYNAMIC | GRID | IMPORTED_GRID,
+    "DS-EPLB's cadence": (lambda c: c["placement"]["eplb"].update(call_interval=12), POLICY_USERS,
+                          DYNAMIC | GRID | IMPORTED_GRID | DECIDE,
                           {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2}),
     "co-activation MI draws": (lambda c: c["coactivation"].update(mi_draws=6), {"coactivation"},
                                {"coactivation"} | COACT_FIGS, {"coactivation": 9}),
@@ -196,16 +205,21 @@ def test_a_parameter_change_reruns_its_stage_and_dependents_only(param_jobs, dow
 # reads the collected tables: it follows every stage with a headline. Co-activation and static placement
 # share moelab.grouping: an edit there reaches both; an edit to the co-activation analysis reaches only its own.
 CODE_CHANGES = {
-    "placement/policies.py": ({"dynamic_placement", "dynamic_grid_cell", "imported_grid", "competition_submission"},
-                              DYNAMIC | GRID | IMPORTED_GRID | SUBMISSION),
+    "placement/policies.py": (POLICY_USERS | {"competition_submission", "collect_decision"},
+                              DYNAMIC | GRID | IMPORTED_GRID | SUBMISSION | DECIDE),
     # the competition's loop: the workload fits and the grids' competition score, nothing else
     "placement/competition.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid",
-                                  "competition_submission"}, WORKLOADS | IMPORTED_GRID | SUBMISSION),
-    "placement/hotness_model.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid"},
-                                   WORKLOADS | IMPORTED_GRID),
-    "placement/bound.py": ({"dynamic_grid_cell", "imported_grid"}, GRID | IMPORTED_GRID),
+                                  "competition_submission", "user_policy_grid", "user_policy_imported",
+                                  "decide_grid_cell", "decide_placement", "collect_decision"},
+                                 WORKLOADS | IMPORTED_GRID | SUBMISSION | DECIDE),
+    "placement/hotness_model.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid",
+                                    "user_policy_grid", "user_policy_imported", "decide_grid_cell", "decide_placement",
+                                    "collect_decision"}, WORKLOADS | IMPORTED_GRID | DECIDE),
+    "placement/bound.py": ({"dynamic_grid_cell", "imported_grid", "user_policy_grid", "user_policy_imported",
+                            "decide_grid_cell", "decide_placement", "collect_decision"},
+                           GRID | IMPORTED_GRID | DECIDE),
     "placement/static.py": ({"static_placement", "kernel_workloads"}, STATIC | KERNELS),
-    "exports/maps.py": ({"export_placements"}, EXPORTS | {"all"}),
+    "exports/maps.py": ({"export_placements", "decide_grid_cell", "decide_placement"}, EXPORTS | DECIDE),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
     "coactivation.py": ({"coactivation"}, {"coactivation"} | COACT_FIGS),
     "grouping.py": ({"coactivation", "static_placement", "kernel_workloads"},
@@ -219,12 +233,12 @@ CODE_CHANGES = {
     "tables.py": ({"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_placement", "plot_dynamic_placement", "tiny_checkpoint_table", "collect_hotness_predictions",
                    "plot_hotness_predictions",
-                   "collect_dynamic_grid", "collect_imported_grid",
+                   "collect_dynamic_grid", "collect_imported_grid", "collect_decision",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary"},
                   {"capture_summary", "collect_coactivation", "collect_load_stats", "collect_placement",
                    "plot_dynamic_placement", "tiny_checkpoint_table", "plot_alpha_comparison", "plot_top20_share",
                    "plot_placement", "collect_hotness_predictions", "plot_hotness_predictions",
-                   "collect_dynamic_grid", "collect_imported_grid",
+                   "collect_dynamic_grid", "collect_imported_grid", "collect_decision",
                    "collect_routing_capacity", "collect_routing_study", "plot_routing_perft", "collect_summary",
                    "all"}),
     "routing/dispatch.py": ({"routing_capacity", "routing_train", "collect_routing_study"},
@@ -365,11 +379,11 @@ def test_a_changed_import_file_reruns_exactly_its_dependents(finished):
         os.utime(path, (1, 1))
     one = {"import_trace", "compute_load_stats", "coactivation", "cache_simulation", "static_placement",
            "dynamic_placement", "imported_grid", "plot_coactivation_heatmap", "plot_layer_loads",
-           "user_policy_imported"}
+           "user_policy_imported", "decide_placement"}
     assert jobs == {**{rule: 1 for rule in one}, "export_placements": 1, "collect_load_stats": 1,
                     "collect_coactivation": 1, "collect_placement": 1, "collect_imported_grid": 1,
                     "plot_dynamic_placement": 1, "plot_alpha_comparison": 1, "plot_placement": 1,
-                    "plot_top20_share": 1, "collect_summary": 1, "all": 1}, jobs
+                    "plot_top20_share": 1, "collect_summary": 1, "collect_decision": 1, "all": 1}, jobs
 
 
 def test_a_users_policy_file_reruns_its_jobs_only_and_a_failing_one_leaves_no_table(finished, downstream):

@@ -101,6 +101,9 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
      "mean_par,transmit"),
     (lambda c: c["placement"]["grid"].update(workloads=["ShareGPT", "Alpaca"]),
      "placement.grid.workloads: ['Alpaca'] are not in placement.workloads.models"),
+    # a user's policy: its file is parsed (never run) before any job
+    (lambda c: c["placement"]["policies"].append({"name": "mine", "path": "policies/mine.py", "api": "vllm"}),
+     "placement.policies.mine (policies/mine.py): no such file"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, edit, message):
     d = copy_project(tmp_path / "p")

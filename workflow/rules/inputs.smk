@@ -305,4 +305,6 @@ def summary_tables():
         tables["routing_significance"] = "results/tables/routing_significance.parquet"
     if IMPORTED_SOURCES and GRID_EPS:
         tables["imported_grid"] = "results/tables/imported_grid.parquet"
+    if DECISION and ((IMPORTED_SOURCES and GRID_EPS) or GRID_CELLS):
+        tables["decision"] = "results/tables/decision.parquet"
     return tables

@@ -554,6 +554,100 @@ rule user_policy_imported:
         "../scripts/user_policy_grid.py"
 
 
+rule decide_placement:
+    input:
+        source=get_load_source,
+        meta=get_load_meta,
+        code=script_code("decide_placement"),
+    output:
+        table="results/placement/decision/{trace}.parquet",
+        files=directory("results/exports/decision/{trace}"),
+    log:
+        "logs/placement/decision-{trace}.log",
+    wildcard_constraints:
+        trace=_alternatives(IMPORTED_SOURCES),
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=120,
+    params:
+        decision=config["placement"].get("decision"),
+        cell=GRID_CELL,
+        eps=GRID_EPS,
+        policies=DYNAMIC_POLICIES,
+        split_fraction=config["placement"]["split_fraction"],
+    script:
+        "../scripts/decide_placement.py"
+
+
+rule decide_grid_cell:
+    input:
+        model="results/placement/workloads/{workload}/model.json",
+        code=script_code("decide_placement"),
+    output:
+        table="results/placement/decision/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.parquet",
+    log:
+        "logs/placement/decision/{workload}/ep{ep}-drift{drift}-seed{seed}.log",
+    wildcard_constraints:
+        workload=_alternatives(WORKLOAD_NAMES),
+        ep=r"\d+",
+        drift=r"[0-9.]+",
+        seed=r"\d+",
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(8000),
+        runtime=120,
+    params:
+        decision=config["placement"].get("decision"),
+        cell=GRID_CELL,
+        policies=DYNAMIC_POLICIES,
+        split_fraction=config["placement"]["split_fraction"],
+    script:
+        "../scripts/decide_placement.py"
+
+
+rule collect_decision:
+    input:
+        tables=expand(
+            "results/placement/decision/{trace}.parquet", trace=IMPORTED_SOURCES
+        ),
+        cells=expand("results/placement/decision/grid/{cell}.parquet", cell=GRID_CELLS),
+        code=script_code("collect_decision"),
+    output:
+        **figure(
+            "decision",
+            "Placement",
+            "the decision: time per candidate and budget",
+            key="fig",
+        ),
+        table="results/tables/decision.parquet",
+        html=report(
+            "results/tables/decision.html",
+            caption="../report/decision_table.rst",
+            category="Placement",
+            labels={"table": "the decision per imported load"},
+        ),
+    log:
+        "logs/figures/decision.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem(2000),
+        runtime=5,
+    params:
+        decision=config["placement"].get("decision"),
+        policies=DYNAMIC_POLICIES,
+        cell=GRID_CELL,
+        split_fraction=config["placement"]["split_fraction"],
+    script:
+        "../scripts/collect_decision.py"
+
+
 rule collect_imported_grid:
     input:
         cells=expand("results/placement/grid/{trace}.parquet", trace=IMPORTED_SOURCES),

@@ -60,6 +60,8 @@ def final_outputs():
             "results/tables/imported_grid.html",
             "results/bench/placement/imported_grid_measured.parquet",
         ]
+    if DECISION and ((IMPORTED_SOURCES and GRID_EPS) or GRID_CELLS):
+        out += ["results/tables/decision.html"] + figure_files("decision")
     if EMBEDDED_PAIR:
         out += ["results/tables/tiny_checkpoint.html"] + figure_files("tiny_training")
     if KERNEL_TRACES:

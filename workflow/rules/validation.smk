@@ -112,6 +112,8 @@ GRID = (
 GRID_CELL = GRID.cell.to_config() if GRID else {}
 GRID_CELLS = GRID.cells(WORKLOAD_EXPERTS) if GRID else []
 GRID_EPS = list(GRID.eps) if GRID else []
+# The decision per imported load (placement.decision): on the grid's EP sizes and seconds per call.
+DECISION = config["placement"].get("decision")
 # Kernel benchmarks: the traces timed, and numbers recorded on machines we cannot rerun at will.
 KERNELS = config.get("kernels") or {}
 KERNEL_TRACES = KERNELS.get("traces", [])

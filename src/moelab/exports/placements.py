@@ -36,7 +36,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
 
 
-def _write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_size: int,
+def write_map(folder: Path, stem: str, p2l: np.ndarray, num_experts: int, ep_size: int,
                layers: list[int]) -> list[str]:
     """One placement in each engine's file, each read back to ``p2l`` (a mismatch is a bug: raise).
     ``layers``: each MoE row's decoder layer, which SGLang and TensorRT-LLM index by (vLLM: MoE rows only)."""
@@ -65,7 +65,7 @@ def static_files(placements: pl.DataFrame, folder: str | Path) -> pl.DataFrame:
         stem = f"D{D}-{slug(policy)}" + ("" if budget is None else f"-cv{budget:g}")
         device = np.array(g["device"].to_list(), dtype=np.int64)  # [L, E]
         p2l = from_static(device, D)
-        files = _write_map(folder, stem, p2l, E, int(D), _decoder_layers(g))
+        files = write_map(folder, stem, p2l, E, int(D), _decoder_layers(g))
         rows.append({"kind": "static", "devices": int(D), "policy": policy, "cv_budget": budget,
                      "layers": p2l.shape[0], "physical": p2l.shape[1], "redeployments": 0,
                      "filled_slots_start": 0, "filled_slots_changes": 0, "filled_slots_final": 0, "files": files})
@@ -117,7 +117,7 @@ def dynamic_files(redeployments: pl.DataFrame, folder: str | Path) -> pl.DataFra
                 and np.array_equal(replay(got_initial, got_changes, np.iinfo(np.int64).max), final))
         if not same:
             raise ExportError(f"{seq}: reads back to a different sequence")
-        files = _write_map(folder, stem, final, E, D, decoder) + [seq.name]
+        files = write_map(folder, stem, final, E, D, decoder) + [seq.name]
         rows.append({"kind": "dynamic", "devices": D, "policy": policy, "cv_budget": None,
                      "layers": final.shape[0], "physical": D * S, "redeployments": len(changes),
                      "filled_slots_start": filled_start, "filled_slots_changes": filled,

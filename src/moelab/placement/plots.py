@@ -183,6 +183,25 @@ def grid_frontier(grid: pl.DataFrame, source: str) -> alt.TopLevelMixin:
                    "reference, not a bound)", source)
 
 
+def decision(table: pl.DataFrame, source: str) -> alt.TopLevelMixin:
+    """Per imported load (a row) and EP size (a column): each candidate's modelled time on the reported part
+    against the memory its budget of redundant slots costs per device; the chosen candidate (picked on the
+    part before) ringed."""
+    t = table.filter(pl.col("loadable")).sort("source", "ep", "redundant_per_device", "candidate")
+    base = alt.Chart(t).encode(
+        x=alt.X("memory_gb_per_device:Q", title="redundant slots' memory per device (GB)"),
+        y=alt.Y("time_report:Q", title="modelled time, reported part", scale=alt.Scale(zero=False)),
+        color=alt.Color("candidate:N"),
+        tooltip=["source", "ep", "redundant_per_device", "candidate", "par_report", "gb_per_hour", "chosen",
+                 "holds", "rebalancing_pays"])
+    chosen = base.transform_filter("datum.chosen").mark_point(size=160, shape="circle", filled=False, color="black")
+    return _titled((base.mark_line(point=True) + chosen).properties(width=220, height=160)
+                   .facet(row=alt.Row("source:N", title=None), column=alt.Column("ep:O", title="EP size"))
+                   .resolve_scale(y="independent"),
+                   "The decision: modelled time per candidate and budget of redundant slots (ringed: the choice, "
+                   "made on the part before the one shown)", source)
+
+
 def workload_predictions(table: pl.DataFrame, workload: str, source: str) -> alt.TopLevelMixin:
     """One workload: modelled (mean and one standard deviation over seeds) and published, PAR and transmit, for
     each EP size (a column) and policy; the role (fit, predicted, not given) as the modelled point's shape."""

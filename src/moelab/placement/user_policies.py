@@ -220,12 +220,12 @@ class Runner:
     def _vllm(self, window: np.ndarray) -> Any:
         import torch
 
-        from moelab.exports.placements import complete
-
         L, D, S = self.shape
         weight = torch.from_numpy(np.rint(window.sum(0)).astype(np.int64))
-        old = torch.from_numpy(complete(self.current.reshape(L, D * S), self.experts)[0])  # vLLM has no empty slot
-        out = self.loaded.rebalance_experts(weight, D * S, 1, 1, D, old)
+        old = np.array(self.current, dtype=np.int64).reshape(L, D * S)
+        trivial = np.broadcast_to(np.arange(D * S) % self.experts, old.shape)
+        old[old < 0] = trivial[old < 0]  # vLLM has no empty slot: an empty one holds its trivial expert
+        out = self.loaded.rebalance_experts(weight, D * S, 1, 1, D, torch.from_numpy(old))
         return out[0] if isinstance(out, tuple) else out
 
     def competition(self, window: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
