@@ -90,3 +90,36 @@ def test_bad_calls_name_what_is_wrong():
 def test_a_stage_that_did_not_run_has_no_rows():
     out = summary_page.build({}, CMD)
     assert out.height == 0 and out.columns == [*summary_page.COLUMNS, "regenerate"]
+
+
+def test_the_cache_headline_skips_capacities_where_every_policy_ties():
+    """At capacity = top-k every expert a token needs fits: every policy and Belady miss alike. The headline is
+    read at the smallest capacity where they differ."""
+    rows = [{"layer": 0, "capacity": 8, "policy": p, "miss_rate": 0.2, "trace": "cap", "source_kind": "captured"}
+            for p in ("lru", "lfu", "belady")]
+    rows += [{"layer": 0, "capacity": 16, "policy": p, "miss_rate": m, "trace": "cap", "source_kind": "captured"}
+             for p, m in (("lru", 0.1), ("lfu", 0.08), ("belady", 0.05))]
+    r = summary_page.build({"cache": pl.DataFrame(rows)}, CMD).row(0, named=True)
+    assert "capacity 16, the smallest where policies differ" in r["result"] and r["value"] == pytest.approx(0.08)
+
+
+def static_row(load_cv):
+    return {"trace": "cap", "source_kind": "captured", "devices": 4, "matched_policy": "coactivation_balanced",
+            "vs_frequency": -0.1, "devices_per_token": 1.8, "frequency_dpt": 2.0, "load_cv": load_cv,
+            "frequency_cv": 0.12, "select_frequency_cv": 0.1, "tolerance_vs_frequency_cv": 0.2, "control": None,
+            "control_vs_frequency": None}
+
+
+def test_static_placement_is_called_matched_only_within_the_tolerance_on_held_out_data():
+    within, beyond = (summary_page.build({"static_matched": pl.DataFrame([static_row(cv)])}, CMD).row(0, named=True)
+                      for cv in (0.13, 0.24))  # tolerance 0.2 x 0.1 = 0.02 over frequency-balanced's 0.12
+    assert "matched on held-out data (load CV within 0.02" in within["reading"]
+    assert "not matched on held-out data: its load CV is 2.00x frequency-balanced's" in beyond["reading"]
+
+
+def test_the_page_opens_with_a_panel_per_stage():
+    frame = summary_page.build({"coactivation": coact(), "static_matched": pl.DataFrame([static_row(0.13)])}, CMD)
+    page = summary_page.panels_html(frame)
+    assert page.count("class='panel'") == 2
+    assert page.index("Co-activation against the null") < page.index("Static placement")  # PANELS' order
+    assert "results/tables/coactivation.html" in page

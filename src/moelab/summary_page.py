@@ -102,11 +102,17 @@ def static_matched(t: pl.DataFrame) -> list[dict]:
     rows = []
     for r in t.filter(pl.col("source_kind") != "synthetic").iter_rows(named=True):
         reading = f"{100 * r['vs_frequency']:+.1f}% devices per token ({r['matched_policy']})"
+        tolerance = r["tolerance_vs_frequency_cv"] * r["select_frequency_cv"]
+        if r["load_cv"] - r["frequency_cv"] <= tolerance + 1e-12:
+            reading += f"; matched on held-out data (load CV within {tolerance:g} of frequency-balanced's)"
+        else:  # chosen as matched on fitted data, but not matched where it is scored: its balance is the cost
+            reading += (f"; not matched on held-out data: its load CV is {r['load_cv'] / r['frequency_cv']:.2f}x "
+                        f"frequency-balanced's, the cost of that gain")
         if r.get("control") is not None and r.get("control_vs_frequency") is not None:
             reading += (f"; control {r['control']}: {100 * r['control_vs_frequency']:+.1f}%; goal (at least "
                         f"{CONTROL_FACTOR:g}x the control's margin) {'met' if r['goal_met'] else 'missed'}")
-        rows.append(_row("static placement", f"devices per token at matched load CV (chosen on fitted data), "
-                         f"{r['devices']} devices", f"{r['trace']} ({r['source_kind']})", r["devices_per_token"],
+        rows.append(_row("static placement", f"devices per token of the placement chosen at matched load CV on "
+                         f"fitted data, {r['devices']} devices", f"{r['trace']} ({r['source_kind']})", r["devices_per_token"],
                          "frequency-balanced placement", r["frequency_dpt"],
                          f"held-out load CV {r['load_cv']:.3f} vs {r['frequency_cv']:.3f}", reading,
                          "static_matched"))
@@ -120,14 +126,19 @@ def cache(t: pl.DataFrame) -> list[dict]:
                .agg(pl.col("miss_rate").mean(), per_layer=pl.col("miss_rate")))
     for (trace, kind), g in summary.filter(pl.col("source_kind") != "synthetic").group_by(
             "trace", "source_kind", maintain_order=True):
-        cap = g["capacity"].min()
+        # the smallest capacity at which the policies differ (at capacity = top-k every policy and Belady tie)
+        spread = g.group_by("capacity").agg((pl.col("miss_rate").max() - pl.col("miss_rate").min()).alias("d"))
+        differ = spread.filter(pl.col("d") > 1e-9)["capacity"]
+        cap = differ.min() if differ.len() else g["capacity"].min()
+        tie = "" if differ.len() else " (every policy ties at every capacity)"
         g = g.filter(pl.col("capacity") == cap)
         online = g.filter(~pl.col("policy").is_in(["belady", "lru"])).sort("miss_rate", "policy")
         lru, belady = g.filter(pl.col("policy") == "lru"), g.filter(pl.col("policy") == "belady")
         if online.height == 0 or lru.height == 0:
             continue
         best = online.row(0, named=True)
-        rows.append(_row("caching", f"miss rate of the best online policy ({best['policy']}), capacity {cap}",
+        rows.append(_row("caching", f"miss rate of the best online policy ({best['policy']}), capacity {cap}, the "
+                         f"smallest where policies differ{tie}",
                          f"{trace} ({kind})", best["miss_rate"], "LRU", lru["miss_rate"][0],
                          _span(pl.Series(best["per_layer"]), "layers"),
                          _ahead(best["miss_rate"], lru["miss_rate"][0], lower_is_better=True), "cache",
@@ -252,6 +263,37 @@ STAGES: dict[str, Callable[[pl.DataFrame], list[dict]]] = {
     "decision": decision, "load_stats": load_stats, "coactivation": coactivation, "static_matched": static_matched, "cache": cache,
     "dynamic_grid": dynamic_grid, "hotness_predictions": hotness_predictions,
     "routing_significance": routing_significance, "imported_grid": imported_grid}
+
+
+# the headline panels above the full table, one per stage in this order: its first row
+PANELS = {"decision": "The decision", "workload models": "Calibration: workload models against published cells",
+          "dynamic placement": "Placement against DS-EPLB", "caching": "Cache against Belady",
+          "co-activation": "Co-activation against the null", "static placement": "Static placement"}
+
+
+def panels_html(frame: pl.DataFrame) -> str:
+    """Up to six panels: per stage of :data:`PANELS` that has rows, its first row as a headline (the value next
+    to its baseline, the reading, where its table is)."""
+    import html
+
+    out = []
+    for stage, title in PANELS.items():
+        rows = frame.filter(pl.col("stage") == stage)
+        if rows.is_empty():
+            continue
+        r = rows.row(0, named=True)
+
+        def num(v: float | None) -> str:
+            return "–" if v is None else f"{v:.3f}"
+
+        bound = "" if r["bound"] is None else f"; bound {num(r['bound'])}"
+        more = "" if rows.height == 1 else f" ({rows.height - 1} more rows in the table below)"
+        out.append(f"<div class='panel'><div>{html.escape(title)}</div><b>{num(r['value'])}</b> vs "
+                   f"{num(r['baseline_value'])} ({html.escape(r['baseline'])}){html.escape(bound)}"
+                   f"<p>{html.escape(r['result'])}: {html.escape(r['workload'])}</p>"
+                   f"<p>{html.escape(r['reading'])}</p><p>results/tables/{html.escape(r['table'])}.html"
+                   f"{html.escape(more)}</p></div>")
+    return "<div>" + "".join(out) + "</div>"
 
 
 def build(tables: Mapping[str, pl.DataFrame], command: str) -> pl.DataFrame:

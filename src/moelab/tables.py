@@ -31,7 +31,8 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
-def to_html(frame: pl.DataFrame, title: str, provenance: str) -> str:
+def to_html(frame: pl.DataFrame, title: str, provenance: str, before: str = "") -> str:
+    """A table as a self-contained page; ``before``: HTML put between the provenance and the table."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = "\n".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
                      for row in frame.iter_rows())
@@ -39,15 +40,16 @@ def to_html(frame: pl.DataFrame, title: str, provenance: str) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}"
-        "td:first-child{text-align:left}</style></head><body>"
-        f"<h3>{html.escape(title)}</h3><p>{html.escape(provenance)}</p>"
+        "td:first-child{text-align:left}.panel{display:inline-block;vertical-align:top;width:300px;margin:4px;"
+        "padding:6px 8px;border:1px solid #ccc;background:#fafafa}.panel b{font-size:20px}</style></head><body>"
+        f"<h3>{html.escape(title)}</h3><p>{html.escape(provenance)}</p>{before}"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></body></html>\n"
     )
 
 
-def write_html(frame: pl.DataFrame, path: str | Path, title: str, provenance: str) -> None:
+def write_html(frame: pl.DataFrame, path: str | Path, title: str, provenance: str, before: str = "") -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(to_html(frame, title, provenance))
+        tmp.write_text(to_html(frame, title, provenance, before))
 
 
 COACT_COLUMNS = ["coact_gini", "gain", "gain_null", "gain_column_null", "gain_heldout_part", "gain_train_part",
