@@ -19,14 +19,20 @@ def rebalance(hotness, n_device, n_red_expert):
         copies = np.ones(experts, dtype=np.int64)
         copies[np.argsort(-load[layer], kind="stable")[:n_red_expert]] += 1
         share = load[layer] / copies
-        items = sorted(((share[e], e) for e in range(experts) for _ in range(copies[e])), key=lambda x: (-x[0], x[1]))
+        items = np.repeat(np.arange(experts), copies)
+        items = items[np.lexsort((items, -share[items]))]  # heaviest copy first, ties by expert id
         device_load = np.zeros(n_device)
         filled = np.zeros(n_device, dtype=np.int64)
-        for weight, expert in items:
-            open_slots = [d for d in range(n_device) if filled[d] < slots]
-            free = [d for d in open_slots if expert not in table[layer, d, :filled[d]]] or open_slots
-            d = min(free, key=lambda x: (device_load[x], x))
+        holds = np.zeros((n_device, experts), dtype=bool)
+        for expert in items:
+            open_slots = filled < slots
+            free = open_slots & ~holds[:, expert]
+            if not free.any():
+                free = open_slots  # only devices holding it have room left: a second copy there
+            candidates = np.flatnonzero(free)
+            d = candidates[np.argmin(device_load[candidates])]  # the least loaded, the lowest index on a tie
             table[layer, d, filled[d]] = expert
             filled[d] += 1
-            device_load[d] += weight
+            holds[d, expert] = True
+            device_load[d] += share[expert]
     return True, np.arange(layers), table, None

@@ -212,6 +212,15 @@ def test_imported_dumps_flow_through_statistics_placement_grid_and_exports(local
     assert main.filter(pl.col("user_policy"))["policy"].unique().to_list() == ["greedy"]
     models = pl.read_parquet(r / "tables/dynamic_grid.parquet")
     assert models.filter(pl.col("policy") == "greedy").height == models.filter(pl.col("policy") == "moelab").height
+    # the decision: per load, EP size and budget, one choice, with the engine flags and the static files they name
+    decision = pl.read_parquet(r / "tables/decision.parquet")
+    assert {hot, trace} <= set(decision["source"])
+    chosen = decision.filter(pl.col("chosen"))
+    assert chosen.group_by("source", "ep", "redundant_per_device").len()["len"].max() == 1
+    assert decision.filter(~pl.col("loadable"))["redundant_per_device"].unique().to_list() == [0.5]
+    static = decision.filter((pl.col("source") == hot) & (pl.col("candidate") == "static")).row(0, named=True)
+    path = static["sglang"].split("--init-expert-location ")[1]
+    assert exports.read_sglang(local_run / path).shape[1] == static["slots_per_device"] * static["ep"]
     dynamic = pl.read_parquet(r / "placement/dynamic" / f"{hot}.parquet")
     assert {"DS-EPLB", "moelab"} <= set(dynamic["policy"])
     assert pl.read_parquet(r / "placement/static" / f"{trace}.parquet").height > 0
