@@ -177,6 +177,10 @@ def test_grid_spec_roles_and_checks():
     assert grid.cells({"ShareGPT": 256, "Qwen3": 128}) == [
         "ShareGPT/ep32-drift0-seed1", "ShareGPT/ep32-drift1-seed1", "ShareGPT/ep256-drift0-seed1",
         "ShareGPT/ep256-drift1-seed1", "Qwen3/ep32-drift0-seed1", "Qwen3/ep32-drift1-seed1"]
+    assert [GridSpec.cell_keys(c) for c in grid.cells({"ShareGPT": 256, "Qwen3": 128})][3] == {
+        "workload": "ShareGPT", "ep": 256, "drift_scale": 1.0, "seed": 1}  # a name back to its keys
+    with pytest.raises(ValueError, match="not a grid cell's name"):
+        GridSpec.cell_keys("ShareGPT/ep32")
 
 
 def test_a_policy_that_sees_the_coming_window_is_refused_outside_the_labelled_oracle():

@@ -69,7 +69,7 @@ GRID = {"dynamic_grid_cell", "user_policy_grid", "collect_dynamic_grid", "collec
 IMPORTED_GRID = {"imported_grid", "user_policy_imported", "collect_imported_grid", "collect_summary",
                  "all"}  # the grid's policies on the imported loads
 # the decision per grid cell (from the workload models) and per imported load
-DECIDE_GRID = {"decide_grid_cell", "collect_decision", "collect_summary", "all"}
+DECIDE_GRID = {"decide_grid", "collect_decision", "collect_summary", "all"}
 DECIDE = DECIDE_GRID | {"decide_placement"}
 # the workload models (each fitted after the one it keeps parameters from); the grid runs on them
 WORKLOADS = {"fit_workload", "predict_workload", "collect_hotness_predictions", "plot_hotness_predictions",
@@ -101,7 +101,7 @@ PARTIAL = {"one scenario's drift", "capture length", "training steps", "corpus s
 
 # every rule that takes the dynamic policies' blocks (placement.eplb, .policy, .score) as a parameter
 POLICY_USERS = {"dynamic_placement", "dynamic_grid_cell", "imported_grid", "user_policy_grid", "user_policy_imported",
-                "decide_grid_cell", "decide_placement"}
+                "decide_grid", "decide_placement"}
 # (what changes, the stage's own rules, every rule that must rerun, exact job counts where they say more)
 PARAM_CHANGES = {
     "cache capacities": (lambda c: c["placement"].update(cache_capacities=[0.25, 0.75]), {"cache_simulation"},
@@ -116,7 +116,7 @@ PARAM_CHANGES = {
                                  {"dynamic_placement"}, DYNAMIC, {"dynamic_placement": 4, "export_placements": 1}),
     "score constants": (lambda c: c["placement"]["score"].update(bandwidth=1e12), POLICY_USERS,
                         DYNAMIC | GRID | IMPORTED_GRID | DECIDE,
-                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2, "decide_grid_cell": 3,
+                        {"dynamic_placement": 4, "dynamic_grid_cell": 3, "imported_grid": 2, "decide_grid": 1,
                          "decide_placement": 2}),
     "devices x slots sweep": (lambda c: c["placement"].update(sweep_redundant_slots=[0, 2]), {"dynamic_placement"},
                               DYNAMIC, {"dynamic_placement": 4}),
@@ -129,8 +129,8 @@ PARAM_CHANGES = {
                                   WORKLOADS - GRID - DECIDE_GRID - {"fit_workload"} | {"collect_summary", "all"},
                                   {"predict_workload": 5}),
     "grid drift scales": (lambda c: c["placement"]["grid"].update(drift_scales=[0, 1, 2]),
-                          {"dynamic_grid_cell", "decide_grid_cell"}, GRID | DECIDE_GRID,
-                          {"dynamic_grid_cell": 6, "decide_grid_cell": 6}),  # x0, x2: ShareGPT EP 32, 256; Qwen3 EP32
+                          {"dynamic_grid_cell", "decide_grid"}, GRID | DECIDE_GRID,
+                          {"dynamic_grid_cell": 6, "decide_grid": 1}),  # x0, x2: ShareGPT EP 32, 256; Qwen3 EP32
     # moelab's policy is one block, wherever it runs: captured traces, imported loads, the grid
     "moelab's policy": (lambda c: c["placement"]["policy"].update(halflife=32), POLICY_USERS,
                         DYNAMIC | GRID | IMPORTED_GRID | DECIDE,
@@ -210,16 +210,16 @@ CODE_CHANGES = {
     # the competition's loop: the workload fits and the grids' competition score, nothing else
     "placement/competition.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid",
                                   "competition_submission", "user_policy_grid", "user_policy_imported",
-                                  "decide_grid_cell", "decide_placement", "collect_decision"},
+                                  "decide_grid", "decide_placement", "collect_decision"},
                                  WORKLOADS | IMPORTED_GRID | SUBMISSION | DECIDE),
     "placement/hotness_model.py": ({"fit_workload", "predict_workload", "dynamic_grid_cell", "imported_grid",
-                                    "user_policy_grid", "user_policy_imported", "decide_grid_cell", "decide_placement",
+                                    "user_policy_grid", "user_policy_imported", "decide_grid", "decide_placement",
                                     "collect_decision"}, WORKLOADS | IMPORTED_GRID | DECIDE),
     "placement/bound.py": ({"dynamic_grid_cell", "imported_grid", "user_policy_grid", "user_policy_imported",
-                            "decide_grid_cell", "decide_placement", "collect_decision"},
+                            "decide_grid", "decide_placement", "collect_decision"},
                            GRID | IMPORTED_GRID | DECIDE),
     "placement/static.py": ({"static_placement", "kernel_workloads"}, STATIC | KERNELS),
-    "exports/maps.py": ({"export_placements", "decide_grid_cell", "decide_placement"}, EXPORTS | DECIDE),
+    "exports/maps.py": ({"export_placements", "decide_grid", "decide_placement"}, EXPORTS | DECIDE),
     "cache.py": ({"cache_simulation"}, {"cache_simulation"} | PLACEMENT_FIGS),
     "coactivation.py": ({"coactivation"}, {"coactivation"} | COACT_FIGS),
     "grouping.py": ({"coactivation", "static_placement", "kernel_workloads"},

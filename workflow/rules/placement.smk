@@ -582,30 +582,30 @@ rule decide_placement:
         "../scripts/decide_placement.py"
 
 
-rule decide_grid_cell:
+rule decide_grid:
     input:
-        model="results/placement/workloads/{workload}/model.json",
+        models=expand(
+            "results/placement/workloads/{workload}/model.json",
+            workload=GRID.workloads if GRID else [],
+        ),
         code=script_code("decide_placement"),
     output:
-        table="results/placement/decision/grid/{workload}/ep{ep}-drift{drift}-seed{seed}.parquet",
+        table="results/placement/decision/grid.parquet",
     log:
-        "logs/placement/decision/{workload}/ep{ep}-drift{drift}-seed{seed}.log",
-    wildcard_constraints:
-        workload=_alternatives(WORKLOAD_NAMES),
-        ep=r"\d+",
-        drift=r"[0-9.]+",
-        seed=r"\d+",
+        "logs/placement/decision-grid.log",
     conda:
         "../../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=mem(8000),
-        runtime=120,
+        runtime=240,
     params:
         decision=config["placement"].get("decision"),
         cell=GRID_CELL,
         policies=DYNAMIC_POLICIES,
         split_fraction=config["placement"]["split_fraction"],
+        workloads=list(GRID.workloads) if GRID else [],
+        cells=GRID_CELLS,
     script:
         "../scripts/decide_placement.py"
 
@@ -615,7 +615,7 @@ rule collect_decision:
         tables=expand(
             "results/placement/decision/{trace}.parquet", trace=IMPORTED_SOURCES
         ),
-        cells=expand("results/placement/decision/grid/{cell}.parquet", cell=GRID_CELLS),
+        cells=["results/placement/decision/grid.parquet"] if GRID_CELLS else [],
         code=script_code("collect_decision"),
     output:
         **figure(

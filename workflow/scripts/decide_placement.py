@@ -11,7 +11,7 @@ from moelab import load_source
 from moelab.exports.maps import physical_to_logical
 from moelab.exports.placements import write_map
 from moelab.placement.decision import DecisionSpec, decide, engine_settings
-from moelab.placement.dynamic_grid import CellSpec
+from moelab.placement.dynamic_grid import CellSpec, GridSpec
 from moelab.placement.policy_specs import DynamicPolicies
 from moelab.placement.workload_fit import read_model
 
@@ -44,12 +44,15 @@ def decide_all(hot, eps, keys, full_layers=None, folder=None, layers=None):  # n
     return rows
 
 
-if snakemake.rule == "decide_grid_cell":
-    w = snakemake.wildcards
-    fitted = read_model(i.model)
-    hot = cell.model(fitted, float(w.drift)).generate(int(w.seed))
-    keys = {"source": f"{w.workload} model, x{float(w.drift):g}, seed {w.seed}"}
-    rows = decide_all(hot, [int(w.ep)], keys, full_layers=fitted.layers)
+if snakemake.rule == "decide_grid":  # every grid cell's workload model, in one job (each takes seconds)
+    models = dict(zip(p.workloads, (read_model(f) for f in i.models)))
+    rows = []
+    for name in p.cells:
+        k = GridSpec.cell_keys(name)
+        fitted = models[k["workload"]]
+        hot = cell.model(fitted, k["drift_scale"]).generate(k["seed"])
+        keys = {"source": f"{k['workload']} model, x{k['drift_scale']:g}, seed {k['seed']}"}
+        rows += decide_all(hot, [k["ep"]], keys, full_layers=fitted.layers)
 else:
     src = load_source.read(i.source)
     E = src.hot.shape[2]

@@ -3,13 +3,11 @@ from moelab.jobs import start, write_parquet
 
 log = start(snakemake)
 
-import re
-
 import polars as pl
 
 from moelab import load_source
 from moelab.placement import user_grid
-from moelab.placement.dynamic_grid import CellSpec
+from moelab.placement.dynamic_grid import CellSpec, GridSpec
 from moelab.placement.policy_specs import DynamicPolicies
 from moelab.placement.user_policies import UserPolicySpec
 from moelab.placement.workload_fit import read_model
@@ -21,14 +19,12 @@ spec = UserPolicySpec.from_config(p.entry, f"placement.policies.{snakemake.wildc
 cell = CellSpec.from_config(p.cell)
 pol = DynamicPolicies.from_config(p.policies)
 loaded = spec.load()
-CELL = re.compile(r"^(?P<workload>[^/]+)/ep(?P<ep>\d+)-drift(?P<drift>[0-9.]+)-seed(?P<seed>\d+)$")
 rows, like = [], None
 if snakemake.rule == "user_policy_grid":
     models = dict(zip(p.workloads, (read_model(f) for f in i.models)))
     for name, modelled, measured in zip(p.cells, i.cells, i.measured):
-        m = CELL.match(name)
-        fitted, ep = models[m["workload"]], int(m["ep"])
-        keys = {"workload": m["workload"], "ep": ep, "drift_scale": float(m["drift"]), "seed": int(m["seed"])}
+        keys = GridSpec.cell_keys(name)
+        fitted, ep = models[keys["workload"]], keys["ep"]
         hot, _ = cell.model(fitted, keys["drift_scale"]).generate_with_expected(keys["seed"])
         like = {"modelled": pl.read_parquet(modelled), "measured": pl.read_parquet(measured)}
         rows.append(user_grid.evaluate(spec, loaded, hot, cell, pol, ep, like, keys, full_layers=fitted.layers))

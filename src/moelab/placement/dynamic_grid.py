@@ -11,6 +11,7 @@ one tuning cell: the only one on which moelab's policy parameters may be chosen;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from types import ModuleType
 
@@ -81,6 +82,7 @@ class CellSpec(ConfigSpec):
         return replace(m, layers=self.layers or m.layers, iterations=self.iterations or m.iterations)
 
 
+CELL_NAME = re.compile(r"^(?P<workload>[^/]+)/ep(?P<ep>\d+)-drift(?P<drift>[0-9.]+)-seed(?P<seed>\d+)$")
 TIMED = ("DS-EPLB", "moelab", "submission")  # moelab at its own cadence, and as the competition submission
 GRID_AXES = ("workloads", "eps", "drift_scales", "seeds", "tuning")
 
@@ -121,6 +123,15 @@ class GridSpec(ConfigSpec):
         the EP sizes that split the workload's ``experts`` (Qwen3's 128 experts: EP 32 to 128)."""
         return [f"{w}/ep{ep}-drift{drift:g}-seed{seed}" for w in self.workloads for ep in self.eps
                 if experts[w] % ep == 0 for drift in self.drift_scales for seed in self.seeds]
+
+    @staticmethod
+    def cell_keys(name: str) -> dict:
+        """A cell's name (:meth:`cells`) back to its keys: workload, ep, drift_scale, seed."""
+        m = CELL_NAME.match(name)
+        if m is None:
+            raise ValueError(f"{name!r} is not a grid cell's name (workload/ep<E>-drift<x>-seed<N>)")
+        return {"workload": m["workload"], "ep": int(m["ep"]), "drift_scale": float(m["drift"]),
+                "seed": int(m["seed"])}
 
     def roles(self, table: pl.DataFrame) -> pl.DataFrame:
         """``table`` with a ``role`` column: "tuning" for the tuning cell, "held out" for every other."""
