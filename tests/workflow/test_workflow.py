@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     assert "kernel_bench_torch" in out and "powerlaw-alpha1.2-E8-k2" in out and "gpu=1" in out, out[-3000:]
 
 
-@pytest.mark.parametrize("edit,message", [
+# (an edit to config/test.yaml, what the error must say)
+BAD_CONFIGS = [
     (lambda c: c["synthetic"]["scenarios"].append({"kind": "powerlaw", "alpha": -1}), "alpha=-1 must be >= 0"),
     (lambda c: c["synthetic"]["shapes"].append({"num_experts": 4, "top_k": 8}), "top_k=8 exceeds num_experts=4"),
     (lambda c: c.update(ep_sizes=[3]), "not divisible by EP size 3"),
@@ -104,16 +106,31 @@ def test_gpu_config_plans_the_kernel_benchmarks(checkout):
     # a user's policy: its file is parsed (never run) before any job
     (lambda c: c["placement"]["policies"].append({"name": "mine", "path": "policies/mine.py", "api": "vllm"}),
      "placement.policies.mine (policies/mine.py): no such file"),
-])
-def test_bad_config_stops_before_any_job(tmp_path, edit, message):
-    d = copy_project(tmp_path / "p")
-    cfg = yaml.safe_load((d / "config/test.yaml").read_text())
-    edit(cfg)
-    (d / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    res = snakemake(d, "--cores", "1", check=False)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_config_runs(tmp_path_factory):
+    """Snakemake on each bad config, in a copy of the project each, two at a time (each run is a parse that stops
+    at once: the other core is idle by the time these run)."""
+    def run(n):
+        d = copy_project(tmp_path_factory.mktemp("bad") / "p")
+        cfg = yaml.safe_load((d / "config/test.yaml").read_text())
+        BAD_CONFIGS[n][0](cfg)
+        (d / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+        return snakemake(d, "--cores", "1", check=False), (d / "results").exists()
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(run, range(len(BAD_CONFIGS))))
+
+
+@pytest.mark.parametrize("n", range(len(BAD_CONFIGS)), ids=[m[:60] for _, m in BAD_CONFIGS])
+def test_bad_config_stops_before_any_job(bad_config_runs, n):
+    res, ran = bad_config_runs[n]
+    message = BAD_CONFIGS[n][1]
     assert res.returncode != 0
     assert message in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
-    assert not (d / "results").exists(), "a job ran despite the bad config"
+    assert not ran, "a job ran despite the bad config"
 
 
 def test_an_imported_trace_can_be_a_kernel_workload(checkout, tmp_path):
