@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import copy_project, differing, result_files, snakemake
+from .conftest import ROOT, copy_project, differing, result_files, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -109,28 +109,68 @@ BAD_CONFIGS = [
 ]
 
 
+# Through Snakemake itself, one of each kind of check (the schema, the specs, a user's file, a policy file): each
+# stops the run before any job. Every other case is read by the same checks in this process (before_any_job).
+THROUGH_SNAKEMAKE = ("On instance['placement']['cv_budgets'][0]", "alpha=-1 must be >= 0",
+                     "import error: README.md: not a readable .npy array",
+                     "placement.policies.mine (policies/mine.py): no such file")
+
+
+def before_any_job(cfg: dict) -> str:
+    """What workflow/rules/validation.smk runs on the config before any job, in this process: the schema, the
+    specs and their cross-checks (moelab.config.check), the cheap checks of every imported file. The error's text,
+    as the workflow prints it, or "" when the config passes."""
+    from snakemake.utils import validate
+
+    import moelab.config as mconfig
+
+    try:
+        validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    except Exception as exc:  # noqa: BLE001 - Snakemake's WorkflowError, as the workflow raises it
+        return str(exc)
+    try:
+        mconfig.check(cfg)
+    except mconfig.ConfigError as exc:
+        return f"config error: {exc}"
+    try:
+        for spec in mconfig.import_specs(cfg).values():
+            spec.check_files()
+    except ValueError as exc:
+        return f"import error: {exc}"
+    return ""
+
+
 @pytest.fixture(scope="module")
 def bad_config_runs(tmp_path_factory):
-    """Snakemake on each bad config, in a copy of the project each, two at a time (each run is a parse that stops
-    at once: the other core is idle by the time these run)."""
-    def run(n):
+    """Snakemake on each bad config of THROUGH_SNAKEMAKE, in a copy of the project each, two at a time."""
+    def run(message):
+        n = next(k for k, (_, m) in enumerate(BAD_CONFIGS) if m == message)
         d = copy_project(tmp_path_factory.mktemp("bad") / "p")
         cfg = yaml.safe_load((d / "config/test.yaml").read_text())
         BAD_CONFIGS[n][0](cfg)
         (d / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-        return snakemake(d, "--cores", "1", check=False), (d / "results").exists()
+        return message, (snakemake(d, "--cores", "1", check=False), (d / "results").exists())
 
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(run, range(len(BAD_CONFIGS))))
+        return dict(pool.map(run, THROUGH_SNAKEMAKE))
 
 
-@pytest.mark.parametrize("n", range(len(BAD_CONFIGS)), ids=[m[:60] for _, m in BAD_CONFIGS])
-def test_bad_config_stops_before_any_job(bad_config_runs, n):
-    res, ran = bad_config_runs[n]
-    message = BAD_CONFIGS[n][1]
+@pytest.mark.parametrize("message", THROUGH_SNAKEMAKE)
+def test_bad_config_stops_before_any_job(bad_config_runs, message):
+    res, ran = bad_config_runs[message]
     assert res.returncode != 0
     assert message in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
     assert not ran, "a job ran despite the bad config"
+
+
+@pytest.mark.parametrize("n", range(len(BAD_CONFIGS)), ids=[m[:60] for _, m in BAD_CONFIGS])
+def test_bad_config_is_refused_with_a_message_naming_the_key(n, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the config's paths are the checkout's
+    cfg = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    assert before_any_job(cfg) == "", "config/test.yaml itself should pass"
+    edit, message = BAD_CONFIGS[n]
+    edit(cfg)
+    assert message in before_any_job(cfg)
 
 
 def test_an_imported_trace_can_be_a_kernel_workload(checkout, tmp_path):
