@@ -6,7 +6,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -258,7 +258,10 @@ def slurm_run_with_a_site_profile(d: Path) -> dict:
     env = {"XDG_CONFIG_HOME": str(home)}
     kept = subprocess.run(make_slurm_profile(d), capture_output=True, text=True, env={**os.environ, **env},
                           timeout=120)
-    res = snakemake(d, "--profile", "slurm", SITE_TARGET, *TEST, timeout=1200, env=env, check=False)
+    # at the head of the queue (root may lower a job's nice value), beside the full run instead of behind it
+    ahead = [f"{rule}:slurm_extra='--nice=-1000'" for rule in ("generate_synthetic_trace", "compute_load_stats")]
+    res = snakemake(d, "--profile", "slurm", SITE_TARGET, *TEST, "--set-resources", *ahead, timeout=1200, env=env,
+                    check=False)
     return {"dir": d, "run": res, "kept": kept, "profile": (home / "snakemake/slurm/config.yaml").read_text(),
             "records": slurm_records(d)}
 
@@ -289,24 +292,18 @@ def slurm_run_with_a_failing_job(local: Future) -> dict:
     return {"dir": work, "failing": failing, "failed": failed, "planned": planned, "rerun": rerun}
 
 
-def after(first: Future, then, *args):  # noqa: ANN001, ANN201
-    """``then(*args)`` once ``first`` has ended, however it ended (its own test reports a failure)."""
-    wait([first])
-    return then(*args)
-
-
 @pytest.fixture(scope="session")
 def slurm_runs(request, cluster, tmp_path_factory):
     """The Slurm runs, in background threads: much of their time is spent waiting (on Slurm's scheduling, on
-    the profile's status checks, on retries), so the other tests go on meanwhile. The full run, then the site
-    profile's run (its two jobs would otherwise queue behind the full run's); the failing-job scenario beside
-    them, once the local run (which sets ``local``) is done. local_run starts them when the session holds a
+    the profile's status checks, on retries), so the other tests go on meanwhile. The full run; beside it the site
+    profile's run, its two jobs put at the head of Slurm's queue (behind the full run's they would wait for it to
+    end); the failing-job scenario beside them, once the local run (which sets ``local``) is done. local_run starts them when the session holds a
     Slurm test; the Slurm tests wait for what they read."""
     local = Future()
-    with ThreadPoolExecutor(2, thread_name_prefix="slurm") as pool:
+    with ThreadPoolExecutor(3, thread_name_prefix="slurm") as pool:
         run = pool.submit(slurm_run_of_the_test_config, tmp_path_factory.mktemp("slurm") / "p")
         failing = pool.submit(slurm_run_with_a_failing_job, local) if selected(request, "slurm_failure") else None
-        site = (pool.submit(after, run, slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
+        site = (pool.submit(slurm_run_with_a_site_profile, tmp_path_factory.mktemp("slurm-site") / "p")
                 if selected(request, "slurm_site") else None)
         yield {"run": run, "failing": failing, "site": site, "local": local}
         if not local.done():  # no local run this session: the failing scenario has nothing to start from
