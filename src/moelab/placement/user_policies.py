@@ -176,14 +176,17 @@ class Runner:
         self.shape = (layers, devices, slots)
         self.experts = experts
         self.calls = 0
-        self.current = competition.initial_tables(layers, experts, devices, slots > experts // devices)
+        self.current = self._initial()
+
+    def _initial(self) -> np.ndarray:
+        """The competition's starting tables for this shape (a redundant slot per device when there is one)."""
+        L, D, S = self.shape
+        return competition.initial_tables(L, self.experts, D, S > self.experts // D)
 
     def reset(self, initial: np.ndarray | None = None) -> None:
         """Before a run: the call count, the map in service, and the user's ``reset()`` when it has one."""
         self.calls = 0
-        L, D, S = self.shape
-        self.current = (competition.initial_tables(L, self.experts, D, S > self.experts // D)
-                        if initial is None else np.asarray(initial))
+        self.current = self._initial() if initial is None else np.asarray(initial)
         if self.spec.api == "competition" and callable(getattr(self.loaded, "reset", None)):
             self.loaded.reset()
 
