@@ -27,3 +27,12 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# The tables and figures (collect_* and plot_* rules) run where Snakemake itself runs, never as cluster jobs: each
+# reads small tables (a trace's metadata at most) for a few seconds, less than a cluster job's queue wait and
+# its two Snakemake start-ups. (`localrules:` lists rules by name; this is the call it makes, for every such
+# rule the includes define.)
+workflow.localrules(
+    *(r.name for r in workflow.rules if r.name.startswith(("collect_", "plot_")))
+)

@@ -243,10 +243,12 @@ def slurm_run_of_the_test_config(d: Path) -> dict:
     env = install_slurm_profile(d, d.parent / "config-home")
     planned = planned_jobs(d, *SLURM, env=env)
     t0 = time.perf_counter()
-    snakemake(d, *SLURM, timeout=2400, env=env)
+    res = snakemake(d, *SLURM, timeout=2400, env=env)
     seconds = time.perf_counter() - t0
+    # the jobs Snakemake ran itself (the workflow's local rules), as its log names them
+    local = Counter(re.findall(r"^localrule (\w+):", res.stdout + res.stderr, re.M))
     # read at once: squeue forgets a finished job after MinJobAge, and the tests may come much later
-    return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "seconds": seconds, "env": env}
+    return {"dir": d, "planned": planned, "jobs": slurm_jobs(d), "local": local, "seconds": seconds, "env": env}
 
 
 def slurm_run_with_a_site_profile(d: Path) -> dict:

@@ -11,12 +11,20 @@ competition submission (:mod:`moelab.placement.submission`).
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
-try:  # the same assignment, compiled; absent where only numpy is installed
-    from scipy.optimize import linear_sum_assignment as _scipy
-except ImportError:
-    _scipy = None
+
+@cache
+def _compiled():
+    """SciPy's solver, or None where SciPy is absent. Imported on first use: scipy.optimize takes a quarter of a
+    second to import, and the workflow imports this module in every Snakemake process (each job starts two)."""
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        return None
+    return linear_sum_assignment
 
 
 def linear_sum_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +37,8 @@ def linear_sum_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.
         raise ValueError("the cost matrix holds inf or NaN")
     if maximize:
         c = -c
-    if _scipy is not None:
-        rows, cols = _scipy(c)
+    if (scipy_solver := _compiled()) is not None:
+        rows, cols = scipy_solver(c)
         return np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     return solve(c)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,9 @@ from moelab.synthetic import PAIRINGS
 from moelab.synthetic import loads as _loads
 from moelab.synthetic import powerlaw
 from moelab.synthetic.drift import Drift, drifting_profile
-from moelab.traces import TraceMeta, build_table
+
+if TYPE_CHECKING:
+    from moelab.traces import TraceMeta
 
 KINDS = ("powerlaw", "balanced", "uniform", "random", "imbalanced")
 DEFAULT_DRAW = {"powerlaw": "multinomial", "uniform": "multinomial", "imbalanced": "systematic"}
@@ -178,6 +180,10 @@ def _gaussian_topk(rng: np.random.Generator, n_tokens: int, num_experts: int, to
 
 def generate(spec: SyntheticSpec) -> tuple[TraceMeta, "pa.Table", Stream]:  # noqa: F821
     """Generate the trace for one scenario at one shape. Deterministic in (spec, seed)."""
+    # imported here: the specs above are read by the workflow in every Snakemake process, the trace table's
+    # libraries (polars, pyarrow) only by the job that writes a trace
+    from moelab.traces import TraceMeta, build_table
+
     sc, st, E, k, L = spec.scenario, spec.stream, spec.num_experts, spec.top_k, spec.stream.layers
     if k > E:
         raise ValueError(f"top_k={k} exceeds num_experts={E}")
