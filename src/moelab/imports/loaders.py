@@ -16,16 +16,24 @@ from typing import Any
 import numpy as np
 
 from moelab.hotness import HotnessError, validate
+import moelab.imports.torch_zip as torch_zip
 from moelab.imports.errors import ImportFileError, fail
 from moelab.imports.layout import need_file
 
 
 def torch_load(path: Path, *, mmap: bool = False) -> Any:
     """``torch.load`` of plain data only (``weights_only``: a dump never runs code). ``mmap`` maps tensor
-    storage without reading it (the cheap checks); files in torch's legacy format fall back to a full read."""
+    storage without reading it (the cheap checks): read without torch where the file allows
+    (:mod:`moelab.imports.torch_zip`, tensors as numpy memory maps), else by torch; files in torch's legacy
+    format fall back to a full read."""
+    need_file(path, "torch.save file")
+    if mmap:
+        try:
+            return torch_zip.read(path)
+        except Exception:  # noqa: BLE001 - anything it does not map, or a bad file: torch reads it or says why
+            pass
     import torch
 
-    need_file(path, "torch.save file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or legacy file
