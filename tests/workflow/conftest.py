@@ -145,9 +145,14 @@ def differing(a: Path, b: Path) -> list[str]:
 # --- Slurm (test_slurm.py) ---------------------------------------------------------------------------------
 
 LOCAL_SLURM = str(ROOT / "tools/local-slurm")
-# Exactly the README's Slurm command, on the test config: the profile named slurm that `make slurm-profile`
-# installs in the user's config directory (XDG_CONFIG_HOME points at a folder of the test's own).
+# The README's Slurm command, on the test config: the profile named slurm that `make slurm-profile` installs in
+# the user's config directory (XDG_CONFIG_HOME points at a folder of the test's own).
 SLURM = ("--profile", "slurm", *TEST)
+# The full run as the profile's comment advises on a cluster with few slots (tools/local-slurm has four): at most
+# 8 jobs in Slurm's queue, so Snakemake's rule priorities (the training and capture chain first) pick what goes
+# next, not Slurm's first come, first served (with the profile's 100, the chain's jobs waited minutes behind
+# dozens of short ones and ended the run); greedy: the default scheduler solves an ILP at every pick.
+SLURM_FEW_SLOTS = ("--jobs", "8", "--scheduler", "greedy")
 # A site's own profile named slurm: its account and partition live in default-resources, which nothing the
 # project loads may replace. A cluster without accounting (tools/local-slurm) asks for squeue status checks.
 SITE_ACCOUNT, SITE_PARTITION = "moelab-site", "tpu"
@@ -243,7 +248,7 @@ def slurm_run_of_the_test_config(d: Path) -> dict:
     env = install_slurm_profile(d, d.parent / "config-home")
     planned = planned_jobs(d, *SLURM, env=env)
     t0 = time.perf_counter()
-    res = snakemake(d, *SLURM, timeout=2400, env=env)
+    res = snakemake(d, *SLURM, *SLURM_FEW_SLOTS, timeout=2400, env=env)
     seconds = time.perf_counter() - t0
     # the jobs Snakemake ran itself (the workflow's local rules), as its log names them
     local = Counter(re.findall(r"^localrule (\w+):", res.stdout + res.stderr, re.M))
