@@ -48,9 +48,8 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if offset < 0 or min(stride, default=0) < 0 or last >= storage.size:
         raise Unsupported(f"a tensor reaches past its storage ({storage.size} elements)")
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
+    return np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
                                            strides=[s * storage.itemsize for s in stride], writeable=False)
-    return view
 
 
 class _Unpickler(pickle.Unpickler):
